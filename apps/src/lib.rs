@@ -1,0 +1,2 @@
+//! Sluice applications (work in progress).
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! Sluice benchmarks (work in progress).
+#![forbid(unsafe_code)]

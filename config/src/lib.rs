@@ -1,0 +1,2 @@
+//! Sluice configuration (work in progress).
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! Sluice dataplane runtime (work in progress).
+#![deny(unsafe_code)]

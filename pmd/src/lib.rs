@@ -1,0 +1,2 @@
+//! Sluice poll-mode drivers (work in progress).
+#![deny(unsafe_code)]
