@@ -1,4 +1,5 @@
 //! Sluice memory (work in progress).
 #![deny(unsafe_code)]
+
 #[allow(dead_code)]
 mod sync;
