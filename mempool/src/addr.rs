@@ -3,16 +3,17 @@
 //!
 //! Virtual addresses are raw pointers (`*const u8` / `NonNull<u8>`), never an integer, so the
 //! three kinds of address cannot be mixed up. The only place one becomes another is an
-//! `IovaMapper`.
+//! [`IovaMapper`](crate::IovaMapper).
 
 use std::fmt;
 
 /// I/O virtual address: the address a device uses for DMA.
 ///
 /// With an IOMMU (VFIO type1) it is whatever the IOMMU was told to translate, often equal to the
-/// virtual address; in no-IOMMU mode it is the physical address. Only a `DmaRegion` knows
+/// virtual address; in no-IOMMU mode it is the physical address. Only a [`DmaRegion`] knows
 /// which, so drivers take IOVAs from it and never compute them.
 ///
+/// [`DmaRegion`]: crate::DmaRegion
 #[repr(transparent)]
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
 pub struct Iova(pub u64);

@@ -137,7 +137,7 @@ pub enum Error {
     /// The source carries the errno of the failing call; see the mapper's documentation.
     #[error("the {mapper} IOVA mapper failed")]
     Mapper {
-        /// `IovaMapper::name` of the mapper.
+        /// [`IovaMapper::name`](crate::IovaMapper::name) of the mapper.
         mapper: &'static str,
         /// The OS error.
         #[source]
