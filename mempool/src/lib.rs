@@ -1,12 +1,21 @@
 //! Sluice memory (work in progress).
 #![deny(unsafe_code)]
 
+pub mod addr;
 #[allow(unsafe_code)]
 pub mod batch;
+pub mod dma;
+pub mod error;
+pub mod iova;
 pub mod lcore;
+pub mod mem;
 #[allow(unsafe_code)]
 pub mod ring;
-#[allow(dead_code)]
 mod sync;
 
+pub use addr::{Iova, PhysAddr};
 pub use batch::{Batch, DEFAULT_BURST};
+pub use dma::DmaRegion;
+pub use error::Error;
+pub use iova::{IdentityMapper, IovaMap, IovaMapper, PagemapMapper};
+pub use mem::{HugeMem, HugePagePolicy, PageSize};
