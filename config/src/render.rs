@@ -1,0 +1,120 @@
+//! [`Config`] → TOML text, every default spelled out. Reading the text back yields an equal
+//! `Config` (the property tests check this), so an app can print the configuration it runs.
+
+use crate::model::{Config, ForwardMode, PortDriver};
+use crate::raw::{
+    RawConfig, RawDriver, RawForward, RawGenerator, RawLcore, RawMempool, RawMode, RawPipeline,
+    RawPort, RawSink, RawStats,
+};
+
+impl Config {
+    /// The configuration as TOML, with every default written out and every run-to-completion
+    /// lcore's `tx` list explicit. [`Config::from_str_named`] reads it back into an equal
+    /// `Config`.
+    pub fn to_toml(&self) -> String {
+        let raw = self.to_raw();
+        toml::to_string(&raw)
+            .expect("the raw structs hold only strings, integers, enums and lists, all of which TOML can represent")
+    }
+
+    fn to_raw(&self) -> RawConfig {
+        let port_name = |id: crate::PortId| self.port(id).name.clone();
+        let queue = |q: &crate::QueueRef| self.queue_name(*q);
+        RawConfig {
+            burst: Some(self.burst.into()),
+            mempools: self
+                .mempools
+                .iter()
+                .map(|m| RawMempool {
+                    name: m.name.clone(),
+                    buffers: m.buffers.into(),
+                    buffer_size: m.buffer_size.into(),
+                    cache_size: Some(m.cache_size.into()),
+                    hugepages: Some(m.hugepages),
+                })
+                .collect(),
+            ports: self
+                .ports
+                .iter()
+                .map(|p| {
+                    let mut raw = RawPort {
+                        name: p.name.clone(),
+                        driver: RawDriver::Ring,
+                        peer: None,
+                        interface: None,
+                        xdp_mode: None,
+                        pci: None,
+                        queues: Some(p.queues.into()),
+                        rx_descriptors: Some(p.rx_descriptors.into()),
+                        tx_descriptors: Some(p.tx_descriptors.into()),
+                        mempool: Some(self.mempool(p.mempool).name.clone()),
+                        mac: p.mac.map(|m| m.to_string()),
+                    };
+                    match &p.driver {
+                        PortDriver::Ring { peer } => raw.peer = Some(port_name(*peer)),
+                        PortDriver::AfXdp { interface, mode } => {
+                            raw.driver = RawDriver::AfXdp;
+                            raw.interface = Some(interface.clone());
+                            raw.xdp_mode = Some(*mode);
+                        }
+                        PortDriver::Virtio { pci } => {
+                            raw.driver = RawDriver::Virtio;
+                            raw.pci = Some(pci.to_string());
+                        }
+                    }
+                    raw
+                })
+                .collect(),
+            lcores: self
+                .lcores
+                .iter()
+                .map(|l| RawLcore {
+                    core: l.core.into(),
+                    role: l.role,
+                    rx: l.rx.iter().map(queue).collect(),
+                    tx: (!l.tx.is_empty()).then(|| l.tx.iter().map(queue).collect()),
+                })
+                .collect(),
+            forward: self
+                .forward
+                .iter()
+                .map(|r| {
+                    let (mode, dst_mac, src_mac) = match r.mode {
+                        ForwardMode::Io => (RawMode::Io, None, None),
+                        ForwardMode::MacSwap => (RawMode::MacSwap, None, None),
+                        ForwardMode::L2 { dst, src } => (
+                            RawMode::L2,
+                            Some(dst.to_string()),
+                            src.map(|s| s.to_string()),
+                        ),
+                    };
+                    RawForward {
+                        from: port_name(r.from),
+                        to: port_name(r.to),
+                        mode,
+                        dst_mac,
+                        src_mac,
+                    }
+                })
+                .collect(),
+            pipeline: self.pipeline.map(|p| RawPipeline {
+                ring_size: Some(p.ring_size.into()),
+                burst: Some(p.burst.into()),
+            }),
+            stats: Some(RawStats {
+                interval_ms: Some(self.stats_interval.map_or(0, |d| d.as_millis() as u64)),
+            }),
+            generator: self.generator.map(|g| RawGenerator {
+                port: port_name(g.port),
+                core: g.core.into(),
+                frame_size: Some(g.frame_size.into()),
+                rate_pps: Some(g.rate_pps.map_or(0, |r| r.get())),
+                flows: Some(g.flows.into()),
+            }),
+            sink: self.sink.map(|s| RawSink {
+                port: port_name(s.port),
+                core: s.core.into(),
+            }),
+        }
+    }
+}
