@@ -143,6 +143,18 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+
+    /// A pool was asked for with a layout it cannot have (zero objects, an object size or
+    /// alignment it cannot honour, a cache over the maximum).
+    ///
+    /// Fix the pool's configuration as the message says.
+    #[error("pool '{pool}': {why}")]
+    PoolConfig {
+        /// The pool's name.
+        pool: String,
+        /// What is wrong, with the value.
+        why: String,
+    },
 }
 
 #[cfg(test)]

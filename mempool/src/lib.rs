@@ -9,6 +9,8 @@ pub mod error;
 pub mod iova;
 pub mod lcore;
 pub mod mem;
+pub mod pktbuf;
+pub mod pool;
 #[allow(unsafe_code)]
 pub mod ring;
 mod sync;
@@ -19,3 +21,5 @@ pub use dma::DmaRegion;
 pub use error::Error;
 pub use iova::{IdentityMapper, IovaMap, IovaMapper, PagemapMapper};
 pub use mem::{HugeMem, HugePagePolicy, PageSize};
+pub use pktbuf::{OffloadFlags, PktBuf, PktMeta, PktPool, PktPoolConfig};
+pub use pool::{DmaObj, Mempool, PoolConfig};

@@ -1,16 +1,12 @@
 //! Atomics and cells, from `std` normally and from `loom` under `--cfg loom`.
 //!
 //! The ring and the pool's shared store import their atomics from here so that the
-//! loom models in `tests/loom.rs` check the very code that runs in production.
+//! loom models in `loom_tests.rs` check the very code that runs in production.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{
-    AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
-};
+pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{
-    AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
-};
+pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// An `UnsafeCell` with loom's closure API, so callers are written once for both.
 #[cfg(loom)]
@@ -33,6 +29,7 @@ impl<T> UnsafeCell<T> {
 /// An `UnsafeCell` with loom's closure API, so callers are written once for both.
 #[cfg(not(loom))]
 #[derive(Debug)]
+#[repr(transparent)]
 pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
 
 #[cfg(not(loom))]

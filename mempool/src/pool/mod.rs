@@ -1,0 +1,640 @@
+//! Fixed-size object pools in DMA memory.
+//!
+//! A pool carves a [`DmaRegion`] into `count` equal objects and hands them out as owning
+//! handles ([`DmaObj`] here, [`PktBuf`](crate::PktBuf) for packet pools) that go back to the
+//! pool when dropped, from any thread. Free objects are tracked by index in a lock-free
+//! shared store behind per-lcore caches (see [`lcore`](crate::lcore)).
+//!
+//! Each object has a header (its address, IOVA, index and, for packet buffers, packet
+//! metadata) kept in ordinary memory, not in the DMA region: a device can write anywhere
+//! it was given, so a misbehaving one may corrupt payload but never the pool's bookkeeping.
+//!
+//! A pool lives as long as any [`Mempool`]/[`PktPool`](crate::PktPool) handle to it. If the
+//! last handle goes while objects are still out, the pool's memory is deliberately leaked
+//! (with a warning) so that those objects stay valid; return every object first.
+
+#![allow(unsafe_code)]
+
+pub(crate) mod cached;
+pub(crate) mod store;
+
+use core::fmt;
+use core::ptr::NonNull;
+use std::sync::Arc;
+
+use crate::addr::Iova;
+use crate::dma::DmaRegion;
+use crate::error::Error;
+use crate::iova::IovaMapper;
+use crate::lcore::{self, MAX_LCORES};
+use crate::mem::{HugePagePolicy, PageSize};
+use cached::CachedStore;
+
+pub use cached::MAX_CACHE_SIZE;
+
+/// How a pool's objects are laid out; the parts common to every kind of pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// A name for reports and errors.
+    pub name: String,
+    /// How many objects.
+    pub count: u32,
+    /// Bytes per object.
+    pub obj_size: usize,
+    /// Object alignment (a power of two, at least 64 so that objects never share a cache
+    /// line; 4096 for NVMe data buffers that must start on a page).
+    pub obj_align: usize,
+    /// Per-lcore cache size in objects (0: no caches), at most [`MAX_CACHE_SIZE`].
+    pub cache_size: u32,
+    /// Page size to ask for.
+    pub page_size: PageSize,
+    /// What to do when no hugepages of that size are free.
+    pub huge_pages: HugePagePolicy,
+}
+
+impl PoolConfig {
+    /// `count` objects of `obj_size` bytes, 64-byte aligned, a 256-object cache, on 2 MiB
+    /// hugepages when there are some.
+    pub fn new(name: impl Into<String>, count: u32, obj_size: usize) -> Self {
+        Self {
+            name: name.into(),
+            count,
+            obj_size,
+            obj_align: 64,
+            cache_size: 256,
+            page_size: PageSize::Size2M,
+            huge_pages: HugePagePolicy::Prefer,
+        }
+    }
+}
+
+/// Per-object header: in ordinary memory, never in the DMA region.
+#[repr(C, align(64))]
+pub(crate) struct Slot<M> {
+    pool: *const Pool<M>,
+    va: NonNull<u8>,
+    iova: Iova,
+    index: u32,
+    #[cfg(feature = "debug-cookies")]
+    cookie: std::sync::atomic::AtomicU64,
+    /// Per-object metadata, owned by whoever holds the object.
+    meta: core::cell::UnsafeCell<M>,
+}
+
+#[cfg(feature = "debug-cookies")]
+const COOKIE_FREE: u64 = 0x5a1c_e0b7_f4ee_f4ee;
+#[cfg(feature = "debug-cookies")]
+const COOKIE_TAKEN: u64 = 0x5a1c_e0b7_7a4e_7a4e;
+/// Byte written over a freed object's memory, checked when it is taken again.
+#[cfg(feature = "debug-cookies")]
+const POISON: u8 = 0x6b;
+
+/// The shared state of a pool; objects point here, so it never moves.
+pub(crate) struct Pool<M> {
+    name: String,
+    slots: Box<[Slot<M>]>,
+    free: CachedStore,
+    obj_size: usize,
+    /// Declared last: dropped after everything that points into it.
+    region: DmaRegion,
+}
+
+// SAFETY: a `Slot`'s `meta` is only accessed by the holder of that object (one owner at a
+// time, enforced by the handles), and everything else in a slot is immutable after
+// construction; `CachedStore` is `Sync`. `M: Send` because metadata moves between threads
+// with its object.
+unsafe impl<M: Send> Sync for Pool<M> {}
+// SAFETY: as for `Sync`.
+unsafe impl<M: Send> Send for Pool<M> {}
+
+impl<M: Default> Pool<M> {
+    /// Builds the pool: allocates and maps the region, lays the objects out, fills the store.
+    pub(crate) fn create(
+        cfg: &PoolConfig,
+        mapper: Arc<dyn IovaMapper>,
+    ) -> Result<Box<Self>, Error> {
+        let bad = |why: String| Error::PoolConfig {
+            pool: cfg.name.clone(),
+            why,
+        };
+        if !(1..store::NIL).contains(&cfg.count) {
+            return Err(bad(format!(
+                "count {} must be between 1 and {}",
+                cfg.count,
+                store::NIL - 1
+            )));
+        }
+        if cfg.obj_size == 0 {
+            return Err(bad("object size 0".into()));
+        }
+        if !cfg.obj_align.is_power_of_two() || cfg.obj_align < 64 {
+            return Err(bad(format!(
+                "alignment {} must be a power of two of at least 64",
+                cfg.obj_align
+            )));
+        }
+        if cfg.cache_size > MAX_CACHE_SIZE {
+            return Err(bad(format!(
+                "cache size {} is over the maximum of {MAX_CACHE_SIZE}",
+                cfg.cache_size
+            )));
+        }
+        let stride = cfg.obj_size.next_multiple_of(cfg.obj_align);
+        let page = cfg.page_size.bytes();
+        // On hugepages, objects never cross a page boundary (a hugepage is physically
+        // contiguous, consecutive ones need not be); the waste is under one object per page.
+        let per_page = if stride <= page { page / stride } else { 0 };
+        let len = if per_page > 0 {
+            (cfg.count as usize).div_ceil(per_page) * page
+        } else {
+            cfg.count as usize * stride
+        };
+        let region = DmaRegion::allocate(len, cfg.page_size, cfg.huge_pages, mapper)?;
+        // If we fell back to small pages, pack contiguously: an object's IOVA range is then
+        // checked below (identity and IOMMU mappings are contiguous; pagemap refuses 4 KiB).
+        let got_page = region.page_size().bytes();
+        let per_page = if got_page == page { per_page } else { 0 };
+        let offsets = (0..cfg.count as usize).map(|i| match per_page {
+            0 => i * stride,
+            n => (i / n) * page + (i % n) * stride,
+        });
+
+        let mut slots = Vec::with_capacity(cfg.count as usize);
+        for (index, offset) in offsets.enumerate() {
+            if offset + cfg.obj_size > region.len()
+                || !region.is_iova_contiguous(offset, cfg.obj_size)
+            {
+                return Err(bad(format!(
+                    "object {index} at offset {offset} is not IOVA-contiguous in a region of {} on {} pages",
+                    region.len(),
+                    region.page_size()
+                )));
+            }
+            // SAFETY: `offset + obj_size <= region.len()`, so the pointer stays inside the region.
+            let va = unsafe { region.as_ptr().add(offset) };
+            slots.push(Slot {
+                pool: core::ptr::null(),
+                va,
+                iova: region.iova_at(offset),
+                index: index as u32,
+                #[cfg(feature = "debug-cookies")]
+                cookie: std::sync::atomic::AtomicU64::new(COOKIE_FREE),
+                meta: core::cell::UnsafeCell::new(M::default()),
+            });
+        }
+        let mut pool = Box::new(Pool {
+            name: cfg.name.clone(),
+            slots: slots.into_boxed_slice(),
+            free: CachedStore::new(cfg.count, cfg.cache_size, MAX_LCORES),
+            obj_size: cfg.obj_size,
+            region,
+        });
+        let at: *const Pool<M> = &*pool;
+        for slot in pool.slots.iter_mut() {
+            slot.pool = at;
+        }
+        #[cfg(feature = "debug-cookies")]
+        for slot in pool.slots.iter() {
+            // SAFETY: the object lies inside the region and nobody holds it yet.
+            unsafe { slot.va.as_ptr().write_bytes(POISON, pool.obj_size) };
+        }
+        Ok(pool)
+    }
+}
+
+impl<M> Pool<M> {
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub(crate) fn obj_size(&self) -> usize {
+        self.obj_size
+    }
+
+    pub(crate) fn region(&self) -> &DmaRegion {
+        &self.region
+    }
+
+    pub(crate) fn available(&self) -> usize {
+        self.free.available()
+    }
+
+    pub(crate) fn available_shared(&self) -> usize {
+        self.free.in_store()
+    }
+
+    pub(crate) fn cache_size(&self) -> usize {
+        self.free.cache_size()
+    }
+
+    pub(crate) fn cached_on(&self, lcore: usize) -> usize {
+        self.free.cached_on(lcore)
+    }
+
+    /// The slot of object `index` (which the store handed out).
+    #[inline]
+    fn slot(&self, index: u32) -> NonNull<Slot<M>> {
+        NonNull::from(&self.slots[index as usize])
+    }
+
+    /// Takes up to `out.len()` objects (all or none when `exact`), through the calling
+    /// lcore's cache. Returns how many slots it wrote to the front of `out`.
+    #[inline]
+    pub(crate) fn take(&self, out: &mut [NonNull<Slot<M>>], exact: bool) -> usize {
+        let mut idx = [0u32; 64];
+        let mut done = 0;
+        while done < out.len() {
+            let chunk = (out.len() - done).min(idx.len());
+            // SAFETY: `current_index` comes from the lcore registry, which gives each id to
+            // one thread at a time.
+            let got = unsafe {
+                self.free
+                    .get_on(lcore::current_index(), &mut idx[..chunk], exact)
+            };
+            for (dst, &i) in out[done..done + got].iter_mut().zip(&idx[..got]) {
+                *dst = self.slot(i);
+                self.on_take(i);
+            }
+            done += got;
+            if got < chunk {
+                break;
+            }
+        }
+        if exact && done < out.len() {
+            // A multi-chunk bulk that fell short part-way: give back what we took.
+            self.give_back_slots(&out[..done]);
+            return 0;
+        }
+        done
+    }
+
+    /// Returns objects by their slots, through the calling lcore's cache.
+    #[inline]
+    pub(crate) fn give_back_slots(&self, slots: &[NonNull<Slot<M>>]) {
+        let mut idx = [0u32; 64];
+        for chunk in slots.chunks(idx.len()) {
+            for (dst, slot) in idx.iter_mut().zip(chunk) {
+                // SAFETY: the slot belongs to this pool and lives as long as it.
+                let index = unsafe { slot.as_ref().index };
+                self.on_give_back(index);
+                *dst = index;
+            }
+            // SAFETY: as in `take`.
+            unsafe {
+                self.free
+                    .put_on(lcore::current_index(), &idx[..chunk.len()])
+            };
+        }
+    }
+
+    /// Returns one object.
+    #[inline]
+    pub(crate) fn give_back_one(&self, index: u32) {
+        self.on_give_back(index);
+        // SAFETY: as in `take`.
+        unsafe { self.free.put_on(lcore::current_index(), &[index]) };
+    }
+
+    /// Moves the calling lcore's cached objects back to the shared store.
+    pub(crate) fn flush_current_cache(&self) {
+        if let Some(l) = lcore::current_index() {
+            // SAFETY: as in `take`.
+            unsafe { self.free.flush_on(l) };
+        }
+    }
+
+    #[cfg(not(feature = "debug-cookies"))]
+    #[inline(always)]
+    fn on_take(&self, _index: u32) {}
+
+    #[cfg(not(feature = "debug-cookies"))]
+    #[inline(always)]
+    fn on_give_back(&self, _index: u32) {}
+
+    #[cfg(feature = "debug-cookies")]
+    fn on_take(&self, index: u32) {
+        use std::sync::atomic::Ordering;
+        let slot = &self.slots[index as usize];
+        let was = slot.cookie.swap(COOKIE_TAKEN, Ordering::AcqRel);
+        assert!(
+            was == COOKIE_FREE,
+            "sluice-mempool: pool '{}': object {index} handed out while not free (cookie {was:#x}): double free or corrupted header",
+            self.name
+        );
+        // SAFETY: the object is ours now; its memory lies inside the region.
+        let bytes = unsafe { core::slice::from_raw_parts(slot.va.as_ptr(), self.obj_size) };
+        if let Some(at) = bytes.iter().position(|&b| b != POISON) {
+            panic!(
+                "sluice-mempool: pool '{}': object {index} was written at byte {at} while free (use after free)",
+                self.name
+            );
+        }
+    }
+
+    #[cfg(feature = "debug-cookies")]
+    fn on_give_back(&self, index: u32) {
+        use std::sync::atomic::Ordering;
+        let slot = &self.slots[index as usize];
+        let was = slot.cookie.swap(COOKIE_FREE, Ordering::AcqRel);
+        assert!(
+            was == COOKIE_TAKEN,
+            "sluice-mempool: pool '{}': double free of object {index} (cookie {was:#x})",
+            self.name
+        );
+        // SAFETY: the caller gave the object up; its memory lies inside the region.
+        unsafe { slot.va.as_ptr().write_bytes(POISON, self.obj_size) };
+    }
+}
+
+impl<M> Slot<M> {
+    #[inline]
+    pub(crate) fn pool(&self) -> &Pool<M> {
+        // SAFETY: set at creation to the pool that owns this slot; the pool outlives its
+        // objects (it is leaked rather than freed while any is out).
+        unsafe { &*self.pool }
+    }
+
+    #[inline]
+    pub(crate) fn va(&self) -> NonNull<u8> {
+        self.va
+    }
+
+    #[inline]
+    pub(crate) fn iova(&self) -> Iova {
+        self.iova
+    }
+
+    #[inline]
+    pub(crate) fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// The metadata.
+    ///
+    /// # Safety
+    /// The caller holds the object, and no other reference to the metadata is live.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn meta_mut(&self) -> &mut M {
+        // SAFETY: per the contract, the caller has exclusive access.
+        unsafe { &mut *self.meta.get() }
+    }
+
+    /// The metadata.
+    ///
+    /// # Safety
+    /// The caller holds the object (or a shared borrow of its handle).
+    #[inline]
+    pub(crate) unsafe fn meta(&self) -> &M {
+        // SAFETY: per the contract, nobody writes it meanwhile.
+        unsafe { &*self.meta.get() }
+    }
+}
+
+/// Owns a boxed pool; frees it only when every object is home.
+pub(crate) struct PoolOwner<M> {
+    pool: NonNull<Pool<M>>,
+}
+
+// SAFETY: it only shares a `Pool<M>`, which is `Send + Sync` for `M: Send`.
+unsafe impl<M: Send> Send for PoolOwner<M> {}
+// SAFETY: as for `Send`.
+unsafe impl<M: Send> Sync for PoolOwner<M> {}
+
+impl<M> PoolOwner<M> {
+    pub(crate) fn new(pool: Box<Pool<M>>) -> Arc<Self> {
+        Arc::new(Self {
+            pool: NonNull::from(Box::leak(pool)),
+        })
+    }
+
+    #[inline]
+    pub(crate) fn pool(&self) -> &Pool<M> {
+        // SAFETY: the box is only freed in `drop`.
+        unsafe { self.pool.as_ref() }
+    }
+}
+
+impl<M> Drop for PoolOwner<M> {
+    fn drop(&mut self) {
+        let pool = self.pool();
+        let out = pool.capacity() - pool.available();
+        if out > 0 {
+            // Objects still out point at this pool and its memory: keep both alive.
+            eprintln!(
+                "sluice: warning: pool '{}' dropped with {out} of {} objects still in use; its memory is leaked so they stay valid",
+                pool.name(),
+                pool.capacity()
+            );
+            return;
+        }
+        // SAFETY: the pointer came from `Box::leak` in `new`, every object is home (so no
+        // handle refers to the pool), and this is the last owner.
+        drop(unsafe { Box::from_raw(self.pool.as_ptr()) });
+    }
+}
+
+/// A pool of fixed-size DMA objects (for example NVMe data buffers).
+///
+/// Cloning gives another handle to the same pool.
+///
+/// ```
+/// use sluice_mempool::{IdentityMapper, Mempool, PoolConfig};
+/// use std::sync::Arc;
+///
+/// let mut cfg = PoolConfig::new("blocks", 64, 4096);
+/// cfg.obj_align = 4096;
+/// let pool = Mempool::new(&cfg, Arc::new(IdentityMapper)).unwrap();
+/// let mut buf = pool.get().expect("a fresh pool has free objects");
+/// buf.as_mut_slice()[0] = 0xab;
+/// assert_eq!(buf.iova().as_u64() % 4096, 0);
+/// drop(buf); // back to the pool
+/// assert_eq!(pool.available(), 64);
+/// ```
+#[derive(Clone)]
+pub struct Mempool {
+    owner: Arc<PoolOwner<()>>,
+}
+
+impl Mempool {
+    /// Creates a pool as `cfg` says, its memory made device-visible by `mapper`.
+    pub fn new(cfg: &PoolConfig, mapper: Arc<dyn IovaMapper>) -> Result<Self, Error> {
+        Ok(Self {
+            owner: PoolOwner::new(Pool::create(cfg, mapper)?),
+        })
+    }
+
+    fn pool(&self) -> &Pool<()> {
+        self.owner.pool()
+    }
+
+    /// One object, or `None` when the pool (as seen from this lcore) is empty.
+    #[inline]
+    pub fn get(&self) -> Option<DmaObj> {
+        let mut slot = [NonNull::dangling()];
+        (self.pool().take(&mut slot, true) == 1).then(|| DmaObj { slot: slot[0] })
+    }
+
+    /// Bulk: `n` objects appended to `out`, or none. Returns whether it did.
+    pub fn get_bulk<const N: usize>(&self, out: &mut crate::Batch<DmaObj, N>, n: usize) -> bool {
+        self.get_into(out, n, true) == n
+    }
+
+    /// Burst: up to `n` objects appended to `out`; returns how many.
+    pub fn get_burst<const N: usize>(&self, out: &mut crate::Batch<DmaObj, N>, n: usize) -> usize {
+        self.get_into(out, n, false)
+    }
+
+    fn get_into<const N: usize>(
+        &self,
+        out: &mut crate::Batch<DmaObj, N>,
+        n: usize,
+        exact: bool,
+    ) -> usize {
+        let n = n.min(out.remaining());
+        let mut slots = [NonNull::dangling(); N];
+        let got = self.pool().take(&mut slots[..n], exact);
+        for &slot in &slots[..got] {
+            // Cannot fail: `got <= remaining`.
+            let _ = out.push(DmaObj { slot });
+        }
+        got
+    }
+
+    /// The pool's name.
+    pub fn name(&self) -> &str {
+        self.pool().name()
+    }
+
+    /// How many objects it has.
+    pub fn capacity(&self) -> usize {
+        self.pool().capacity()
+    }
+
+    /// Bytes per object.
+    pub fn obj_size(&self) -> usize {
+        self.pool().obj_size()
+    }
+
+    /// Free objects, in the shared store and in every lcore cache (exact when quiescent).
+    pub fn available(&self) -> usize {
+        self.pool().available()
+    }
+
+    /// The per-lcore cache size.
+    pub fn cache_size(&self) -> usize {
+        self.pool().cache_size()
+    }
+
+    /// Hands the calling lcore's cached objects back to the shared store (for example
+    /// before an lcore exits).
+    pub fn flush_cache(&self) {
+        self.pool().flush_current_cache();
+    }
+
+    /// The DMA region behind the objects.
+    pub fn region(&self) -> &DmaRegion {
+        self.pool().region()
+    }
+}
+
+impl fmt::Debug for Mempool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        pool_debug(self.pool(), "Mempool", f)
+    }
+}
+
+pub(crate) fn pool_debug<M>(pool: &Pool<M>, kind: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    f.debug_struct(kind)
+        .field("name", &pool.name())
+        .field("capacity", &pool.capacity())
+        .field("available", &pool.available())
+        .field("obj_size", &pool.obj_size())
+        .field("region", pool.region())
+        .finish()
+}
+
+/// An object of a [`Mempool`]; returns to it when dropped.
+pub struct DmaObj {
+    slot: NonNull<Slot<()>>,
+}
+
+// SAFETY: the handle owns its object exclusively and the pool is `Sync`; dropping it on
+// another thread returns the object through that thread's path.
+unsafe impl Send for DmaObj {}
+// SAFETY: `&DmaObj` only reads the object.
+unsafe impl Sync for DmaObj {}
+
+impl DmaObj {
+    #[inline]
+    fn slot(&self) -> &Slot<()> {
+        // SAFETY: the slot lives as long as the pool, which outlives its objects.
+        unsafe { self.slot.as_ref() }
+    }
+
+    /// The object's IOVA (what a device is given).
+    #[inline]
+    pub fn iova(&self) -> Iova {
+        self.slot().iova()
+    }
+
+    /// Its size in bytes.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.slot().pool().obj_size()
+    }
+
+    /// Always false: objects have a fixed, non-zero size.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Its index in the pool.
+    #[inline]
+    pub fn index(&self) -> u32 {
+        self.slot().index()
+    }
+
+    /// Raw pointer to its first byte, for handing to a device.
+    #[inline]
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.slot().va().as_ptr()
+    }
+
+    /// Its bytes. Only while no device is writing to it: the holder decides when it is
+    /// given to a device and when it comes back.
+    #[inline]
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: the object is `len` bytes inside the region and owned by this handle.
+        unsafe { core::slice::from_raw_parts(self.as_ptr(), self.len()) }
+    }
+
+    /// Its bytes, mutably.
+    #[inline]
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as in `as_slice`; `&mut self` makes the borrow unique.
+        unsafe { core::slice::from_raw_parts_mut(self.as_ptr(), self.len()) }
+    }
+}
+
+impl Drop for DmaObj {
+    #[inline]
+    fn drop(&mut self) {
+        let slot = self.slot();
+        slot.pool().give_back_one(slot.index());
+    }
+}
+
+impl fmt::Debug for DmaObj {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DmaObj")
+            .field("index", &self.index())
+            .field("iova", &self.iova())
+            .finish()
+    }
+}
