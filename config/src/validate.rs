@@ -331,7 +331,7 @@ impl Validator<'_> {
         let missing = |field: &str, example: &str| {
             self.err(
                 format_args!("{key}.{field}"),
-                format!("missing: a {driver_name} port needs {field}, e.g. {field} = {example}"),
+                format!("missing: {driver_name} ports need {field}, e.g. {field} = {example}"),
             )
         };
         let driver = match p.driver {
@@ -728,25 +728,25 @@ impl Validator<'_> {
             if wants_rx && rx.is_empty() {
                 return Err(self.err(
                     &rx_key,
-                    format!("missing or empty: a {role_name} lcore polls at least one rx queue"),
+                    format!("missing or empty: {role_name} lcores poll at least one rx queue"),
                 ));
             }
             if !wants_rx && !l.rx.is_empty() {
                 return Err(self.err(
                     &rx_key,
-                    format!("a {role_name} lcore polls no rx queues; remove rx"),
+                    format!("{role_name} lcores poll no rx queues; remove rx"),
                 ));
             }
             if !wants_tx && l.tx.is_some() {
                 return Err(self.err(
                     &tx_key,
-                    format!("a {role_name} lcore sends on no tx queues; remove tx"),
+                    format!("{role_name} lcores send on no tx queues; remove tx"),
                 ));
             }
             if l.role == LcoreRole::Tx && tx.is_empty() {
                 return Err(self.err(
                     &tx_key,
-                    "missing or empty: a tx lcore sends on at least one tx queue",
+                    "missing or empty: tx lcores send on at least one tx queue",
                 ));
             }
             if wants_rx {
