@@ -25,7 +25,10 @@ fn every_example_validates_and_round_trips() {
             count += 1;
         }
     }
-    assert!(count >= 4, "expected at least the four documented examples, found {count}");
+    assert!(
+        count >= 4,
+        "expected at least the four documented examples, found {count}"
+    );
 }
 
 #[test]
