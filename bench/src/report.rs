@@ -1,0 +1,245 @@
+//! The three sections of a report: each runs its measurements and prints its table.
+
+use std::time::Duration;
+
+use crate::dpdk::{PeerReport, RingPerfReference};
+use crate::latency::{self, Load};
+use crate::mempool_bench::{self, CACHE_SIZE, CacheMode, PoolBenchConfig};
+use crate::peers::{CrossbeamArrayQueue, Ringbuf, Rtrb, SluiceBatch, SluiceSlice};
+use crate::pin::CorePair;
+use crate::ring_bench::{BURSTS, SpscPeer, TransferConfig, measure};
+use crate::table::{Table, ns, ns_mops};
+use crate::targets::Figures;
+
+/// Sizes of a run; `--quick` shrinks them.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    /// Ring capacity for every ring (a power of two).
+    pub capacity: usize,
+    /// Items per ring run at bursts 8 and 32.
+    pub items: u64,
+    /// Items per ring run at burst 1 (each item costs a cache-line round trip there).
+    pub items_burst1: u64,
+    /// Runs per figure; the median is reported.
+    pub reps: usize,
+    /// Bursts per latency load.
+    pub latency_bursts: u64,
+    /// Objects per mempool run.
+    pub pool_objects: u64,
+    /// Where the threads run.
+    pub cores: CorePair,
+}
+
+impl Plan {
+    /// The default run (about a minute here) or the CI smoke run (a few seconds).
+    pub fn new(quick: bool, cores: CorePair) -> Self {
+        let scale = if quick { 8 } else { 1 };
+        Self {
+            capacity: 4096,
+            items: (1 << 23) / scale,
+            items_burst1: (1 << 21) / scale,
+            reps: 5,
+            latency_bursts: 200_000 / scale,
+            pool_objects: (1 << 23) / scale,
+            cores,
+        }
+    }
+
+    fn transfer(&self, burst: usize) -> TransferConfig {
+        TransferConfig {
+            capacity: self.capacity,
+            items: if burst == 1 {
+                self.items_burst1
+            } else {
+                self.items
+            },
+            reps: self.reps,
+            cores: self.cores,
+        }
+    }
+}
+
+/// Median ns/obj of `P` at `burst`, or `None` (with the reason on stderr) if it lost data.
+fn ring_figure<P: SpscPeer>(plan: &Plan, burst: usize) -> Option<f64> {
+    match measure::<P>(&plan.transfer(burst), burst) {
+        Ok(f) => Some(f.ns_per_obj),
+        Err(why) => {
+            eprintln!("VOID: {why}");
+            None
+        }
+    }
+}
+
+/// Section (a): the ring table. Fills the ring fields of `figures`.
+pub fn ring_section(
+    plan: &Plan,
+    peer: Option<&PeerReport>,
+    reference: Option<&RingPerfReference>,
+    figures: &mut Figures,
+) -> String {
+    let mut t = Table::new([
+        "burst",
+        "sluice (slice)",
+        "sluice (Batch)",
+        "ArrayQueue",
+        "rtrb",
+        "ringbuf",
+        "rte_ring SP/SC burst",
+        "rte_ring SP/SC bulk",
+    ]);
+    for burst in BURSTS {
+        let sluice = ring_figure::<SluiceSlice>(plan, burst);
+        // The owned-item API is the forwarder's path; it is shown at the default burst only.
+        let batch = (burst == 32)
+            .then(|| ring_figure::<SluiceBatch>(plan, burst))
+            .flatten();
+        let aq = ring_figure::<CrossbeamArrayQueue>(plan, burst);
+        let rtrb = ring_figure::<Rtrb>(plan, burst);
+        let ringbuf = ring_figure::<Ringbuf>(plan, burst);
+        let dpdk_burst = peer.and_then(|p| p.ring_ns("burst", burst));
+        let dpdk_bulk = peer.and_then(|p| p.ring_ns("bulk", burst));
+        if burst == 32 {
+            *figures = Figures {
+                sluice_ring32: sluice,
+                rtrb32: rtrb,
+                ringbuf32: ringbuf,
+                array_queue32: aq,
+                rte_ring_bulk32: dpdk_bulk,
+                ..*figures
+            };
+        }
+        let batch_cell = if burst == 32 {
+            ns_mops(batch)
+        } else {
+            "-".into()
+        };
+        t.row([
+            burst.to_string(),
+            ns_mops(sluice),
+            batch_cell,
+            ns_mops(aq),
+            ns_mops(rtrb),
+            ns_mops(ringbuf),
+            ns_mops(dpdk_burst),
+            ns_mops(dpdk_bulk),
+        ]);
+    }
+    let mut out = format!(
+        "(a) SPSC ring, u64 items, capacity {}, {} items per run ({} at burst 1), median of {} runs\n    \
+         cells: ns/object (Mops/s), consumer wall time from first to last item, every item checked in order\n\n",
+        plan.capacity, plan.items, plan.items_burst1, plan.reps
+    );
+    out.push_str(&t.render());
+    let hz = peer.and_then(|p| p.tsc_hz).map(|hz| hz as f64 / 1e9);
+    match (reference, hz) {
+        (Some(r), Some(ghz)) => {
+            let cell = |c: Option<f64>| {
+                c.map_or("n/a".into(), |c| {
+                    format!(
+                        "{c:.1} cycles = {:.2} ns, /2 = {:.2} ns",
+                        c / ghz,
+                        c / ghz / 2.0
+                    )
+                })
+            };
+            out.push_str(&format!(
+                "\ndpdk-test ring_perf_autotest, two physical cores, SP/SC bulk (its figure sums producer and \
+                 consumer cycles/elt; /2 compares with wall time above):\n    bulk 8: {}\n    bulk 32: {}\n",
+                cell(r.bulk8_cycles),
+                cell(r.bulk32_cycles)
+            ));
+        }
+        _ => out.push_str("\ndpdk-test ring_perf_autotest: n/a\n"),
+    }
+    out
+}
+
+/// Section (b): latency of a burst of 32 in the sluice ring.
+pub fn latency_section(plan: &Plan) -> String {
+    let mut t = Table::new(["load", "bursts", "p50 ns", "p99 ns", "p99.9 ns", "max ns"]);
+    let loads = [
+        ("saturated (ring kept full)", Load::Saturated),
+        (
+            "paced, 1 burst / 2 us (16 Mpps)",
+            Load::Paced(Duration::from_micros(2)),
+        ),
+    ];
+    for (name, load) in loads {
+        let p = latency::measure(plan.capacity, plan.latency_bursts, load, plan.cores);
+        t.row([
+            name.to_string(),
+            p.count.to_string(),
+            p.p50.to_string(),
+            p.p99.to_string(),
+            p.p999.to_string(),
+            p.max.to_string(),
+        ]);
+    }
+    format!(
+        "(b) Sluice ring latency, burst of 32 u64 (push_slice_bulk / pop_slice_bulk), capacity {}, \
+         HdrHistogram of pop time - stamp time\n\n{}",
+        plan.capacity,
+        t.render()
+    )
+}
+
+/// Section (c): mempool get+put on one core and the forwarder pattern. Fills the pool
+/// fields of `figures`.
+pub fn mempool_section(plan: &Plan, peer: Option<&PeerReport>, figures: &mut Figures) -> String {
+    let cfg = PoolBenchConfig {
+        objects: plan.pool_objects,
+        reps: plan.reps,
+        cores: plan.cores,
+    };
+    let mut t = Table::new([
+        "cache",
+        "PktPool bulk 1",
+        "PktPool bulk 32",
+        "Mempool bulk 32",
+        "rte_mempool bulk 1",
+        "rte_mempool bulk 32",
+    ]);
+    for (name, mode, dpdk_cache) in [
+        (
+            format!("per-lcore, {CACHE_SIZE}"),
+            CacheMode::PerLcore,
+            CACHE_SIZE,
+        ),
+        ("none (shared store)".to_string(), CacheMode::None, 0),
+    ] {
+        let one = mempool_bench::pktpool_get_put(&cfg, mode, 1);
+        let bulk = mempool_bench::pktpool_get_put(&cfg, mode, mempool_bench::BULK);
+        let dma = mempool_bench::mempool_get_put(&cfg, mode);
+        let dpdk1 = peer.and_then(|p| p.pool_ns(dpdk_cache, 1));
+        let dpdk32 = peer.and_then(|p| p.pool_ns(dpdk_cache, 32));
+        if mode == CacheMode::PerLcore {
+            figures.pktbuf_alloc_drop = Some(one);
+            figures.sluice_pool32 = Some(bulk);
+            figures.rte_mempool32 = dpdk32;
+        }
+        t.row([
+            name,
+            ns(Some(one)),
+            ns(Some(bulk)),
+            ns(Some(dma)),
+            ns(dpdk1),
+            ns(dpdk32),
+        ]);
+    }
+    let fwd_ring = 1024;
+    let fwd = mempool_bench::forward(&cfg, fwd_ring).map_err(|why| eprintln!("VOID: {why}"));
+    format!(
+        "(c) Mempool get+put, ns/object, one core (core {}), {} objects of 2176 B, 4 KiB pages, {} objects per run, \
+         median of {} runs\n    bulk 1 = alloc + drop; bulk 32 = alloc_bulk + PktBuf::free_bulk (Mempool: get_bulk + drop of each DmaObj)\n\n{}\n\
+         Forwarder pattern: alloc_bulk 32 on lcore A (core {}) -> sluice ring ({fwd_ring}, push_burst/pop_burst) -> \
+         free_bulk on lcore B (core {}), cache {CACHE_SIZE}: {} ns/object end to end\n",
+        plan.cores.producer,
+        mempool_bench::POOL_OBJS,
+        plan.pool_objects,
+        plan.reps,
+        t.render(),
+        plan.cores.producer,
+        plan.cores.consumer,
+        ns(fwd.ok()),
+    )
+}

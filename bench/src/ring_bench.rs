@@ -1,0 +1,156 @@
+//! The two-core SPSC transfer harness, shared by every ring under test.
+//!
+//! Methodology, identical for every ring (and mirrored by `bench/dpdk/peer.c`):
+//! - the producer, pinned to one core, pushes the sequence `0..items` in bursts of `B` as
+//!   fast as it can; what a burst call did not take is offered again;
+//! - the consumer, pinned to the other core, pops bursts of up to `B`, checks that every
+//!   item arrives exactly once and in order, and times from the first item to the last;
+//! - each figure is the median of `reps` runs; a run that loses, duplicates or reorders an
+//!   item voids the whole figure.
+
+use std::sync::Barrier;
+use std::time::Instant;
+
+use crate::pin::{CorePair, pin_current};
+use crate::stats::median;
+
+/// Items are `u64` (8 bytes, a pointer's size) and no burst is longer than this.
+pub const MAX_BURST: usize = 32;
+
+/// Bursts the ring table shows.
+pub const BURSTS: [usize; 3] = [1, 8, 32];
+
+/// One SPSC ring implementation, seen through the narrowest interface the harness needs.
+pub trait SpscPeer {
+    /// Column title.
+    const NAME: &'static str;
+    /// The producing end.
+    type Tx: Send;
+    /// The consuming end.
+    type Rx: Send;
+
+    /// A ring holding `capacity` items, split into its ends.
+    fn split(capacity: usize) -> (Self::Tx, Self::Rx);
+
+    /// Pushes up to `n` (at most [`MAX_BURST`]) items `first, first + 1, ..` the way this
+    /// ring's burst API is meant to be used; returns how many it took (possibly 0).
+    fn push(tx: &mut Self::Tx, first: u64, n: usize) -> usize;
+
+    /// Pops up to `max` items, hands them to `seen` in order, and returns how many.
+    fn pop(rx: &mut Self::Rx, max: usize, seen: &mut Sequence) -> usize;
+}
+
+/// The consumer's check that items arrive exactly once and in order.
+#[derive(Debug, Clone, Default)]
+pub struct Sequence {
+    next: u64,
+    in_order: bool,
+}
+
+impl Sequence {
+    /// Expects `0, 1, 2, ..`.
+    pub fn new() -> Self {
+        Self {
+            next: 0,
+            in_order: true,
+        }
+    }
+
+    /// Checks the next items. Branch-free so it costs the same for every ring.
+    #[inline]
+    pub fn check(&mut self, items: &[u64]) {
+        let mut ok = true;
+        for (i, &item) in items.iter().enumerate() {
+            ok &= item == self.next + i as u64;
+        }
+        self.in_order &= ok;
+        self.next += items.len() as u64;
+    }
+
+    /// How many items have been seen.
+    pub fn count(&self) -> u64 {
+        self.next
+    }
+
+    /// Whether every item seen so far was the expected one.
+    pub fn in_order(&self) -> bool {
+        self.in_order
+    }
+}
+
+/// The outcome of one ring at one burst size.
+#[derive(Debug, Clone, Copy)]
+pub struct TransferFigure {
+    /// Median consumer wall time per item, ns.
+    pub ns_per_obj: f64,
+}
+
+/// Knobs shared by every ring run.
+#[derive(Debug, Clone, Copy)]
+pub struct TransferConfig {
+    /// Ring capacity (a power of two).
+    pub capacity: usize,
+    /// Items per run.
+    pub items: u64,
+    /// Runs per figure.
+    pub reps: usize,
+    /// Where the two threads run.
+    pub cores: CorePair,
+}
+
+/// Runs `P` at burst `burst` `cfg.reps` times; `Err` describes lost or reordered data.
+pub fn measure<P: SpscPeer>(cfg: &TransferConfig, burst: usize) -> Result<TransferFigure, String> {
+    let mut runs = Vec::with_capacity(cfg.reps);
+    for _ in 0..cfg.reps {
+        runs.push(transfer_once::<P>(cfg, burst)?);
+    }
+    Ok(TransferFigure {
+        ns_per_obj: median(&runs).unwrap_or(f64::NAN),
+    })
+}
+
+/// One run: returns consumer ns per item.
+fn transfer_once<P: SpscPeer>(cfg: &TransferConfig, burst: usize) -> Result<f64, String> {
+    assert!(
+        (1..=MAX_BURST).contains(&burst),
+        "burst {burst} out of range"
+    );
+    let (mut tx, mut rx) = P::split(cfg.capacity);
+    let items = cfg.items;
+    // Both threads start spinning at the same moment; the timing starts at the first item.
+    let start = Barrier::new(2);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            pin_current(cfg.cores.producer);
+            start.wait();
+            let mut next = 0;
+            while next < items {
+                let n = burst.min((items - next) as usize);
+                next += P::push(&mut tx, next, n) as u64;
+            }
+        });
+        let consumer = s.spawn(|| {
+            pin_current(cfg.cores.consumer);
+            let mut seen = Sequence::new();
+            start.wait();
+            // Wait for the first item outside the timed region.
+            while P::pop(&mut rx, burst, &mut seen) == 0 {}
+            let t0 = Instant::now();
+            while seen.count() < items {
+                P::pop(&mut rx, burst, &mut seen);
+            }
+            let elapsed = t0.elapsed();
+            (elapsed, seen)
+        });
+        let (elapsed, seen) = consumer.join().expect("consumer thread panicked");
+        if seen.count() != items || !seen.in_order() {
+            return Err(format!(
+                "{}: burst {burst}: received {} of {items} items, in order: {}",
+                P::NAME,
+                seen.count(),
+                seen.in_order()
+            ));
+        }
+        Ok(elapsed.as_nanos() as f64 / items as f64)
+    })
+}
