@@ -11,10 +11,15 @@ use sluice_mempool::ring::{self, Consumer, Producer};
 use crate::ring_bench::{MAX_BURST, Sequence, SpscPeer};
 use std::sync::Arc;
 
+/// A burst array kept with a ring end and reused for every call, as an application keeps
+/// its `rx_burst` array: creating (and zeroing) one per call would bill 256 bytes of stores
+/// to every poll.
+pub type BurstBuf = [u64; MAX_BURST];
+
 /// Fills `buf[..n]` with `first, first + 1, ..` and returns that prefix: the items a
 /// slice-based producer hands to its ring.
 #[inline]
-fn sequence(buf: &mut [u64; MAX_BURST], first: u64, n: usize) -> &[u64] {
+fn sequence(buf: &mut BurstBuf, first: u64, n: usize) -> &[u64] {
     for (i, slot) in buf[..n].iter_mut().enumerate() {
         *slot = first + i as u64;
     }
@@ -28,21 +33,21 @@ pub struct SluiceSlice;
 
 impl SpscPeer for SluiceSlice {
     const NAME: &'static str = "sluice ring (slice)";
-    type Tx = Producer<u64>;
-    type Rx = Consumer<u64>;
+    type Tx = (Producer<u64>, BurstBuf);
+    type Rx = (Consumer<u64>, BurstBuf);
 
     fn split(capacity: usize) -> (Self::Tx, Self::Rx) {
-        ring::ring(capacity).expect("capacity is a power of two")
+        let (tx, rx) = ring::ring(capacity).expect("capacity is a power of two");
+        ((tx, [0; MAX_BURST]), (rx, [0; MAX_BURST]))
     }
 
     #[inline]
-    fn push(tx: &mut Self::Tx, first: u64, n: usize) -> usize {
-        tx.push_slice_burst(sequence(&mut [0; MAX_BURST], first, n))
+    fn push((tx, buf): &mut Self::Tx, first: u64, n: usize) -> usize {
+        tx.push_slice_burst(sequence(buf, first, n))
     }
 
     #[inline]
-    fn pop(rx: &mut Self::Rx, max: usize, seen: &mut Sequence) -> usize {
-        let mut out = [0; MAX_BURST];
+    fn pop((rx, out): &mut Self::Rx, max: usize, seen: &mut Sequence) -> usize {
         let n = rx.pop_slice_burst(&mut out[..max]);
         seen.check(&out[..n]);
         n
@@ -90,11 +95,11 @@ pub struct CrossbeamArrayQueue;
 impl SpscPeer for CrossbeamArrayQueue {
     const NAME: &'static str = "ArrayQueue";
     type Tx = Arc<ArrayQueue<u64>>;
-    type Rx = Arc<ArrayQueue<u64>>;
+    type Rx = (Arc<ArrayQueue<u64>>, BurstBuf);
 
     fn split(capacity: usize) -> (Self::Tx, Self::Rx) {
         let q = Arc::new(ArrayQueue::new(capacity));
-        (q.clone(), q)
+        (q.clone(), (q, [0; MAX_BURST]))
     }
 
     #[inline]
@@ -105,8 +110,7 @@ impl SpscPeer for CrossbeamArrayQueue {
     }
 
     #[inline]
-    fn pop(rx: &mut Self::Rx, max: usize, seen: &mut Sequence) -> usize {
-        let mut out = [0; MAX_BURST];
+    fn pop((rx, out): &mut Self::Rx, max: usize, seen: &mut Sequence) -> usize {
         let mut n = 0;
         while n < max {
             let Some(item) = rx.pop() else { break };
@@ -180,21 +184,21 @@ pub struct Ringbuf;
 
 impl SpscPeer for Ringbuf {
     const NAME: &'static str = "ringbuf";
-    type Tx = ringbuf::HeapProd<u64>;
-    type Rx = ringbuf::HeapCons<u64>;
+    type Tx = (ringbuf::HeapProd<u64>, BurstBuf);
+    type Rx = (ringbuf::HeapCons<u64>, BurstBuf);
 
     fn split(capacity: usize) -> (Self::Tx, Self::Rx) {
-        HeapRb::new(capacity).split()
+        let (tx, rx) = HeapRb::new(capacity).split();
+        ((tx, [0; MAX_BURST]), (rx, [0; MAX_BURST]))
     }
 
     #[inline]
-    fn push(tx: &mut Self::Tx, first: u64, n: usize) -> usize {
-        tx.push_slice(sequence(&mut [0; MAX_BURST], first, n))
+    fn push((tx, buf): &mut Self::Tx, first: u64, n: usize) -> usize {
+        tx.push_slice(sequence(buf, first, n))
     }
 
     #[inline]
-    fn pop(rx: &mut Self::Rx, max: usize, seen: &mut Sequence) -> usize {
-        let mut out = [0; MAX_BURST];
+    fn pop((rx, out): &mut Self::Rx, max: usize, seen: &mut Sequence) -> usize {
         let n = rx.pop_slice(&mut out[..max]);
         seen.check(&out[..n]);
         n

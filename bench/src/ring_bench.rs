@@ -78,13 +78,6 @@ impl Sequence {
     }
 }
 
-/// The outcome of one ring at one burst size.
-#[derive(Debug, Clone, Copy)]
-pub struct TransferFigure {
-    /// Median consumer wall time per item, ns.
-    pub ns_per_obj: f64,
-}
-
 /// Knobs shared by every ring run.
 #[derive(Debug, Clone, Copy)]
 pub struct TransferConfig {
@@ -98,19 +91,37 @@ pub struct TransferConfig {
     pub cores: CorePair,
 }
 
-/// Runs `P` at burst `burst` `cfg.reps` times; `Err` describes lost or reordered data.
-pub fn measure<P: SpscPeer>(cfg: &TransferConfig, burst: usize) -> Result<TransferFigure, String> {
-    let mut runs = Vec::with_capacity(cfg.reps);
+/// One run of some ring at some burst: consumer ns per item, or what went wrong.
+pub type Runner = fn(&TransferConfig, usize) -> Result<f64, String>;
+
+/// Runs every ring in `rings` at `burst`, `cfg.reps` rounds, the rings taking turns within
+/// a round so that a noisy stretch (another process, a descheduled vCPU) hits them all
+/// alike. Returns each ring's median ns per item, `None` if any of its runs lost data.
+pub fn measure_interleaved(
+    cfg: &TransferConfig,
+    burst: usize,
+    rings: &[Runner],
+) -> Vec<Option<f64>> {
+    let mut runs: Vec<Result<Vec<f64>, ()>> = vec![Ok(Vec::new()); rings.len()];
     for _ in 0..cfg.reps {
-        runs.push(transfer_once::<P>(cfg, burst)?);
+        for (ring, samples) in rings.iter().zip(runs.iter_mut()) {
+            let Ok(list) = samples else { continue };
+            match ring(cfg, burst) {
+                Ok(ns) => list.push(ns),
+                Err(why) => {
+                    eprintln!("VOID: {why}");
+                    *samples = Err(());
+                }
+            }
+        }
     }
-    Ok(TransferFigure {
-        ns_per_obj: median(&runs).unwrap_or(f64::NAN),
-    })
+    runs.iter()
+        .map(|r| r.as_ref().ok().and_then(|v| median(v)))
+        .collect()
 }
 
 /// One run: returns consumer ns per item.
-fn transfer_once<P: SpscPeer>(cfg: &TransferConfig, burst: usize) -> Result<f64, String> {
+pub fn transfer_once<P: SpscPeer>(cfg: &TransferConfig, burst: usize) -> Result<f64, String> {
     assert!(
         (1..=MAX_BURST).contains(&burst),
         "burst {burst} out of range"
