@@ -54,6 +54,31 @@ impl SpscPeer for SluiceSlice {
     }
 }
 
+/// Sluice's ring through its in-place API (`push_iter` / `pop_each`): items are written
+/// straight into the slots and read straight out of them, as rtrb's chunk API does.
+#[derive(Debug)]
+pub struct SluiceInPlace;
+
+impl SpscPeer for SluiceInPlace {
+    const NAME: &'static str = "sluice ring (in place)";
+    type Tx = Producer<u64>;
+    type Rx = Consumer<u64>;
+
+    fn split(capacity: usize) -> (Self::Tx, Self::Rx) {
+        ring::ring(capacity).expect("capacity is a power of two")
+    }
+
+    #[inline]
+    fn push(tx: &mut Self::Tx, first: u64, n: usize) -> usize {
+        tx.push_iter(&mut (first..first + n as u64))
+    }
+
+    #[inline]
+    fn pop(rx: &mut Self::Rx, max: usize, seen: &mut Sequence) -> usize {
+        rx.pop_each(max, |item| seen.check_one(item))
+    }
+}
+
 /// Sluice's ring through its owned-item API (`push_burst` / `pop_burst` over a [`Batch`]),
 /// the path `PktBuf`s take between lcores.
 #[derive(Debug)]

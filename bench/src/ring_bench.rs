@@ -5,14 +5,14 @@
 //!   fast as it can; what a burst call did not take is offered again;
 //! - the consumer, pinned to the other core, pops bursts of up to `B`, checks that every
 //!   item arrives exactly once and in order, and times from the first item to the last;
-//! - each figure is the median of `reps` runs; a run that loses, duplicates or reorders an
+//! - each figure is the best and the median of `reps` runs; a run that loses, duplicates or reorders an
 //!   item voids the whole figure.
 
 use std::sync::Barrier;
 use std::time::Instant;
 
 use crate::pin::{CorePair, pin_current};
-use crate::stats::median;
+use crate::stats::{Summary, summarize};
 
 /// Items are `u64` (8 bytes, a pointer's size) and no burst is longer than this.
 pub const MAX_BURST: usize = 32;
@@ -67,6 +67,13 @@ impl Sequence {
         self.next += items.len() as u64;
     }
 
+    /// Checks the next item, for consumers that see items one at a time.
+    #[inline]
+    pub fn check_one(&mut self, item: u64) {
+        self.in_order &= item == self.next;
+        self.next += 1;
+    }
+
     /// How many items have been seen.
     pub fn count(&self) -> u64 {
         self.next
@@ -96,12 +103,13 @@ pub type Runner = fn(&TransferConfig, usize) -> Result<f64, String>;
 
 /// Runs every ring in `rings` at `burst`, `cfg.reps` rounds, the rings taking turns within
 /// a round so that a noisy stretch (another process, a descheduled vCPU) hits them all
-/// alike. Returns each ring's median ns per item, `None` if any of its runs lost data.
+/// alike. Returns each ring's best and median ns per item, `None` if any of its runs lost
+/// data.
 pub fn measure_interleaved(
     cfg: &TransferConfig,
     burst: usize,
     rings: &[Runner],
-) -> Vec<Option<f64>> {
+) -> Vec<Option<Summary>> {
     let mut runs: Vec<Result<Vec<f64>, ()>> = vec![Ok(Vec::new()); rings.len()];
     for _ in 0..cfg.reps {
         for (ring, samples) in rings.iter().zip(runs.iter_mut()) {
@@ -116,7 +124,7 @@ pub fn measure_interleaved(
         }
     }
     runs.iter()
-        .map(|r| r.as_ref().ok().and_then(|v| median(v)))
+        .map(|r| r.as_ref().ok().and_then(|v| summarize(v)))
         .collect()
 }
 

@@ -1,4 +1,23 @@
-//! The one statistic every table uses: the median of repeated runs.
+//! Statistics of repeated runs: the median, and for throughput on a shared machine the
+//! best run (interference from other tenants only ever adds time).
+
+/// Best and median of repeated runs, in ns per item.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Summary {
+    /// The fastest run: the figure with the least interference in it.
+    pub best: f64,
+    /// The median run.
+    pub median: f64,
+}
+
+/// Best and median of `samples`, or `None` when there are none.
+pub fn summarize(samples: &[f64]) -> Option<Summary> {
+    let best = samples.iter().copied().reduce(f64::min)?;
+    Some(Summary {
+        best,
+        median: median(samples)?,
+    })
+}
 
 /// The median of `samples` (the mean of the middle two for an even count), or `None` when
 /// there are none. NaNs are not expected (every sample is a measured duration).

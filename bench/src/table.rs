@@ -75,6 +75,21 @@ pub fn ns_mops(value: Option<f64>) -> String {
     )
 }
 
+/// A ring cell: best ns/object (its Mops/s), then the median after a `~`.
+pub fn best_median(value: Option<crate::stats::Summary>) -> String {
+    value.map_or_else(
+        || "n/a".to_string(),
+        |s| {
+            format!(
+                "{:.2} ({:.0}) ~{:.2}",
+                s.best,
+                crate::stats::mops(s.best),
+                s.median
+            )
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,7 +40,10 @@ use core::mem::MaybeUninit;
 use crossbeam_utils::CachePadded;
 
 use crate::batch::Batch;
-use crate::sync::{AtomicUsize, Ordering, UnsafeCell};
+use crate::sync::{AtomicUsize, Ordering};
+use slots::SlotArray;
+
+mod slots;
 
 #[cfg(loom)]
 use loom::sync::Arc;
@@ -78,7 +81,7 @@ struct Shared<T> {
     head: CachePadded<AtomicUsize>,
     /// Next index to push; written by the producer only.
     tail: CachePadded<AtomicUsize>,
-    slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
+    slots: SlotArray<T>,
 }
 
 // SAFETY: the ring moves `T`s between threads, so `T: Send` is required and sufficient: no
@@ -109,9 +112,7 @@ pub fn ring<T: Send>(capacity: usize) -> Result<(Producer<T>, Consumer<T>), BadC
     if capacity == 0 || !capacity.is_power_of_two() || capacity > MAX_CAPACITY {
         return Err(BadCapacity(capacity));
     }
-    let slots = (0..capacity)
-        .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
-        .collect();
+    let slots = SlotArray::new(capacity);
     let shared = Arc::new(Shared {
         head: CachePadded::new(AtomicUsize::new(0)),
         tail: CachePadded::new(AtomicUsize::new(0)),
@@ -277,15 +278,26 @@ impl<T> Producer<T> {
         true
     }
 
-    /// Iterator form of a burst: pushes items from `items` until the ring is full or the
-    /// iterator ends, and returns how many it pushed. Items the iterator still holds stay there.
+    /// In-place burst: moves items from `items` straight into the slots until the ring is
+    /// full or the iterator ends; returns how many. Items the iterator still holds stay there.
+    ///
+    /// No intermediate copy: a producer that makes its items as it goes (a generator, a
+    /// `Batch::drain`) writes each one once.
+    #[inline]
     pub fn push_iter<I: Iterator<Item = T>>(&mut self, items: &mut I) -> usize {
-        let free = self.free_slots(usize::MAX);
+        // The iterator's lower bound is what we expect to write: reread the consumer's index
+        // only if fewer slots than that look free.
+        let free = self.free_slots(items.size_hint().0.max(1));
+        let start = self.tail & self.mask;
+        let first = free.min(self.mask + 1 - start);
+        let slots = &self.shared.slots;
         let mut n = 0;
-        while n < free {
+        for slot in slots[start..start + first]
+            .iter()
+            .chain(&slots[..free - first])
+        {
             let Some(item) = items.next() else { break };
-            let slot = &self.shared.slots[self.tail.wrapping_add(n) & self.mask];
-            // SAFETY: the slot is free (n < free) and not yet published.
+            // SAFETY: the slot is free (one of the first `free` after `tail`) and unpublished.
             slot.with_mut(|p| unsafe { (*p).write(item) });
             n += 1;
         }
@@ -435,6 +447,62 @@ impl<T> Consumer<T> {
         }
         self.publish_head(n);
         true
+    }
+}
+
+impl<T> Consumer<T> {
+    /// In-place burst: moves up to `max` items out of the slots, front to back, into `f`;
+    /// returns how many. No intermediate copy: a consumer that processes items one by one
+    /// reads each slot once.
+    ///
+    /// If `f` panics, the items it already took are accounted for and the rest stay in the
+    /// ring.
+    #[inline]
+    pub fn pop_each(&mut self, max: usize, mut f: impl FnMut(T)) -> usize {
+        let n = max.min(self.ready_slots(max));
+        if n == 0 {
+            return 0;
+        }
+        let start = self.head & self.mask;
+        let first = n.min(self.mask + 1 - start);
+        // Split the borrow: the slots are read through `shared` while `progress` owns the
+        // right to move `head`.
+        let Consumer { shared, head, .. } = self;
+        let mut progress = PopProgress {
+            head,
+            shared_head: &shared.head,
+            taken: 0,
+        };
+        for slot in shared.slots[start..start + first]
+            .iter()
+            .chain(&shared.slots[..n - first])
+        {
+            // SAFETY: the slot is one of the `n` ready ones after `head` (published by R1,
+            // seen through A1); it is read once, and `progress` moves `head` past it even if
+            // `f` unwinds, so it is never read or dropped again.
+            let item = slot.with(|p| unsafe { (*p).assume_init_read() });
+            progress.taken += 1;
+            f(item);
+        }
+        n
+    }
+}
+
+/// Publishes what `pop_each` took, also when its callback unwinds.
+struct PopProgress<'a> {
+    head: &'a mut usize,
+    shared_head: &'a AtomicUsize,
+    taken: usize,
+}
+
+impl Drop for PopProgress<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.taken > 0 {
+            *self.head = self.head.wrapping_add(self.taken);
+            // R2, as in `Consumer::publish_head`.
+            self.shared_head.store(*self.head, Ordering::Release);
+        }
     }
 }
 

@@ -180,3 +180,45 @@ fn hugepage_pool_objects_never_cross_a_page() {
         assert_eq!(start / page, (start + b.buf_len() as u64 - 1) / page);
     }
 }
+
+#[cfg(feature = "debug-cookies")]
+mod debug_cookies {
+    use super::*;
+
+    #[test]
+    #[should_panic(expected = "double free of object")]
+    fn a_double_free_is_caught() {
+        let pool = small_pool("double-free", 4, 0);
+        let b = pool.alloc().unwrap();
+        // SAFETY: deliberately duplicates the handle to free the buffer twice; the detector
+        // must stop the second free before it reaches the store.
+        let twin = unsafe { core::ptr::read(&b) };
+        drop(b);
+        drop(twin);
+    }
+
+    #[test]
+    #[should_panic(expected = "while free (use after free)")]
+    fn a_write_after_free_is_caught_at_the_next_alloc() {
+        let pool = small_pool("use-after-free", 1, 0);
+        let b = pool.alloc().unwrap();
+        let stale = b.buf_ptr();
+        drop(b);
+        // SAFETY: the pointer is into the pool's live region (the pool still exists); this
+        // stands for a stale user writing to a buffer it gave back.
+        unsafe { stale.add(300).write(1) };
+        let _ = pool.alloc();
+    }
+
+    #[test]
+    fn clean_use_passes_the_checks() {
+        let pool = small_pool("clean", 8, 2);
+        let mut batch: Batch<PktBuf> = Batch::new();
+        for _ in 0..5 {
+            assert!(pool.alloc_bulk(&mut batch, 8));
+            batch[0].extend_from_slice(&[9; 100]).unwrap();
+            PktBuf::free_bulk(&mut batch);
+        }
+        assert_eq!(pool.available(), 8);
+    }
+}

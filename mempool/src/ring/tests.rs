@@ -221,3 +221,54 @@ proptest! {
         prop_assert_eq!(created, dropped_by_test + inside);
     }
 }
+
+#[test]
+fn in_place_bursts_wrap_and_keep_order() {
+    let (mut p, mut c) = ring::<u64>(8).unwrap();
+    let mut next = 0u64;
+    let mut expect = 0u64;
+    for round in 0..40u64 {
+        let mut src = next..next + 3 + round % 5;
+        next += p.push_iter(&mut src) as u64;
+        assert_eq!(
+            src.start, next,
+            "items that did not fit stay in the iterator"
+        );
+        let took = c.pop_each(2 + (round % 4) as usize, |v| {
+            assert_eq!(v, expect);
+            expect += 1;
+        });
+        assert!(took <= 5);
+    }
+    while c.pop_each(8, |v| {
+        assert_eq!(v, expect);
+        expect += 1;
+    }) > 0
+    {}
+    assert_eq!(expect, next);
+}
+
+#[test]
+fn pop_each_accounts_for_items_taken_before_a_panic() {
+    let drops = StdAtomicUsize::new(0);
+    let (mut p, mut c) = ring::<Counted<'_>>(8).unwrap();
+    for _ in 0..5 {
+        p.push(Counted(&drops)).unwrap();
+    }
+    let mut seen = 0;
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        c.pop_each(5, |item| {
+            seen += 1;
+            drop(item);
+            if seen == 2 {
+                panic!("consumer failed");
+            }
+        })
+    }));
+    assert!(unwound.is_err());
+    // Two were taken (and dropped by the callback); three remain, and are dropped once
+    // with the ring.
+    assert_eq!(c.len(), 3);
+    drop((p, c));
+    assert_eq!(drops.load(std::sync::atomic::Ordering::Relaxed), 5);
+}
