@@ -231,7 +231,7 @@ pub fn mempool_section(plan: &Plan, peer: Option<&PeerReport>, figures: &mut Fig
     let fwd = mempool_bench::forward(&cfg, fwd_ring).map_err(|why| eprintln!("VOID: {why}"));
     format!(
         "(c) Mempool get+put, ns/object, one core (core {}), {} objects of 2176 B, 4 KiB pages, {} objects per run, \
-         median of {} runs\n    bulk 1 = alloc + drop; bulk 32 = alloc_bulk + PktBuf::free_bulk (Mempool: get_bulk + drop of each DmaObj)\n\n{}\n\
+         median of {} runs\n    bulk 1 = alloc + drop; bulk 32 = alloc_bulk + PktBuf::free_bulk (Mempool: get_bulk + DmaObj::free_bulk)\n\n{}\n\
          Forwarder pattern: alloc_bulk 32 on lcore A (core {}) -> sluice ring ({fwd_ring}, push_burst/pop_burst) -> \
          free_bulk on lcore B (core {}), cache {CACHE_SIZE}: {} ns/object end to end\n",
         plan.cores.producer,

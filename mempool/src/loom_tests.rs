@@ -112,12 +112,16 @@ fn cache_refill_and_flush_conserve_objects() {
         let pool = Arc::new(CachedStore::new(4, 2, 1));
         let p = pool.clone();
         let lcore = thread::spawn(move || {
+            // One round through the bulk path, one through the single-object path.
             let mut got = [0u32; 1];
-            for _ in 0..2 {
-                // SAFETY: this thread is the only user of lcore 0's cache in the model.
-                let n = unsafe { p.get_on(Some(0), &mut got, true) };
+            // SAFETY: this thread is the only user of lcore 0's cache in the model.
+            let n = unsafe { p.get_on(Some(0), &mut got, true) };
+            // SAFETY: as above; the object was taken by us.
+            unsafe { p.put_on(Some(0), &got[..n]) };
+            // SAFETY: as above.
+            if let Some(obj) = unsafe { p.get_one(Some(0)) } {
                 // SAFETY: as above; the object was taken by us.
-                unsafe { p.put_on(Some(0), &got[..n]) };
+                unsafe { p.put_one(Some(0), obj) };
             }
             // SAFETY: as above.
             unsafe { p.flush_on(0) };

@@ -39,7 +39,7 @@ use crate::batch::Batch;
 use crate::error::Error;
 use crate::iova::IovaMapper;
 use crate::mem::{HugePagePolicy, PageSize};
-use crate::pool::{Pool, PoolConfig, PoolOwner, Slot, pool_debug};
+use crate::pool::{Pool, PoolConfig, PoolOwner, Slot, give_back_runs, pool_debug};
 
 /// The least headroom a packet pool reserves.
 pub const MIN_HEADROOM: usize = 128;
@@ -191,8 +191,7 @@ impl PktPool {
     /// the pool, as seen from this lcore, is empty: back-pressure, never a wait.
     #[inline]
     pub fn alloc(&self) -> Option<PktBuf> {
-        let mut slot = [NonNull::dangling()];
-        (self.pool().take(&mut slot, true) == 1).then(|| self.fresh(slot[0]))
+        self.pool().take_one().map(|slot| self.fresh(slot))
     }
 
     /// Bulk: appends `n` empty buffers to `out`, or none. Returns whether it did.
@@ -214,13 +213,9 @@ impl PktPool {
         n: usize,
         exact: bool,
     ) -> usize {
-        let mut slots = [NonNull::dangling(); N];
-        let got = self.pool().take(&mut slots[..n], exact);
-        for &slot in &slots[..got] {
-            // Cannot fail: `n <= out.remaining()`.
-            let _ = out.push(self.fresh(slot));
-        }
-        got
+        // Cannot fail: `n <= out.remaining()`.
+        self.pool()
+            .take_with(n, exact, |slot| drop(out.push(self.fresh(slot))))
     }
 
     /// The pool's name.
@@ -477,25 +472,12 @@ impl PktBuf {
     /// pool (cheaper than dropping them one by one). The batch is left empty.
     #[inline]
     pub fn free_bulk<const N: usize>(bufs: &mut Batch<PktBuf, N>) {
-        let mut run: Batch<NonNull<Slot<PktState>>, N> = Batch::new();
-        let mut pool: *const Pool<PktState> = core::ptr::null();
-        for buf in bufs.drain() {
-            let this: *const Pool<PktState> = buf.slot().pool();
-            if this != pool && !run.is_empty() {
-                // SAFETY: non-null once `run` has entries: it is the pool of those slots.
-                unsafe { &*pool }.give_back_slots(&run);
-                // The slots were plain copies; forgetting them is the point.
-                // SAFETY: length 0 leaves nothing initialised to drop.
-                unsafe { run.set_len(0) };
-            }
-            pool = this;
-            // Cannot fail: `run` has the capacity of `bufs`.
-            let _ = run.push(buf.slot);
-            core::mem::forget(buf);
-        }
-        if !run.is_empty() {
-            // SAFETY: as above.
-            unsafe { &*pool }.give_back_slots(&run);
+        let items = bufs.as_ptr();
+        // SAFETY: the batch holds `len` buffers; they are given back here and then forgotten
+        // by setting the length to 0, so none is dropped or used again.
+        unsafe {
+            give_back_runs(bufs.len(), |k| (*items.add(k)).slot);
+            bufs.set_len(0);
         }
     }
 }

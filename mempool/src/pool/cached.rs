@@ -36,7 +36,7 @@ pub(crate) struct CachedStore {
 }
 
 // SAFETY: `Store` is atomics only. A `Cache`'s `objs` is only accessed through the
-// `unsafe fn *_on` methods, whose callers guarantee that one thread at a time uses a given
+// `unsafe fn`s that take an lcore, whose callers guarantee that one thread at a time uses a given
 // lcore's cache (the lcore registry does that for the safe entry points).
 unsafe impl Sync for CachedStore {}
 // SAFETY: it owns plain integers; see `Sync`.
@@ -63,7 +63,8 @@ impl CachedStore {
                 })
                 .collect(),
             cache_size,
-            flush_threshold: cache_size + cache_size / 2,
+            // 1.5 × the size as in DPDK, and above the size even for tiny caches.
+            flush_threshold: (cache_size + cache_size / 2).max(cache_size + 1),
         }
     }
 
@@ -87,78 +88,176 @@ impl CachedStore {
         self.store.count() as usize
     }
 
-    /// Gets up to `out.len()` objects (exactly that many or none when `exact`) through
-    /// `lcore`'s cache, or straight from the store when `lcore` is `None`, has no cache, or
-    /// the request is larger than a cache.
+    /// `lcore`'s cache, if it has one.
+    #[inline(always)]
+    fn cache(&self, lcore: Option<usize>) -> Option<&Cache> {
+        lcore.and_then(|l| self.caches.get(l)).map(|c| &**c)
+    }
+
+    /// Gets one object through `lcore`'s cache (or the store when it has none).
     ///
     /// # Safety
     /// No other thread uses `lcore`'s cache during the call.
     #[inline]
-    pub(crate) unsafe fn get_on(
+    pub(crate) unsafe fn get_one(&self, lcore: Option<usize>) -> Option<u32> {
+        let Some(cache) = self.cache(lcore) else {
+            let mut one = [0u32];
+            return (self.store.pop(&mut one, true) == 1).then_some(one[0]);
+        };
+        cache.objs.with_mut(|objs| {
+            // SAFETY: the caller guarantees this thread is the cache's only user.
+            let objs = unsafe { &mut **objs };
+            let mut len = cache.len.load(Ordering::Relaxed) as usize;
+            if len == 0 {
+                // Refill a cache's worth in one bulk pop.
+                len = self.store.pop(&mut objs[..self.cache_size], false);
+                if len == 0 {
+                    return None;
+                }
+            }
+            len -= 1;
+            let obj = objs[len];
+            cache.len.store(len as u32, Ordering::Release);
+            Some(obj)
+        })
+    }
+
+    /// Returns one object through `lcore`'s cache (or to the store when it has none).
+    ///
+    /// # Safety
+    /// No other thread uses `lcore`'s cache during the call; `obj` is an object of this
+    /// store that is not free.
+    #[inline]
+    pub(crate) unsafe fn put_one(&self, lcore: Option<usize>, obj: u32) {
+        let Some(cache) = self.cache(lcore) else {
+            return self.store.push(&[obj]);
+        };
+        cache.objs.with_mut(|objs| {
+            // SAFETY: the caller guarantees this thread is the cache's only user.
+            let objs = unsafe { &mut **objs };
+            // Between operations `len` stays below the flush threshold (< 2 × size), so
+            // there is room for one more.
+            let mut len = cache.len.load(Ordering::Relaxed) as usize;
+            objs[len] = obj;
+            len += 1;
+            if len >= self.flush_threshold {
+                self.store.push(&objs[self.cache_size..len]);
+                len = self.cache_size;
+            }
+            cache.len.store(len as u32, Ordering::Release);
+        })
+    }
+
+    /// Gets `n` objects (exactly, or none when `exact`; otherwise as many as it can, up to
+    /// `n`) through `lcore`'s cache, or from the store when `lcore` has no cache or `n` is
+    /// larger than a cache. The objects are handed to `emit` in one or more slices, straight
+    /// from where they lie; returns how many.
+    ///
+    /// # Safety
+    /// No other thread uses `lcore`'s cache during the call.
+    #[inline]
+    pub(crate) unsafe fn get_with(
         &self,
         lcore: Option<usize>,
-        out: &mut [u32],
+        n: usize,
         exact: bool,
+        mut emit: impl FnMut(&[u32]),
     ) -> usize {
-        let n = out.len();
-        let cache = match lcore.and_then(|l| self.caches.get(l)) {
+        let cache = match self.cache(lcore) {
             Some(cache) if n <= self.cache_size => cache,
-            _ => return self.store.pop(out, exact),
+            _ => return self.get_from_store(n, exact, emit),
         };
         cache.objs.with_mut(|objs| {
             // SAFETY: the caller guarantees this thread is the cache's only user.
             let objs = unsafe { &mut **objs };
             let mut len = cache.len.load(Ordering::Relaxed) as usize;
             if len < n {
-                // Refill: enough for this request and a full cache after it (DPDK does the
-                // same), else at least what the request lacks.
-                let want = self.cache_size + n - len;
-                let got = self.store.pop(&mut objs[len..len + want], false);
-                if len + got < n && !exact {
-                    // Burst: hand out what there is.
-                    len += got;
-                    let k = len;
-                    out[..k].copy_from_slice(&objs[..k]);
+                // Refill: enough for this request and a full cache after it (as DPDK does);
+                // `len + cache_size + n - len <= 2 × cache_size` fits the array.
+                len += self.store.pop(&mut objs[len..self.cache_size + n], false);
+                if len < n {
+                    if exact {
+                        // A bulk that cannot be met: what we got stays cached, nothing lost.
+                        cache.len.store(len as u32, Ordering::Release);
+                        return 0;
+                    }
+                    // A burst hands out what there is.
+                    emit(&objs[..len]);
                     cache.len.store(0, Ordering::Release);
-                    return k;
+                    return len;
                 }
-                if len + got < n {
-                    // Bulk that cannot be met: keep what we got in the cache, nothing lost.
-                    cache.len.store((len + got) as u32, Ordering::Release);
-                    return 0;
-                }
-                len += got;
             }
-            // Take from the top: the most recently freed objects, still warm in cache.
-            out.copy_from_slice(&objs[len - n..len]);
+            // From the top: the most recently freed objects, still warm in the CPU cache.
+            emit(&objs[len - n..len]);
             cache.len.store((len - n) as u32, Ordering::Release);
             n
         })
     }
 
-    /// Returns `items` through `lcore`'s cache, or straight to the store (see [`Self::get_on`]).
+    /// The store-only path of `get_with`, in chunks.
+    fn get_from_store(&self, n: usize, exact: bool, mut emit: impl FnMut(&[u32])) -> usize {
+        let mut chunk = [0u32; 64];
+        if exact && n > chunk.len() {
+            // All or nothing over several pops would need to give back on failure; a
+            // request this large is rare enough to take the simple route.
+            let mut all = vec![0u32; n];
+            let got = self.store.pop(&mut all, true);
+            emit(&all[..got]);
+            return got;
+        }
+        let mut done = 0;
+        while done < n {
+            let want = (n - done).min(chunk.len());
+            let got = self.store.pop(&mut chunk[..want], exact);
+            emit(&chunk[..got]);
+            done += got;
+            if got < want {
+                break;
+            }
+        }
+        done
+    }
+
+    /// Returns `n` objects, written by `fill` straight into `lcore`'s cache (or a scratch
+    /// array for the store when it has none, or `n` is larger than a cache).
     ///
     /// # Safety
-    /// No other thread uses `lcore`'s cache during the call; `items` are objects of this
-    /// store that are not free.
+    /// No other thread uses `lcore`'s cache during the call; `fill` writes `n` objects of
+    /// this store that are not free, each once.
     #[inline]
-    pub(crate) unsafe fn put_on(&self, lcore: Option<usize>, items: &[u32]) {
-        let n = items.len();
-        let cache = match lcore.and_then(|l| self.caches.get(l)) {
+    pub(crate) unsafe fn put_with(
+        &self,
+        lcore: Option<usize>,
+        n: usize,
+        fill: impl FnOnce(&mut [u32]),
+    ) {
+        let cache = match self.cache(lcore) {
             Some(cache) if n <= self.cache_size => cache,
-            _ => return self.store.push(items),
+            _ => {
+                // A burst fits on the stack; only an oversized put allocates.
+                let mut small = [0u32; 64];
+                let mut large = Vec::new();
+                let items = if n <= small.len() {
+                    &mut small[..n]
+                } else {
+                    large.resize(n, 0);
+                    &mut large[..]
+                };
+                fill(items);
+                return self.store.push(items);
+            }
         };
         cache.objs.with_mut(|objs| {
             // SAFETY: the caller guarantees this thread is the cache's only user.
             let objs = unsafe { &mut **objs };
             let mut len = cache.len.load(Ordering::Relaxed) as usize;
             if len + n > objs.len() {
-                // Only reachable when the cache sits between its size and threshold and the
-                // put is large: spill the part above the cache size first.
+                // The cache sits between its size and the threshold and the put is large:
+                // spill the part above the cache size first.
                 self.store.push(&objs[self.cache_size..len]);
                 len = self.cache_size;
             }
-            objs[len..len + n].copy_from_slice(items);
+            fill(&mut objs[len..len + n]);
             len += n;
             if len >= self.flush_threshold {
                 self.store.push(&objs[self.cache_size..len]);
@@ -166,6 +265,37 @@ impl CachedStore {
             }
             cache.len.store(len as u32, Ordering::Release);
         })
+    }
+
+    /// `get_with` into a slice (tests and models).
+    ///
+    /// # Safety
+    /// As for `get_with`.
+    #[cfg(test)]
+    pub(crate) unsafe fn get_on(
+        &self,
+        lcore: Option<usize>,
+        out: &mut [u32],
+        exact: bool,
+    ) -> usize {
+        let mut at = 0;
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            self.get_with(lcore, out.len(), exact, |objs| {
+                out[at..at + objs.len()].copy_from_slice(objs);
+                at += objs.len();
+            })
+        }
+    }
+
+    /// `put_with` from a slice (tests and models).
+    ///
+    /// # Safety
+    /// As for `put_with`.
+    #[cfg(test)]
+    pub(crate) unsafe fn put_on(&self, lcore: Option<usize>, items: &[u32]) {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.put_with(lcore, items.len(), |dst| dst.copy_from_slice(items)) }
     }
 
     /// Free objects in `lcore`'s cache.
@@ -245,6 +375,12 @@ mod tests {
 
     #[derive(Debug, Clone)]
     enum Op {
+        GetOne {
+            lcore: Option<usize>,
+        },
+        PutOne {
+            lcore: Option<usize>,
+        },
         Get {
             lcore: Option<usize>,
             n: usize,
@@ -267,7 +403,9 @@ mod tests {
                 n,
                 exact
             }),
-            (lcore, 0..40usize).prop_map(|(lcore, n)| Op::Put { lcore, n }),
+            (lcore.clone(), 0..40usize).prop_map(|(lcore, n)| Op::Put { lcore, n }),
+            lcore.clone().prop_map(|lcore| Op::GetOne { lcore }),
+            lcore.prop_map(|lcore| Op::PutOne { lcore }),
             (0..3usize).prop_map(|lcore| Op::Flush { lcore }),
         ]
     }
@@ -305,6 +443,24 @@ mod tests {
                         for &o in &items { seen[o as usize] = false; }
                         // SAFETY: single-threaded test; the items are held, once each.
                         unsafe { s.put_on(lcore, &items) };
+                    }
+                    Op::GetOne { lcore } => {
+                        let reachable = s.in_store() + lcore.map_or(0, |l| s.cached_on(l));
+                        // SAFETY: single-threaded test.
+                        let got = unsafe { s.get_one(lcore) };
+                        prop_assert_eq!(got.is_some(), reachable > 0);
+                        if let Some(o) = got {
+                            prop_assert!(!seen[o as usize], "object {} handed out twice", o);
+                            seen[o as usize] = true;
+                            held.push(o);
+                        }
+                    }
+                    Op::PutOne { lcore } => {
+                        if let Some(o) = held.pop() {
+                            seen[o as usize] = false;
+                            // SAFETY: single-threaded test; the object is held once.
+                            unsafe { s.put_one(lcore, o) };
+                        }
                     }
                     Op::Flush { lcore } => {
                         // SAFETY: single-threaded test.

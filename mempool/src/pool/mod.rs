@@ -241,62 +241,73 @@ impl<M> Pool<M> {
         NonNull::from(&self.slots[index as usize])
     }
 
-    /// Takes up to `out.len()` objects (all or none when `exact`), through the calling
-    /// lcore's cache. Returns how many slots it wrote to the front of `out`.
+    /// Takes one object through the calling lcore's cache.
     #[inline]
-    pub(crate) fn take(&self, out: &mut [NonNull<Slot<M>>], exact: bool) -> usize {
-        let mut idx = [0u32; 64];
-        let mut done = 0;
-        while done < out.len() {
-            let chunk = (out.len() - done).min(idx.len());
-            // SAFETY: `current_index` comes from the lcore registry, which gives each id to
-            // one thread at a time.
-            let got = unsafe {
-                self.free
-                    .get_on(lcore::current_index(), &mut idx[..chunk], exact)
-            };
-            for (dst, &i) in out[done..done + got].iter_mut().zip(&idx[..got]) {
-                *dst = self.slot(i);
-                self.on_take(i);
-            }
-            done += got;
-            if got < chunk {
-                break;
-            }
-        }
-        if exact && done < out.len() {
-            // A multi-chunk bulk that fell short part-way: give back what we took.
-            self.give_back_slots(&out[..done]);
-            return 0;
-        }
-        done
+    pub(crate) fn take_one(&self) -> Option<NonNull<Slot<M>>> {
+        // SAFETY: `current_index` comes from the lcore registry, which gives each id to one
+        // thread at a time, so this thread is the only user of that cache.
+        let index = unsafe { self.free.get_one(lcore::current_index()) }?;
+        self.on_take(index);
+        Some(self.slot(index))
     }
 
-    /// Returns objects by their slots, through the calling lcore's cache.
+    /// Takes `n` objects (all or none when `exact`, else up to `n`) through the calling
+    /// lcore's cache, handing each to `f`. Returns how many.
     #[inline]
-    pub(crate) fn give_back_slots(&self, slots: &[NonNull<Slot<M>>]) {
-        let mut idx = [0u32; 64];
-        for chunk in slots.chunks(idx.len()) {
-            for (dst, slot) in idx.iter_mut().zip(chunk) {
-                // SAFETY: the slot belongs to this pool and lives as long as it.
-                let index = unsafe { slot.as_ref().index };
-                self.on_give_back(index);
-                *dst = index;
+    pub(crate) fn take_with(
+        &self,
+        n: usize,
+        exact: bool,
+        mut f: impl FnMut(NonNull<Slot<M>>),
+    ) -> usize {
+        let each = |objs: &[u32]| {
+            for &index in objs {
+                self.on_take(index);
+                f(self.slot(index));
             }
-            // SAFETY: as in `take`.
-            unsafe {
-                self.free
-                    .put_on(lcore::current_index(), &idx[..chunk.len()])
-            };
-        }
+        };
+        // SAFETY: as in `take_one`.
+        unsafe { self.free.get_with(lcore::current_index(), n, exact, each) }
     }
 
-    /// Returns one object.
+    /// Returns one object, through the calling lcore's cache.
     #[inline]
     pub(crate) fn give_back_one(&self, index: u32) {
         self.on_give_back(index);
-        // SAFETY: as in `take`.
-        unsafe { self.free.put_on(lcore::current_index(), &[index]) };
+        // SAFETY: as in `take_one`; the caller held the object and gives it up.
+        unsafe { self.free.put_one(lcore::current_index(), index) };
+    }
+
+    /// Whether `slot` is one of this pool's objects.
+    #[inline]
+    pub(crate) fn owns(&self, slot: NonNull<Slot<M>>) -> bool {
+        let offset = (slot.as_ptr() as usize).wrapping_sub(self.slots.as_ptr() as usize);
+        offset < self.slots.len() * core::mem::size_of::<Slot<M>>()
+    }
+
+    /// The index of `slot`, one of this pool's objects ([`Pool::owns`]), from its address
+    /// alone: freeing a batch reads no object header.
+    #[inline]
+    fn index_of_owned(&self, slot: NonNull<Slot<M>>) -> u32 {
+        debug_assert!(self.owns(slot));
+        // The divisor is a compile-time constant (a power of two for the slot types here).
+        ((slot.as_ptr() as usize - self.slots.as_ptr() as usize) / core::mem::size_of::<Slot<M>>())
+            as u32
+    }
+
+    /// Returns the objects at `slots(k)` for `k in 0..n` — all of this pool
+    /// ([`Pool::owns`]) and held by the caller — in bulk through the calling lcore's cache.
+    #[inline]
+    fn give_back_owned(&self, n: usize, slots: impl Fn(usize) -> NonNull<Slot<M>>) {
+        let fill = |dst: &mut [u32]| {
+            for (k, d) in dst.iter_mut().enumerate() {
+                let index = self.index_of_owned(slots(k));
+                self.on_give_back(index);
+                *d = index;
+            }
+        };
+        // SAFETY: as in `take_one`; the caller held the objects and gives them up.
+        unsafe { self.free.put_with(lcore::current_index(), n, fill) };
     }
 
     /// Moves the calling lcore's cached objects back to the shared store.
@@ -395,6 +406,27 @@ impl<M> Slot<M> {
     }
 }
 
+/// Returns `len` held objects, the `k`-th at `slot_at(k)`, each to its own pool, in bulk
+/// per run of objects from the same pool: one header read per run, none per object.
+///
+/// # Safety
+/// Each slot is of an object the caller holds and gives up (it must not drop or use the
+/// handles afterwards).
+#[inline]
+pub(crate) unsafe fn give_back_runs<M>(len: usize, slot_at: impl Fn(usize) -> NonNull<Slot<M>>) {
+    let mut start = 0;
+    while start < len {
+        // SAFETY: the caller holds this object, so its slot and pool are alive.
+        let pool = unsafe { slot_at(start).as_ref() }.pool();
+        let mut end = start + 1;
+        while end < len && pool.owns(slot_at(end)) {
+            end += 1;
+        }
+        pool.give_back_owned(end - start, |k| slot_at(start + k));
+        start = end;
+    }
+}
+
 /// Owns a boxed pool; frees it only when every object is home.
 pub(crate) struct PoolOwner<M> {
     pool: NonNull<Pool<M>>,
@@ -475,8 +507,7 @@ impl Mempool {
     /// One object, or `None` when the pool (as seen from this lcore) is empty.
     #[inline]
     pub fn get(&self) -> Option<DmaObj> {
-        let mut slot = [NonNull::dangling()];
-        (self.pool().take(&mut slot, true) == 1).then(|| DmaObj { slot: slot[0] })
+        self.pool().take_one().map(|slot| DmaObj { slot })
     }
 
     /// Bulk: `n` objects appended to `out`, or none. Returns whether it did.
@@ -496,13 +527,9 @@ impl Mempool {
         exact: bool,
     ) -> usize {
         let n = n.min(out.remaining());
-        let mut slots = [NonNull::dangling(); N];
-        let got = self.pool().take(&mut slots[..n], exact);
-        for &slot in &slots[..got] {
-            // Cannot fail: `got <= remaining`.
-            let _ = out.push(DmaObj { slot });
-        }
-        got
+        // Cannot fail: at most `remaining` objects come.
+        self.pool()
+            .take_with(n, exact, |slot| drop(out.push(DmaObj { slot })))
     }
 
     /// The pool's name.
@@ -619,6 +646,21 @@ impl DmaObj {
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: as in `as_slice`; `&mut self` makes the borrow unique.
         unsafe { core::slice::from_raw_parts_mut(self.as_ptr(), self.len()) }
+    }
+}
+
+impl DmaObj {
+    /// Returns a batch of objects to their pools, in bulk per run of objects from the same
+    /// pool (cheaper than dropping them one by one). The batch is left empty.
+    #[inline]
+    pub fn free_bulk<const N: usize>(objs: &mut crate::Batch<DmaObj, N>) {
+        let items = objs.as_ptr();
+        // SAFETY: the batch holds `len` objects; they are given back here and then forgotten
+        // by setting the length to 0, so none is dropped or used again.
+        unsafe {
+            give_back_runs(objs.len(), |k| (*items.add(k)).slot);
+            objs.set_len(0);
+        }
     }
 }
 
