@@ -12,7 +12,7 @@ use loom::thread;
 
 use crate::batch::Batch;
 use crate::pool::cached::CachedStore;
-use crate::pool::store::Store;
+use crate::pool::store::{Codec, Store};
 use crate::ring::ring;
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
@@ -81,13 +81,13 @@ fn ring_drops_leftovers_once_whichever_side_goes_last() {
 #[test]
 fn store_never_loses_or_duplicates_under_concurrent_bulk_ops() {
     model(|| {
-        let store = Arc::new(Store::new(3));
+        let store = Arc::new(Store::new(3, Codec::IDENTITY));
         store.push(&[0, 1, 2]);
         let workers: Vec<_> = (0..2)
             .map(|t| {
                 let s = store.clone();
                 thread::spawn(move || {
-                    let mut held = [0u32; 2];
+                    let mut held = [0usize; 2];
                     // One thread pops bulk 2 (exact), the other a burst of 1.
                     let n = s.pop(&mut held[..2 - t], t == 0);
                     s.push(&held[..n]);
@@ -97,7 +97,7 @@ fn store_never_loses_or_duplicates_under_concurrent_bulk_ops() {
         for w in workers {
             w.join().unwrap();
         }
-        let mut all = [u32::MAX; 4];
+        let mut all = [usize::MAX; 4];
         assert_eq!(store.pop(&mut all, false), 3);
         all[..3].sort_unstable();
         assert_eq!(all[..3], [0, 1, 2]);
@@ -109,11 +109,11 @@ fn store_never_loses_or_duplicates_under_concurrent_bulk_ops() {
 fn cache_refill_and_flush_conserve_objects() {
     model(|| {
         // Cache size 2: a get of 1 refills 3 from the store; the flush threshold is 3.
-        let pool = Arc::new(CachedStore::new(4, 2, 1));
+        let pool = Arc::new(CachedStore::new(4, 2, 1, Codec::IDENTITY));
         let p = pool.clone();
         let lcore = thread::spawn(move || {
             // One round through the bulk path, one through the single-object path.
-            let mut got = [0u32; 1];
+            let mut got = [0usize; 1];
             // SAFETY: this thread is the only user of lcore 0's cache in the model.
             let n = unsafe { p.get_on(Some(0), &mut got, true) };
             // SAFETY: as above; the object was taken by us.
@@ -127,7 +127,7 @@ fn cache_refill_and_flush_conserve_objects() {
             unsafe { p.flush_on(0) };
         });
         // A thread that is not an lcore works on the shared store directly.
-        let mut got = [0u32; 2];
+        let mut got = [0usize; 2];
         // SAFETY: `None` touches no cache.
         let n = unsafe { pool.get_on(None, &mut got, false) };
         // SAFETY: as above; the objects were taken by us.
@@ -135,7 +135,7 @@ fn cache_refill_and_flush_conserve_objects() {
         lcore.join().unwrap();
         assert_eq!(pool.available(), 4);
         assert_eq!(pool.in_store(), 4);
-        let mut all = [u32::MAX; 4];
+        let mut all = [usize::MAX; 4];
         // SAFETY: all other threads are done.
         assert_eq!(unsafe { pool.get_on(None, &mut all, true) }, 4);
         all.sort_unstable();

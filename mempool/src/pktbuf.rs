@@ -213,9 +213,8 @@ impl PktPool {
         n: usize,
         exact: bool,
     ) -> usize {
-        // Cannot fail: `n <= out.remaining()`.
         self.pool()
-            .take_with(n, exact, |slot| drop(out.push(self.fresh(slot))))
+            .take_into(out, n, exact, |slot| self.fresh(slot))
     }
 
     /// The pool's name.
@@ -485,8 +484,7 @@ impl PktBuf {
 impl Drop for PktBuf {
     #[inline]
     fn drop(&mut self) {
-        let slot = self.slot();
-        slot.pool().give_back_one(slot.index());
+        self.slot().pool().give_back_one(self.slot);
     }
 }
 

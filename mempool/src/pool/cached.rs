@@ -13,7 +13,7 @@
 
 use crossbeam_utils::CachePadded;
 
-use super::store::Store;
+use super::store::{Codec, Store};
 use crate::sync::{AtomicU32, Ordering, UnsafeCell};
 
 /// The largest per-lcore cache, in objects.
@@ -25,7 +25,7 @@ struct Cache {
     /// pool checking that all objects are home sees the owner done with them); read by
     /// anyone for statistics.
     len: AtomicU32,
-    objs: UnsafeCell<Box<[u32]>>,
+    objs: UnsafeCell<Box<[usize]>>,
 }
 
 pub(crate) struct CachedStore {
@@ -44,12 +44,12 @@ unsafe impl Send for CachedStore {}
 
 impl CachedStore {
     /// A store holding objects `0..count`, with a cache of `cache_size` (0 for none) for
-    /// each of `lcores` lcores.
-    pub(crate) fn new(count: u32, cache_size: u32, lcores: usize) -> Self {
+    /// each of `lcores` lcores; objects go in and out as handles per `codec`.
+    pub(crate) fn new(count: u32, cache_size: u32, lcores: usize, codec: Codec) -> Self {
         let cache_size = cache_size.min(MAX_CACHE_SIZE) as usize;
         let caches = if cache_size == 0 { 0 } else { lcores };
-        let store = Store::new(count);
-        let all: Vec<u32> = (0..count).collect();
+        let store = Store::new(count, codec);
+        let all: Vec<usize> = (0..count).map(|i| codec.handle(i)).collect();
         store.push(&all);
         Self {
             store,
@@ -58,7 +58,7 @@ impl CachedStore {
                     CachePadded::new(Cache {
                         len: AtomicU32::new(0),
                         // Room for a full cache plus a request of up to a cache's size.
-                        objs: UnsafeCell::new(vec![0u32; 2 * cache_size].into_boxed_slice()),
+                        objs: UnsafeCell::new(vec![0usize; 2 * cache_size].into_boxed_slice()),
                     })
                 })
                 .collect(),
@@ -99,9 +99,9 @@ impl CachedStore {
     /// # Safety
     /// No other thread uses `lcore`'s cache during the call.
     #[inline]
-    pub(crate) unsafe fn get_one(&self, lcore: Option<usize>) -> Option<u32> {
+    pub(crate) unsafe fn get_one(&self, lcore: Option<usize>) -> Option<usize> {
         let Some(cache) = self.cache(lcore) else {
-            let mut one = [0u32];
+            let mut one = [0usize];
             return (self.store.pop(&mut one, true) == 1).then_some(one[0]);
         };
         cache.objs.with_mut(|objs| {
@@ -128,7 +128,7 @@ impl CachedStore {
     /// No other thread uses `lcore`'s cache during the call; `obj` is an object of this
     /// store that is not free.
     #[inline]
-    pub(crate) unsafe fn put_one(&self, lcore: Option<usize>, obj: u32) {
+    pub(crate) unsafe fn put_one(&self, lcore: Option<usize>, obj: usize) {
         let Some(cache) = self.cache(lcore) else {
             return self.store.push(&[obj]);
         };
@@ -161,7 +161,7 @@ impl CachedStore {
         lcore: Option<usize>,
         n: usize,
         exact: bool,
-        mut emit: impl FnMut(&[u32]),
+        mut emit: impl FnMut(&[usize]),
     ) -> usize {
         let cache = match self.cache(lcore) {
             Some(cache) if n <= self.cache_size => cache,
@@ -195,12 +195,12 @@ impl CachedStore {
     }
 
     /// The store-only path of `get_with`, in chunks.
-    fn get_from_store(&self, n: usize, exact: bool, mut emit: impl FnMut(&[u32])) -> usize {
-        let mut chunk = [0u32; 64];
+    fn get_from_store(&self, n: usize, exact: bool, mut emit: impl FnMut(&[usize])) -> usize {
+        let mut chunk = [0usize; 64];
         if exact && n > chunk.len() {
             // All or nothing over several pops would need to give back on failure; a
             // request this large is rare enough to take the simple route.
-            let mut all = vec![0u32; n];
+            let mut all = vec![0usize; n];
             let got = self.store.pop(&mut all, true);
             emit(&all[..got]);
             return got;
@@ -229,13 +229,13 @@ impl CachedStore {
         &self,
         lcore: Option<usize>,
         n: usize,
-        fill: impl FnOnce(&mut [u32]),
+        fill: impl FnOnce(&mut [usize]),
     ) {
         let cache = match self.cache(lcore) {
             Some(cache) if n <= self.cache_size => cache,
             _ => {
                 // A burst fits on the stack; only an oversized put allocates.
-                let mut small = [0u32; 64];
+                let mut small = [0usize; 64];
                 let mut large = Vec::new();
                 let items = if n <= small.len() {
                     &mut small[..n]
@@ -275,7 +275,7 @@ impl CachedStore {
     pub(crate) unsafe fn get_on(
         &self,
         lcore: Option<usize>,
-        out: &mut [u32],
+        out: &mut [usize],
         exact: bool,
     ) -> usize {
         let mut at = 0;
@@ -293,7 +293,7 @@ impl CachedStore {
     /// # Safety
     /// As for `put_with`.
     #[cfg(test)]
-    pub(crate) unsafe fn put_on(&self, lcore: Option<usize>, items: &[u32]) {
+    pub(crate) unsafe fn put_on(&self, lcore: Option<usize>, items: &[usize]) {
         // SAFETY: forwarded from the caller.
         unsafe { self.put_with(lcore, items.len(), |dst| dst.copy_from_slice(items)) }
     }
@@ -330,8 +330,8 @@ mod tests {
 
     #[test]
     fn cache_refills_and_flushes_in_bulk() {
-        let s = CachedStore::new(1000, 64, 2);
-        let mut out = [0u32; 8];
+        let s = CachedStore::new(1000, 64, 2, Codec::IDENTITY);
+        let mut out = [0usize; 8];
         // SAFETY: single-threaded test.
         assert_eq!(unsafe { s.get_on(Some(0), &mut out, true) }, 8);
         // The refill took 64 + 8 from the store, 8 went out.
@@ -357,8 +357,8 @@ mod tests {
 
     #[test]
     fn exhaustion_is_back_pressure() {
-        let s = CachedStore::new(10, 4, 1);
-        let mut out = [0u32; 4];
+        let s = CachedStore::new(10, 4, 1, Codec::IDENTITY);
+        let mut out = [0usize; 4];
         let mut get = |exact| {
             // SAFETY: single-threaded test.
             unsafe { s.get_on(Some(0), &mut out, exact) }
@@ -416,13 +416,13 @@ mod tests {
         /// handed out twice.
         #[test]
         fn object_count_is_conserved(count in 1u32..300, cache in 0u32..20, ops in prop::collection::vec(op(), 1..150)) {
-            let s = CachedStore::new(count, cache, 3);
-            let mut held: Vec<u32> = Vec::new();
+            let s = CachedStore::new(count, cache, 3, Codec::IDENTITY);
+            let mut held: Vec<usize> = Vec::new();
             let mut seen = vec![false; count as usize];
             for op in ops {
                 match op {
                     Op::Get { lcore, n, exact } => {
-                        let mut out = vec![0u32; n];
+                        let mut out = vec![0usize; n];
                         // What this caller can reach: the store, plus its own cache when
                         // the request goes through it; other lcores' caches are out of reach.
                         let through_cache = lcore.is_some() && n <= cache as usize;
@@ -432,15 +432,15 @@ mod tests {
                         let expect = if exact { if n <= reachable { n } else { 0 } } else { n.min(reachable) };
                         prop_assert_eq!(got, expect);
                         for &o in &out[..got] {
-                            prop_assert!(!seen[o as usize], "object {} handed out twice", o);
-                            seen[o as usize] = true;
+                            prop_assert!(!seen[o], "object {} handed out twice", o);
+                            seen[o] = true;
                             held.push(o);
                         }
                     }
                     Op::Put { lcore, n } => {
                         let n = n.min(held.len());
-                        let items: Vec<u32> = held.drain(held.len() - n..).collect();
-                        for &o in &items { seen[o as usize] = false; }
+                        let items: Vec<usize> = held.drain(held.len() - n..).collect();
+                        for &o in &items { seen[o] = false; }
                         // SAFETY: single-threaded test; the items are held, once each.
                         unsafe { s.put_on(lcore, &items) };
                     }
@@ -450,14 +450,14 @@ mod tests {
                         let got = unsafe { s.get_one(lcore) };
                         prop_assert_eq!(got.is_some(), reachable > 0);
                         if let Some(o) = got {
-                            prop_assert!(!seen[o as usize], "object {} handed out twice", o);
-                            seen[o as usize] = true;
+                            prop_assert!(!seen[o], "object {} handed out twice", o);
+                            seen[o] = true;
                             held.push(o);
                         }
                     }
                     Op::PutOne { lcore } => {
                         if let Some(o) = held.pop() {
-                            seen[o as usize] = false;
+                            seen[o] = false;
                             // SAFETY: single-threaded test; the object is held once.
                             unsafe { s.put_one(lcore, o) };
                         }

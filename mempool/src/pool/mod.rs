@@ -29,6 +29,7 @@ use crate::iova::IovaMapper;
 use crate::lcore::{self, MAX_LCORES};
 use crate::mem::{HugePagePolicy, PageSize};
 use cached::CachedStore;
+use store::Codec;
 
 pub use cached::MAX_CACHE_SIZE;
 
@@ -182,10 +183,13 @@ impl<M: Default> Pool<M> {
                 meta: core::cell::UnsafeCell::new(M::default()),
             });
         }
+        // The boxed slice never moves again, so its address can be the handles' base.
+        let slots = slots.into_boxed_slice();
+        let codec = Codec::new(slots.as_ptr().addr(), Self::SLOT_SHIFT);
         let mut pool = Box::new(Pool {
             name: cfg.name.clone(),
-            slots: slots.into_boxed_slice(),
-            free: CachedStore::new(cfg.count, cfg.cache_size, MAX_LCORES),
+            slots,
+            free: CachedStore::new(cfg.count, cfg.cache_size, MAX_LCORES, codec),
             obj_size: cfg.obj_size,
             region,
         });
@@ -235,10 +239,24 @@ impl<M> Pool<M> {
         self.free.cached_on(lcore)
     }
 
-    /// The slot of object `index` (which the store handed out).
-    #[inline]
-    fn slot(&self, index: u32) -> NonNull<Slot<M>> {
-        NonNull::from(&self.slots[index as usize])
+    /// log2 of a slot's size: handles are `slots base + (index << SLOT_SHIFT)`.
+    const SLOT_SHIFT: u32 = {
+        let size = core::mem::size_of::<Slot<M>>();
+        assert!(
+            size.is_power_of_two(),
+            "a pool slot's size must be a power of two"
+        );
+        size.trailing_zeros()
+    };
+
+    /// The slot a handle (from the store or a cache) stands for.
+    #[inline(always)]
+    fn slot_at(&self, handle: usize) -> NonNull<Slot<M>> {
+        debug_assert!(self.owns_addr(handle));
+        let slot = self.slots.as_ptr().with_addr(handle);
+        // SAFETY: handles are addresses of elements of `slots` (the store's codec makes
+        // them so), hence non-null; `with_addr` keeps the slice's provenance.
+        unsafe { NonNull::new_unchecked(slot.cast_mut()) }
     }
 
     /// Takes one object through the calling lcore's cache.
@@ -246,64 +264,84 @@ impl<M> Pool<M> {
     pub(crate) fn take_one(&self) -> Option<NonNull<Slot<M>>> {
         // SAFETY: `current_index` comes from the lcore registry, which gives each id to one
         // thread at a time, so this thread is the only user of that cache.
-        let index = unsafe { self.free.get_one(lcore::current_index()) }?;
-        self.on_take(index);
-        Some(self.slot(index))
+        let handle = unsafe { self.free.get_one(lcore::current_index()) }?;
+        self.on_take(handle);
+        Some(self.slot_at(handle))
     }
 
     /// Takes `n` objects (all or none when `exact`, else up to `n`) through the calling
-    /// lcore's cache, handing each to `f`. Returns how many.
+    /// lcore's cache and appends `make(slot)` for each to `out`. Returns how many.
+    ///
+    /// The handles are written straight into the batch's spare capacity and its length is
+    /// set once: pushing one by one would chain every item on the length in memory.
     #[inline]
-    pub(crate) fn take_with(
+    pub(crate) fn take_into<T, const N: usize>(
         &self,
+        out: &mut crate::Batch<T, N>,
         n: usize,
         exact: bool,
-        mut f: impl FnMut(NonNull<Slot<M>>),
+        make: impl Fn(NonNull<Slot<M>>) -> T,
     ) -> usize {
-        let each = |objs: &[u32]| {
-            for &index in objs {
-                self.on_take(index);
-                f(self.slot(index));
+        let n = n.min(out.remaining());
+        let len = out.len();
+        let dst = out.spare_capacity_mut().as_mut_ptr();
+        let mut written = 0;
+        let each = |handles: &[usize]| {
+            for &handle in handles {
+                self.on_take(handle);
+                // SAFETY: at most `n <= remaining` handles come, so `written` stays within
+                // the spare capacity.
+                unsafe { (*dst.add(written)).write(make(self.slot_at(handle))) };
+                written += 1;
             }
         };
         // SAFETY: as in `take_one`.
-        unsafe { self.free.get_with(lcore::current_index(), n, exact, each) }
+        let got = unsafe { self.free.get_with(lcore::current_index(), n, exact, each) };
+        // SAFETY: `got` items were written right after the `len` initialised ones.
+        unsafe { out.set_len(len + got) };
+        got
     }
 
-    /// Returns one object, through the calling lcore's cache.
+    /// Returns one held object, through the calling lcore's cache.
     #[inline]
-    pub(crate) fn give_back_one(&self, index: u32) {
-        self.on_give_back(index);
+    pub(crate) fn give_back_one(&self, slot: NonNull<Slot<M>>) {
+        let handle = slot.as_ptr().addr();
+        self.on_give_back(handle);
         // SAFETY: as in `take_one`; the caller held the object and gives it up.
-        unsafe { self.free.put_one(lcore::current_index(), index) };
+        unsafe { self.free.put_one(lcore::current_index(), handle) };
     }
 
-    /// Whether `slot` is one of this pool's objects.
-    #[inline]
+    /// The slots' first address and their span in bytes.
+    #[inline(always)]
+    fn addr_span(&self) -> (usize, usize) {
+        (
+            self.slots.as_ptr().addr(),
+            self.slots.len() << Self::SLOT_SHIFT,
+        )
+    }
+
+    #[inline(always)]
+    fn owns_addr(&self, addr: usize) -> bool {
+        let (base, span) = self.addr_span();
+        addr.wrapping_sub(base) < span
+    }
+
+    /// Whether `slot` is one of this pool's objects (by address: no header is read).
+    #[inline(always)]
     pub(crate) fn owns(&self, slot: NonNull<Slot<M>>) -> bool {
-        let offset = (slot.as_ptr() as usize).wrapping_sub(self.slots.as_ptr() as usize);
-        offset < self.slots.len() * core::mem::size_of::<Slot<M>>()
-    }
-
-    /// The index of `slot`, one of this pool's objects ([`Pool::owns`]), from its address
-    /// alone: freeing a batch reads no object header.
-    #[inline]
-    fn index_of_owned(&self, slot: NonNull<Slot<M>>) -> u32 {
-        debug_assert!(self.owns(slot));
-        // The divisor is a compile-time constant (a power of two for the slot types here).
-        ((slot.as_ptr() as usize - self.slots.as_ptr() as usize) / core::mem::size_of::<Slot<M>>())
-            as u32
+        self.owns_addr(slot.as_ptr().addr())
     }
 
     /// Returns the objects at `slots(k)` for `k in 0..n` — all of this pool
-    /// ([`Pool::owns`]) and held by the caller — in bulk through the calling lcore's cache.
+    /// ([`Pool::owns`]) and held by the caller — in bulk through the calling lcore's cache:
+    /// their addresses are the handles, so this copies pointers and reads no header.
     #[inline]
     fn give_back_owned(&self, n: usize, slots: impl Fn(usize) -> NonNull<Slot<M>>) {
-        let fill = |dst: &mut [u32]| {
+        let fill = |dst: &mut [usize]| {
             for (k, d) in dst.iter_mut().enumerate() {
-                let index = self.index_of_owned(slots(k));
-                self.on_give_back(index);
-                *d = index;
+                let handle = slots(k).as_ptr().addr();
+                self.on_give_back(handle);
+                *d = handle;
             }
         };
         // SAFETY: as in `take_one`; the caller held the objects and gives them up.
@@ -320,16 +358,17 @@ impl<M> Pool<M> {
 
     #[cfg(not(feature = "debug-cookies"))]
     #[inline(always)]
-    fn on_take(&self, _index: u32) {}
+    fn on_take(&self, _handle: usize) {}
 
     #[cfg(not(feature = "debug-cookies"))]
     #[inline(always)]
-    fn on_give_back(&self, _index: u32) {}
+    fn on_give_back(&self, _handle: usize) {}
 
     #[cfg(feature = "debug-cookies")]
-    fn on_take(&self, index: u32) {
+    fn on_take(&self, handle: usize) {
         use std::sync::atomic::Ordering;
-        let slot = &self.slots[index as usize];
+        let index = (handle - self.slots.as_ptr().addr()) >> Self::SLOT_SHIFT;
+        let slot = &self.slots[index];
         let was = slot.cookie.swap(COOKIE_TAKEN, Ordering::AcqRel);
         assert!(
             was == COOKIE_FREE,
@@ -347,9 +386,10 @@ impl<M> Pool<M> {
     }
 
     #[cfg(feature = "debug-cookies")]
-    fn on_give_back(&self, index: u32) {
+    fn on_give_back(&self, handle: usize) {
         use std::sync::atomic::Ordering;
-        let slot = &self.slots[index as usize];
+        let index = (handle - self.slots.as_ptr().addr()) >> Self::SLOT_SHIFT;
+        let slot = &self.slots[index];
         let was = slot.cookie.swap(COOKIE_FREE, Ordering::AcqRel);
         assert!(
             was == COOKIE_TAKEN,
@@ -414,9 +454,23 @@ impl<M> Slot<M> {
 /// handles afterwards).
 #[inline]
 pub(crate) unsafe fn give_back_runs<M>(len: usize, slot_at: impl Fn(usize) -> NonNull<Slot<M>>) {
+    if len == 0 {
+        return;
+    }
+    // SAFETY: the caller holds this object, so its slot and pool are alive.
+    let pool = unsafe { slot_at(0).as_ref() }.pool();
+    // The common case, one pool for the whole batch, checked without early exit so that
+    // the check vectorises, with the pool's bounds hoisted out of the loop.
+    let (base, span) = pool.addr_span();
+    let one_pool = (0..len).fold(true, |ok, k| {
+        ok & (slot_at(k).as_ptr().addr().wrapping_sub(base) < span)
+    });
+    if one_pool {
+        return pool.give_back_owned(len, slot_at);
+    }
     let mut start = 0;
     while start < len {
-        // SAFETY: the caller holds this object, so its slot and pool are alive.
+        // SAFETY: as above.
         let pool = unsafe { slot_at(start).as_ref() }.pool();
         let mut end = start + 1;
         while end < len && pool.owns(slot_at(end)) {
@@ -526,10 +580,7 @@ impl Mempool {
         n: usize,
         exact: bool,
     ) -> usize {
-        let n = n.min(out.remaining());
-        // Cannot fail: at most `remaining` objects come.
-        self.pool()
-            .take_with(n, exact, |slot| drop(out.push(DmaObj { slot })))
+        self.pool().take_into(out, n, exact, |slot| DmaObj { slot })
     }
 
     /// The pool's name.
@@ -667,8 +718,7 @@ impl DmaObj {
 impl Drop for DmaObj {
     #[inline]
     fn drop(&mut self) {
-        let slot = self.slot();
-        slot.pool().give_back_one(slot.index());
+        self.slot().pool().give_back_one(self.slot);
     }
 }
 

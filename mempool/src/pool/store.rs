@@ -47,14 +47,46 @@ struct Head {
     count: AtomicU32,
 }
 
+/// How the store's object indices map to the handles its users hold: `base + (index <<
+/// shift)`. A pool's handles are its object headers' addresses, so that lcore caches and
+/// batches hold ready-to-use pointers and only refills and spills convert (as
+/// `rte_mempool`'s caches hold object pointers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Codec {
+    base: usize,
+    shift: u32,
+}
+
+impl Codec {
+    /// Handles are the indices themselves (tests and models).
+    #[cfg(any(test, loom))]
+    pub(crate) const IDENTITY: Codec = Codec { base: 0, shift: 0 };
+
+    /// Handles `base + (index << shift)`.
+    pub(crate) const fn new(base: usize, shift: u32) -> Self {
+        Self { base, shift }
+    }
+
+    #[inline(always)]
+    pub(crate) fn handle(self, index: u32) -> usize {
+        self.base + ((index as usize) << self.shift)
+    }
+
+    #[inline(always)]
+    pub(crate) fn index(self, handle: usize) -> u32 {
+        (handle.wrapping_sub(self.base) >> self.shift) as u32
+    }
+}
+
 pub(crate) struct Store {
     head: CachePadded<Head>,
     next: Box<[AtomicU32]>,
+    codec: Codec,
 }
 
 impl Store {
-    /// An empty store for objects `0..capacity`.
-    pub(crate) fn new(capacity: u32) -> Self {
+    /// An empty store for objects `0..capacity`, whose users hold handles as `codec` says.
+    pub(crate) fn new(capacity: u32, codec: Codec) -> Self {
         assert!(
             capacity < NIL,
             "object indices must stay below the NIL marker"
@@ -65,6 +97,7 @@ impl Store {
                 count: AtomicU32::new(0),
             }),
             next: (0..capacity).map(|_| AtomicU32::new(NIL)).collect(),
+            codec,
         }
     }
 
@@ -76,18 +109,21 @@ impl Store {
         self.head.count.load(Ordering::Acquire)
     }
 
-    /// Pushes `items` (each index below capacity, none already in the store).
-    pub(crate) fn push(&self, items: &[u32]) {
+    /// Pushes the objects of `items` (handles of objects below capacity, none already in
+    /// the store).
+    pub(crate) fn push(&self, items: &[usize]) {
         let Some((&last, _)) = items.split_last() else {
             return;
         };
+        let c = self.codec;
         for pair in items.windows(2) {
-            self.next[pair[0] as usize].store(pair[1], Ordering::Relaxed);
+            self.next[c.index(pair[0]) as usize].store(c.index(pair[1]), Ordering::Relaxed);
         }
+        let (first, last) = (c.index(items[0]), c.index(last));
         let mut head = self.head.word.load(Ordering::Relaxed);
         loop {
             self.next[last as usize].store(top_of(head), Ordering::Relaxed);
-            let new = pack(tag_of(head).wrapping_add(1), items[0]);
+            let new = pack(tag_of(head).wrapping_add(1), first);
             // R3: Release publishes the links above; Acquire on success continues the chain
             // of earlier exchanges (see the module docs).
             match self.head.word.compare_exchange_weak(
@@ -105,9 +141,9 @@ impl Store {
             .fetch_add(items.len() as u32, Ordering::Release);
     }
 
-    /// Pops up to `out.len()` objects into `out` (exactly that many or none when `exact`),
-    /// returning how many.
-    pub(crate) fn pop(&self, out: &mut [u32], exact: bool) -> usize {
+    /// Pops up to `out.len()` objects' handles into `out` (exactly that many or none when
+    /// `exact`), returning how many.
+    pub(crate) fn pop(&self, out: &mut [usize], exact: bool) -> usize {
         let want = out.len();
         if want == 0 {
             return 0;
@@ -124,7 +160,7 @@ impl Store {
                     consistent = false;
                     break;
                 }
-                out[taken] = top;
+                out[taken] = self.codec.handle(top);
                 taken += 1;
                 top = self.next[top as usize].load(Ordering::Relaxed);
             }
@@ -163,15 +199,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn codec_maps_indices_to_addresses_and_back() {
+        let c = Codec::new(0x7000_0000, 6);
+        assert_eq!(c.handle(3), 0x7000_00c0);
+        assert_eq!(c.index(0x7000_00c0), 3);
+        let s = Store::new(4, c);
+        s.push(&[c.handle(2), c.handle(0)]);
+        let mut out = [0usize; 2];
+        assert_eq!(s.pop(&mut out, true), 2);
+        assert_eq!(out, [c.handle(2), c.handle(0)]);
+    }
+
+    #[test]
     fn lifo_bulk_and_exact() {
-        let s = Store::new(8);
+        let s = Store::new(8, Codec::IDENTITY);
         s.push(&[0, 1, 2]);
         s.push(&[5]);
         assert_eq!(s.count(), 4);
-        let mut out = [0u32; 3];
+        let mut out = [0usize; 3];
         assert_eq!(s.pop(&mut out, true), 3);
         assert_eq!(out, [5, 0, 1]);
-        let mut out = [0u32; 2];
+        let mut out = [0usize; 2];
         assert_eq!(
             s.pop(&mut out, true),
             0,
@@ -187,13 +235,13 @@ mod tests {
     fn threads_never_lose_or_duplicate_objects() {
         use std::sync::Arc;
         const OBJS: u32 = 1024;
-        let s = Arc::new(Store::new(OBJS));
-        s.push(&(0..OBJS).collect::<Vec<_>>());
+        let s = Arc::new(Store::new(OBJS, Codec::IDENTITY));
+        s.push(&(0..OBJS as usize).collect::<Vec<_>>());
         let workers: Vec<_> = (0..3)
             .map(|t| {
                 let s = s.clone();
                 std::thread::spawn(move || {
-                    let mut held = vec![0u32; 64];
+                    let mut held = vec![0usize; 64];
                     for i in 0..20_000usize {
                         let want = 1 + (i * 7 + t) % 64;
                         let n = s.pop(&mut held[..want], i % 2 == 0);
@@ -205,10 +253,10 @@ mod tests {
         for w in workers {
             w.join().unwrap();
         }
-        let mut all = vec![0u32; OBJS as usize + 1];
+        let mut all = vec![0usize; OBJS as usize + 1];
         assert_eq!(s.pop(&mut all, false), OBJS as usize);
         all.truncate(OBJS as usize);
         all.sort_unstable();
-        assert!(all.iter().copied().eq(0..OBJS));
+        assert!(all.iter().copied().eq(0..OBJS as usize));
     }
 }
