@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT OR Apache-2.0
  *
- * DPDK peer for sluice-bench: rte_ring SP/SC between two lcores and rte_mempool get+put on
- * one lcore, measured the same way as the Rust side (see bench/README.md). sluice-bench
+ * DPDK peer for sluice-bench: rte_ring SP/SC between two lcores, and rte_mempool get+put and
+ * rte_pktmbuf alloc+free on one lcore, measured the same way as the Rust side (see bench/README.md). sluice-bench
  * compiles this at run time against the installed libdpdk and parses the lines that start
  * with "SLUICE_PEER"; everything else on stdout is ignored.
  *
@@ -17,6 +17,7 @@
 #include <rte_errno.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
+#include <rte_mbuf.h>
 #include <rte_mempool.h>
 #include <rte_ring.h>
 #include <rte_version.h>
@@ -150,6 +151,56 @@ static int bench_mempool(uint64_t iters, unsigned int reps, double ns_per_cycle)
 	return 0;
 }
 
+/* rte_pktmbuf: alloc + free of packet buffers, the like-for-like peer of sluice's PktPool
+ * (both reset each buffer's header on alloc, which plain rte_mempool get/put does not). */
+static int bench_pktmbuf(uint64_t iters, unsigned int reps, double ns_per_cycle)
+{
+	static const unsigned int caches[] = {POOL_CACHE, 0};
+	static const unsigned int bulks[] = {1, 32};
+	struct rte_mbuf *mbufs[MAX_BURST];
+
+	for (unsigned int c = 0; c < RTE_DIM(caches); c++) {
+		char name[32];
+		snprintf(name, sizeof(name), "sluice_bench_mb%u", caches[c]);
+		/* 2048 B data room after RTE_PKTMBUF_HEADROOM (128): the PktBuf layout. */
+		struct rte_mempool *mp = rte_pktmbuf_pool_create(name, POOL_OBJS, caches[c], 0,
+								 RTE_PKTMBUF_HEADROOM + 2048, SOCKET_ID_ANY);
+		if (mp == NULL) {
+			fprintf(stderr, "peer: rte_pktmbuf_pool_create: %s\n", rte_strerror(rte_errno));
+			return -1;
+		}
+		for (unsigned int k = 0; k < RTE_DIM(bulks); k++)
+			for (unsigned int rep = 0; rep < reps; rep++) {
+				unsigned int n = bulks[k];
+				uint64_t rounds = iters / n, failed = 0;
+				uint64_t start = rte_rdtsc_precise();
+				for (uint64_t i = 0; i < rounds; i++) {
+					if (n == 1) {
+						struct rte_mbuf *m = rte_pktmbuf_alloc(mp);
+						if (m == NULL) {
+							failed++;
+							continue;
+						}
+						rte_pktmbuf_free(m);
+					} else {
+						if (rte_pktmbuf_alloc_bulk(mp, mbufs, n) != 0) {
+							failed++;
+							continue;
+						}
+						rte_pktmbuf_free_bulk(mbufs, n);
+					}
+				}
+				uint64_t cycles = rte_rdtsc_precise() - start;
+				printf("SLUICE_PEER pktmbuf cache=%u bulk=%u rep=%u objs=%" PRIu64
+				       " ns_per_obj=%.4f ok=%d\n",
+				       caches[c], n, rep, rounds * n,
+				       (double)cycles * ns_per_cycle / (double)(rounds * n), failed == 0);
+			}
+		rte_mempool_free(mp);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int eal_args = rte_eal_init(argc, argv);
@@ -176,6 +227,8 @@ int main(int argc, char **argv)
 	int rc = bench_ring(items1, items, reps, capacity, ns_per_cycle);
 	if (rc == 0)
 		rc = bench_mempool(pool_iters, reps, ns_per_cycle);
+	if (rc == 0)
+		rc = bench_pktmbuf(pool_iters, reps, ns_per_cycle);
 	fflush(stdout);
 	rte_eal_cleanup();
 	return rc == 0 ? 0 : 1;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::pages::Pages;
 use crate::pin::CorePair;
 use crate::stats::median;
 
@@ -48,9 +49,12 @@ pub struct RingSample {
     pub ok: bool,
 }
 
-/// One `SLUICE_PEER mempool ...` line.
+/// One `SLUICE_PEER mempool ...` (rte_mempool get+put) or `SLUICE_PEER pktmbuf ...`
+/// (rte_pktmbuf alloc+free) line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolSample {
+    /// Which API: `mempool` or `pktmbuf`.
+    pub api: String,
     /// Per-lcore cache size (0: none).
     pub cache: u32,
     /// Objects per get and per put.
@@ -89,12 +93,23 @@ impl PeerReport {
         median(&runs.iter().map(|s| s.ns_per_obj).collect::<Vec<_>>())
     }
 
-    /// Median ns/obj of the mempool runs with `cache` at `bulk`, as for [`Self::ring_ns`].
+    /// Median ns/obj of the rte_mempool runs with `cache` at `bulk`, as for
+    /// [`Self::ring_ns`].
     pub fn pool_ns(&self, cache: u32, bulk: usize) -> Option<f64> {
+        self.api_ns("mempool", cache, bulk)
+    }
+
+    /// Median ns/obj of the rte_pktmbuf runs with `cache` at `bulk`, as for
+    /// [`Self::ring_ns`].
+    pub fn pktmbuf_ns(&self, cache: u32, bulk: usize) -> Option<f64> {
+        self.api_ns("pktmbuf", cache, bulk)
+    }
+
+    fn api_ns(&self, api: &str, cache: u32, bulk: usize) -> Option<f64> {
         let runs: Vec<&PoolSample> = self
             .pool
             .iter()
-            .filter(|s| s.cache == cache && s.bulk == bulk)
+            .filter(|s| s.api == api && s.cache == cache && s.bulk == bulk)
             .collect();
         if runs.iter().any(|s| !s.ok) {
             return None;
@@ -136,11 +151,14 @@ pub fn parse_peer_output(text: &str) -> PeerReport {
                 ns_per_obj: ns,
                 ok,
             });
-        } else if rest.starts_with("mempool ")
+        } else if let Some(api) = ["mempool", "pktmbuf"]
+            .into_iter()
+            .find(|api| rest.starts_with(&format!("{api} ")))
             && let (Some(cache), Some(bulk), Some(ns)) =
                 (int("cache"), int("bulk"), num("ns_per_obj"))
         {
             report.pool.push(PoolSample {
+                api: api.to_string(),
                 cache: cache as u32,
                 bulk,
                 ns_per_obj: ns,
@@ -187,24 +205,23 @@ pub fn parse_ring_perf(text: &str) -> RingPerfReference {
     out
 }
 
-/// EAL arguments: no hugepages or PCI, our two cores, a file prefix of our own.
-fn eal_args(cores: CorePair) -> Vec<String> {
+/// EAL arguments: the run's page size, no PCI, our two cores, a file prefix of our own.
+fn eal_args(cores: CorePair, pages: &Pages) -> Vec<String> {
     let lcores = if cores.distinct() {
         format!("{},{}", cores.producer, cores.consumer)
     } else {
         cores.producer.to_string()
     };
-    vec![
-        "--no-huge".into(),
-        "-m".into(),
-        "512".into(),
+    let mut args = pages.eal_memory();
+    args.extend([
         "--no-pci".into(),
         "-l".into(),
         lcores,
         "--file-prefix".into(),
         format!("sluice-bench-{}", std::process::id()),
         "--log-level=lib.*:error".into(),
-    ]
+    ]);
+    args
 }
 
 /// Why a DPDK figure is missing, for the one line the report prints instead.
@@ -283,14 +300,14 @@ fn run_with_limit(mut cmd: Command, stdin: &str, limit: Duration) -> Result<Stri
 }
 
 /// Builds and runs the C peer; `Err` explains why there are no DPDK figures.
-pub fn run_peer(args: &PeerArgs, cores: CorePair) -> Result<PeerReport, String> {
+pub fn run_peer(args: &PeerArgs, cores: CorePair, pages: &Pages) -> Result<PeerReport, String> {
     if let Some(why) = missing_reason() {
         return Err(why);
     }
     let dir = std::env::temp_dir().join(format!("sluice-bench-{}", std::process::id()));
     let exe = build_peer(&dir)?;
     let mut cmd = Command::new(&exe);
-    cmd.args(eal_args(cores)).arg("--").args([
+    cmd.args(eal_args(cores, pages)).arg("--").args([
         args.items_burst1.to_string(),
         args.items.to_string(),
         args.reps.to_string(),
@@ -307,9 +324,9 @@ pub fn run_peer(args: &PeerArgs, cores: CorePair) -> Result<PeerReport, String> 
 }
 
 /// Runs `dpdk-test` with `ring_perf_autotest` if it is installed.
-pub fn run_ring_perf(cores: CorePair) -> Result<RingPerfReference, String> {
+pub fn run_ring_perf(cores: CorePair, pages: &Pages) -> Result<RingPerfReference, String> {
     let mut cmd = Command::new("dpdk-test");
-    cmd.args(eal_args(cores));
+    cmd.args(eal_args(cores, pages));
     let out =
         run_with_limit(cmd, "ring_perf_autotest\n", Duration::from_secs(120)).map_err(|e| {
             format!(

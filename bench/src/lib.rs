@@ -3,7 +3,7 @@
 //! The `sluice-bench` binary runs every figure of DESIGN.md §5 that needs no device: the SPSC
 //! ring between two pinned cores (against `crossbeam_queue::ArrayQueue`, `rtrb`, `ringbuf`
 //! and DPDK's `rte_ring`), the latency of a burst through the ring, and the mempool get+put
-//! cost (against DPDK's `rte_mempool`). DPDK runs as a C peer compiled at run time
+//! cost (against DPDK's `rte_mempool` and `rte_pktmbuf`, on the same page size: [`pages`]). DPDK runs as a C peer compiled at run time
 //! ([`dpdk`]); when it is absent its columns say `n/a`. See `bench/README.md` for the
 //! methodology and the figures.
 #![forbid(unsafe_code)]
@@ -12,6 +12,7 @@ pub mod dpdk;
 pub mod latency;
 pub mod machine;
 pub mod mempool_bench;
+pub mod pages;
 pub mod peers;
 pub mod pin;
 pub mod report;

@@ -9,6 +9,7 @@ use clap::{Parser, ValueEnum};
 
 use sluice_bench::dpdk::{self, PeerArgs};
 use sluice_bench::machine;
+use sluice_bench::pages::Pages;
 use sluice_bench::pin::CorePair;
 use sluice_bench::report::{self, Plan};
 use sluice_bench::targets::{self, Figures};
@@ -57,6 +58,8 @@ fn main() {
 
     println!("sluice-bench: {}", machine::describe());
     println!("{}", cores.describe());
+    let pages = Pages::choose();
+    println!("{}", pages.describe());
 
     // DPDK runs first, alone, so that its threads and ours never share the two cores.
     let peer = match args.dpdk {
@@ -72,7 +75,7 @@ fn main() {
                 capacity: plan.capacity,
                 pool_objects: plan.pool_objects,
             };
-            match dpdk::run_peer(&peer_args, cores) {
+            match dpdk::run_peer(&peer_args, cores, &pages) {
                 Ok(report) => {
                     println!(
                         "DPDK peers: {}, TSC {:.3} GHz",
@@ -90,7 +93,7 @@ fn main() {
     };
     let reference = (ring && peer.is_some())
         .then(|| {
-            dpdk::run_ring_perf(cores)
+            dpdk::run_ring_perf(cores, &pages)
                 .map_err(|why| println!("{why}"))
                 .ok()
         })
@@ -108,7 +111,7 @@ fn main() {
     if pool {
         println!(
             "{}",
-            report::mempool_section(&plan, peer.as_ref(), &mut figures)
+            report::mempool_section(&plan, &pages, peer.as_ref(), &mut figures)
         );
     }
     println!("Targets (DESIGN.md §5), from this run's figures:\n");

@@ -1,7 +1,7 @@
 //! Mempool get+put costs on one core, and the forwarder's cross-core pattern.
 //!
-//! Pools use 4 KiB pages ([`HugePagePolicy::Never`]), as the DPDK peer does under
-//! `--no-huge`, with 8191 objects of 2176 B (128 B headroom + 2048 B data room).
+//! Pools sit on the run's page size ([`crate::pages`], the same as the DPDK peer's), with
+//! 8191 objects of 2176 B (128 B headroom + 2048 B data room).
 
 use std::hint::black_box;
 use std::sync::{Arc, Barrier};
@@ -10,8 +10,8 @@ use std::time::Instant;
 use sluice_mempool::lcore::{self, LcoreGuard, LcoreId};
 use sluice_mempool::ring;
 use sluice_mempool::{
-    Batch, DmaObj, HugePagePolicy, IdentityMapper, Mempool, PktBuf, PktPool, PktPoolConfig,
-    PoolConfig,
+    Batch, DmaObj, HugePagePolicy, IdentityMapper, Mempool, PageSize, PktBuf, PktPool,
+    PktPoolConfig, PoolConfig,
 };
 
 use crate::pin::{CorePair, pin_current};
@@ -51,13 +51,15 @@ pub struct PoolBenchConfig {
     pub reps: usize,
     /// Core for single-core runs (`producer`) and the two forwarder lcores.
     pub cores: CorePair,
+    /// Page size and policy of every pool.
+    pub pages: (PageSize, HugePagePolicy),
 }
 
-fn pkt_pool(cache: CacheMode) -> PktPool {
+fn pkt_pool(bench: &PoolBenchConfig, cache: CacheMode) -> PktPool {
     let mut cfg = PktPoolConfig::new("bench", POOL_OBJS);
     cfg.cache_size = cache.cache_size();
-    cfg.huge_pages = HugePagePolicy::Never;
-    PktPool::new(&cfg, Arc::new(IdentityMapper)).expect("a 4 KiB-page pool can be created")
+    (cfg.page_size, cfg.huge_pages) = bench.pages;
+    PktPool::new(&cfg, Arc::new(IdentityMapper)).expect("the bench pool can be created")
 }
 
 /// Runs `body` on a thread pinned to `core`, registered as lcore `lcore` when `register`.
@@ -94,7 +96,7 @@ fn time_rounds(cfg: &PoolBenchConfig, per_round: usize, mut round: impl FnMut())
 /// `PktPool` get+put on one core: `alloc` + drop for `bulk == 1`, `alloc_bulk` +
 /// `PktBuf::free_bulk` otherwise. Median ns per object.
 pub fn pktpool_get_put(cfg: &PoolBenchConfig, cache: CacheMode, bulk: usize) -> f64 {
-    let pool = pkt_pool(cache);
+    let pool = pkt_pool(cfg, cache);
     let lcore = (cache == CacheMode::PerLcore).then_some(0);
     on_lcore(cfg.cores.producer, lcore, || {
         if bulk == 1 {
@@ -115,19 +117,24 @@ pub fn pktpool_get_put(cfg: &PoolBenchConfig, cache: CacheMode, bulk: usize) -> 
     })
 }
 
-/// `Mempool` (`DmaObj`, no per-packet metadata) get+put of [`BULK`] on one core: `get_bulk`
-/// then `DmaObj::free_bulk`. Median ns per object.
-pub fn mempool_get_put(cfg: &PoolBenchConfig, cache: CacheMode) -> f64 {
+/// `Mempool` (`DmaObj`, no per-packet metadata; the peer of plain `rte_mempool` get/put) on
+/// one core: `get` + drop for `bulk == 1`, `get_bulk` + `DmaObj::free_bulk` otherwise.
+/// Median ns per object.
+pub fn mempool_get_put(cfg: &PoolBenchConfig, cache: CacheMode, bulk: usize) -> f64 {
     let mut pcfg = PoolConfig::new("bench-dma", POOL_OBJS, 2176);
     pcfg.cache_size = cache.cache_size();
-    pcfg.huge_pages = HugePagePolicy::Never;
+    (pcfg.page_size, pcfg.huge_pages) = cfg.pages;
     let pool = Mempool::new(&pcfg, Arc::new(IdentityMapper)).expect("pool can be created");
     let lcore = (cache == CacheMode::PerLcore).then_some(0);
     on_lcore(cfg.cores.producer, lcore, || {
         let mut batch = Batch::<_, BULK>::new();
-        time_rounds(cfg, BULK, || {
+        time_rounds(cfg, bulk, || {
+            if bulk == 1 {
+                drop(black_box(pool.get().expect("pool is never drained here")));
+                return;
+            }
             assert!(
-                pool.get_bulk(&mut batch, BULK),
+                pool.get_bulk(&mut batch, bulk),
                 "pool is never drained here"
             );
             black_box(&mut batch);
@@ -141,7 +148,7 @@ pub fn mempool_get_put(cfg: &PoolBenchConfig, cache: CacheMode) -> f64 {
 /// them in bulk. Median ns per object, timed on B from the first buffer to the last; `Err`
 /// if a buffer went missing.
 pub fn forward(cfg: &PoolBenchConfig, ring_capacity: usize) -> Result<f64, String> {
-    let pool = pkt_pool(CacheMode::PerLcore);
+    let pool = pkt_pool(cfg, CacheMode::PerLcore);
     let mut runs = Vec::with_capacity(cfg.reps);
     for _ in 0..cfg.reps {
         let (mut tx, mut rx) = ring::ring::<PktBuf>(ring_capacity).map_err(|e| e.to_string())?;

@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::dpdk::{PeerReport, RingPerfReference};
 use crate::latency::{self, Load};
 use crate::mempool_bench::{self, CACHE_SIZE, CacheMode, PoolBenchConfig};
+use crate::pages::Pages;
 use crate::peers::{CrossbeamArrayQueue, Ringbuf, Rtrb, SluiceBatch, SluiceInPlace, SluiceSlice};
 use crate::pin::CorePair;
 use crate::ring_bench::{BURSTS, Runner, TransferConfig, measure_interleaved, transfer_once};
@@ -186,19 +187,30 @@ pub fn latency_section(plan: &Plan) -> String {
 
 /// Section (c): mempool get+put on one core and the forwarder pattern. Fills the pool
 /// fields of `figures`.
-pub fn mempool_section(plan: &Plan, peer: Option<&PeerReport>, figures: &mut Figures) -> String {
+pub fn mempool_section(
+    plan: &Plan,
+    pages: &Pages,
+    peer: Option<&PeerReport>,
+    figures: &mut Figures,
+) -> String {
     let cfg = PoolBenchConfig {
         objects: plan.pool_objects,
         reps: plan.reps,
         cores: plan.cores,
+        pages: pages.pool_pages(),
     };
+    // Like beside like: raw object pools (no per-object reset) and packet-buffer pools
+    // (both reset each buffer's header on alloc).
     let mut t = Table::new([
         "cache",
-        "PktPool bulk 1",
-        "PktPool bulk 32",
-        "Mempool bulk 32",
-        "rte_mempool bulk 1",
-        "rte_mempool bulk 32",
+        "Mempool 1",
+        "rte_mempool 1",
+        "Mempool 32",
+        "rte_mempool 32",
+        "PktPool 1",
+        "rte_pktmbuf 1",
+        "PktPool 32",
+        "rte_pktmbuf 32",
     ]);
     for (name, mode, dpdk_cache) in [
         (
@@ -208,34 +220,42 @@ pub fn mempool_section(plan: &Plan, peer: Option<&PeerReport>, figures: &mut Fig
         ),
         ("none (shared store)".to_string(), CacheMode::None, 0),
     ] {
-        let one = mempool_bench::pktpool_get_put(&cfg, mode, 1);
-        let bulk = mempool_bench::pktpool_get_put(&cfg, mode, mempool_bench::BULK);
-        let dma = mempool_bench::mempool_get_put(&cfg, mode);
-        let dpdk1 = peer.and_then(|p| p.pool_ns(dpdk_cache, 1));
-        let dpdk32 = peer.and_then(|p| p.pool_ns(dpdk_cache, 32));
+        let bulk = mempool_bench::BULK;
+        let dma1 = mempool_bench::mempool_get_put(&cfg, mode, 1);
+        let dma32 = mempool_bench::mempool_get_put(&cfg, mode, bulk);
+        let pkt1 = mempool_bench::pktpool_get_put(&cfg, mode, 1);
+        let pkt32 = mempool_bench::pktpool_get_put(&cfg, mode, bulk);
+        let mp = |b| peer.and_then(|p| p.pool_ns(dpdk_cache, b));
+        let mb = |b| peer.and_then(|p| p.pktmbuf_ns(dpdk_cache, b));
         if mode == CacheMode::PerLcore {
-            figures.pktbuf_alloc_drop = Some(one);
-            figures.sluice_pool32 = Some(bulk);
-            figures.rte_mempool32 = dpdk32;
+            figures.pktbuf_alloc_drop = Some(pkt1);
+            figures.sluice_mempool32 = Some(dma32);
+            figures.rte_mempool32 = mp(32);
+            figures.sluice_pool32 = Some(pkt32);
+            figures.rte_pktmbuf32 = mb(32);
         }
         t.row([
             name,
-            ns(Some(one)),
-            ns(Some(bulk)),
-            ns(Some(dma)),
-            ns(dpdk1),
-            ns(dpdk32),
+            ns(Some(dma1)),
+            ns(mp(1)),
+            ns(Some(dma32)),
+            ns(mp(32)),
+            ns(Some(pkt1)),
+            ns(mb(1)),
+            ns(Some(pkt32)),
+            ns(mb(32)),
         ]);
     }
     let fwd_ring = 1024;
     let fwd = mempool_bench::forward(&cfg, fwd_ring).map_err(|why| eprintln!("VOID: {why}"));
     format!(
-        "(c) Mempool get+put, ns/object, one core (core {}), {} objects of 2176 B, 4 KiB pages, {} objects per run, \
-         median of {} runs\n    bulk 1 = alloc + drop; bulk 32 = alloc_bulk + PktBuf::free_bulk (Mempool: get_bulk + DmaObj::free_bulk)\n\n{}\n\
+        "(c) Mempool get+put, ns/object, one core (core {}), {} objects of 2176 B, {}, {} objects per run, \
+         median of {} runs\n    1 = one get/alloc + drop/free; 32 = get_bulk/alloc_bulk + free_bulk (DPDK: get_bulk + put_bulk, pktmbuf_alloc_bulk + pktmbuf_free_bulk)\n\n{}\n\
          Forwarder pattern: alloc_bulk 32 on lcore A (core {}) -> sluice ring ({fwd_ring}, push_burst/pop_burst) -> \
          free_bulk on lcore B (core {}), cache {CACHE_SIZE}: {} ns/object end to end\n",
         plan.cores.producer,
         mempool_bench::POOL_OBJS,
+        pages.short(),
         plan.pool_objects,
         plan.reps,
         t.render(),

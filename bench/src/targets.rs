@@ -18,10 +18,14 @@ pub struct Figures {
     pub array_queue32: Option<f64>,
     /// DPDK `rte_ring` SP/SC bulk 32 (the peer program).
     pub rte_ring_bulk32: Option<f64>,
-    /// Sluice `PktPool` bulk-32 get+put with the lcore cache.
-    pub sluice_pool32: Option<f64>,
+    /// Sluice `Mempool` bulk-32 get+put with the lcore cache.
+    pub sluice_mempool32: Option<f64>,
     /// DPDK `rte_mempool` bulk-32 get+put with cache.
     pub rte_mempool32: Option<f64>,
+    /// Sluice `PktPool` bulk-32 alloc+free with the lcore cache.
+    pub sluice_pool32: Option<f64>,
+    /// DPDK `rte_pktmbuf` bulk-32 alloc+free with cache.
+    pub rte_pktmbuf32: Option<f64>,
     /// One `PktPool::alloc` + drop with the lcore cache.
     pub pktbuf_alloc_drop: Option<f64>,
 }
@@ -45,6 +49,15 @@ fn faster_than(what: &'static str, ours: Option<f64>, name: &str, peer: Option<f
         ours,
         bar: format!("< {name} {}", ns(peer)),
         met: ours.zip(peer).map(|(a, b)| a < b),
+    }
+}
+
+fn within_2x(what: &'static str, ours: Option<f64>, name: &str, peer: Option<f64>) -> Verdict {
+    Verdict {
+        what,
+        ours,
+        bar: format!("<= 2x {name} {} = {}", ns(peer), ns(peer.map(|v| 2.0 * v))),
+        met: ours.zip(peer).map(|(a, b)| a <= 2.0 * b),
     }
 }
 
@@ -81,19 +94,18 @@ pub fn evaluate(f: &Figures) -> Vec<Verdict> {
             ),
             met: f.rtrb32.zip(f.sluice_in_place32).map(|(r, s)| r / s >= 1.3),
         },
-        Verdict {
-            what: "mempool bulk 32 get+put, cache",
-            ours: f.sluice_pool32,
-            bar: format!(
-                "<= 2x rte_mempool {} = {}",
-                ns(f.rte_mempool32),
-                ns(f.rte_mempool32.map(|v| 2.0 * v))
-            ),
-            met: f
-                .sluice_pool32
-                .zip(f.rte_mempool32)
-                .map(|(a, b)| a <= 2.0 * b),
-        },
+        within_2x(
+            "Mempool bulk 32, cache",
+            f.sluice_mempool32,
+            "rte_mempool",
+            f.rte_mempool32,
+        ),
+        within_2x(
+            "PktPool bulk 32, cache",
+            f.sluice_pool32,
+            "rte_pktmbuf",
+            f.rte_pktmbuf32,
+        ),
         Verdict {
             what: "PktBuf alloc + drop, cache",
             ours: f.pktbuf_alloc_drop,

@@ -13,6 +13,8 @@ SLUICE_PEER mempool cache=512 bulk=32 rep=0 objs=4000000 ns_per_obj=0.6592 ok=1
 SLUICE_PEER mempool cache=512 bulk=32 rep=1 objs=4000000 ns_per_obj=1.6626 ok=1
 SLUICE_PEER mempool cache=0 bulk=1 rep=0 objs=4000000 ns_per_obj=19.1108 ok=1
 SLUICE_PEER mempool cache=0 bulk=1 rep=1 objs=garbage ns_per_obj=oops ok=1
+SLUICE_PEER pktmbuf cache=512 bulk=32 rep=0 objs=4000000 ns_per_obj=1.2500 ok=1
+SLUICE_PEER pktmbuf cache=512 bulk=1 rep=0 objs=4000000 ns_per_obj=9.0000 ok=0
 ";
 
 #[test]
@@ -25,6 +27,14 @@ fn peer_lines_parse_into_medians() {
     assert_eq!(r.pool_ns(512, 32), Some((0.6592 + 1.6626) / 2.0));
     // The malformed line is skipped, not read as zero.
     assert_eq!(r.pool_ns(0, 1), Some(19.1108));
+    // pktmbuf lines are their own series, not mixed into the mempool medians.
+    assert_eq!(r.pktmbuf_ns(512, 32), Some(1.25));
+    assert_eq!(
+        r.pktmbuf_ns(512, 1),
+        None,
+        "a run with a failed alloc is void"
+    );
+    assert_eq!(r.pool.len(), 5);
 }
 
 #[test]
