@@ -8,4 +8,12 @@
 //! signal handlers.
 #![deny(unsafe_code)]
 
-pub use sluice_mempool::{Batch, DEFAULT_BURST, Iova, PktBuf, PktMeta, PktPool, PktPoolConfig};
+pub mod error;
+pub mod net;
+pub mod soft;
+
+pub use error::Error;
+pub use sluice_mempool as mempool;
+pub use sluice_mempool::{
+    Batch, DEFAULT_BURST, IdentityMapper, Iova, PktBuf, PktMeta, PktPool, PktPoolConfig,
+};

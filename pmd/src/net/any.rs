@@ -1,0 +1,102 @@
+//! The one place where the driver is chosen at run time: an enum over every driver's port
+//! and queue types, for apps that read the driver from a configuration file.
+//!
+//! Each call is one `match` on a small enum — the branch predicts perfectly for a queue that
+//! never changes driver — and inside each arm the driver's burst functions are called
+//! statically. Code that knows its driver at compile time uses the driver's types directly.
+
+use std::sync::Arc;
+
+use sluice_mempool::{Batch, PktBuf};
+
+use super::{LinkStatus, NetPort, PortCounters, PortInfo, QueueCounters, Queues, RxQueue, TxQueue};
+use crate::soft::ring_port::{RingPort, RingRxQueue, RingTxQueue};
+
+/// A port of any driver.
+#[derive(Debug)]
+pub enum AnyPort {
+    /// An in-memory ring port.
+    Ring(RingPort),
+}
+
+/// A receive queue of any driver.
+#[derive(Debug)]
+pub enum AnyRxQueue {
+    /// Of an in-memory ring port.
+    Ring(RingRxQueue),
+}
+
+/// A transmit queue of any driver.
+#[derive(Debug)]
+pub enum AnyTxQueue {
+    /// Of an in-memory ring port.
+    Ring(RingTxQueue),
+}
+
+impl From<RingPort> for AnyPort {
+    fn from(p: RingPort) -> Self {
+        Self::Ring(p)
+    }
+}
+
+impl NetPort for AnyPort {
+    type Rx = AnyRxQueue;
+    type Tx = AnyTxQueue;
+
+    fn info(&self) -> &PortInfo {
+        match self {
+            Self::Ring(p) => p.info(),
+        }
+    }
+
+    fn link(&self) -> LinkStatus {
+        match self {
+            Self::Ring(p) => p.link(),
+        }
+    }
+
+    fn take_queues(&mut self) -> Option<Queues<AnyRxQueue, AnyTxQueue>> {
+        match self {
+            Self::Ring(p) => p.take_queues().map(|q| Queues {
+                rx: q.rx.into_iter().map(AnyRxQueue::Ring).collect(),
+                tx: q.tx.into_iter().map(AnyTxQueue::Ring).collect(),
+            }),
+        }
+    }
+
+    fn counters(&self) -> PortCounters {
+        match self {
+            Self::Ring(p) => p.counters(),
+        }
+    }
+}
+
+impl RxQueue for AnyRxQueue {
+    #[inline]
+    fn rx_burst<const N: usize>(&mut self, out: &mut Batch<PktBuf, N>) -> usize {
+        match self {
+            Self::Ring(q) => q.rx_burst(out),
+        }
+    }
+
+    fn counters(&self) -> &Arc<QueueCounters> {
+        match self {
+            Self::Ring(q) => q.counters(),
+        }
+    }
+}
+
+impl TxQueue for AnyTxQueue {
+    #[inline]
+    fn tx_burst<const N: usize>(&mut self, pkts: &mut Batch<PktBuf, N>) -> usize {
+        match self {
+            Self::Ring(q) => q.tx_burst(pkts),
+        }
+    }
+
+    fn counters(&self) -> &Arc<QueueCounters> {
+        match self {
+            Self::Ring(q) => q.counters(),
+        }
+    }
+}
