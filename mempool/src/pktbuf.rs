@@ -138,6 +138,17 @@ pub struct PktPool {
 impl PktPool {
     /// Creates a pool as `cfg` says, its memory made device-visible by `mapper`.
     pub fn new(cfg: &PktPoolConfig, mapper: Arc<dyn IovaMapper>) -> Result<Self, Error> {
+        Self::with_align(cfg, 64, mapper)
+    }
+
+    /// Like [`PktPool::new`], with every buffer starting on a multiple of `obj_align` (a
+    /// power of two, at least 64) from the region's start. An AF_XDP UMEM needs this: with
+    /// `headroom + data_room == obj_align == chunk size`, each buffer is exactly one chunk.
+    pub fn with_align(
+        cfg: &PktPoolConfig,
+        obj_align: usize,
+        mapper: Arc<dyn IovaMapper>,
+    ) -> Result<Self, Error> {
         let bad = |why: String| Error::PoolConfig {
             pool: cfg.name.clone(),
             why,
@@ -159,7 +170,7 @@ impl PktPool {
             name: cfg.name.clone(),
             count: cfg.count,
             obj_size: buf_len,
-            obj_align: 64,
+            obj_align,
             cache_size: cfg.cache_size,
             page_size: cfg.page_size,
             huge_pages: cfg.huge_pages,
