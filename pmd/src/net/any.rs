@@ -10,32 +10,54 @@ use std::sync::Arc;
 use sluice_mempool::{Batch, PktBuf};
 
 use super::{LinkStatus, NetPort, PortCounters, PortInfo, QueueCounters, Queues, RxQueue, TxQueue};
+use crate::soft::af_xdp::{AfXdpPort, AfXdpRxQueue, AfXdpTxQueue};
 use crate::soft::ring_port::{RingPort, RingRxQueue, RingTxQueue};
 
 /// A port of any driver.
+// Queue handles live one per lcore for the run, so size does not matter and boxing would
+// add a pointer chase to every burst.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum AnyPort {
     /// An in-memory ring port.
     Ring(RingPort),
+    /// An AF_XDP port.
+    AfXdp(AfXdpPort),
 }
 
 /// A receive queue of any driver.
+// Queue handles live one per lcore for the run, so size does not matter and boxing would
+// add a pointer chase to every burst.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum AnyRxQueue {
     /// Of an in-memory ring port.
     Ring(RingRxQueue),
+    /// Of an AF_XDP port.
+    AfXdp(AfXdpRxQueue),
 }
 
 /// A transmit queue of any driver.
+// Queue handles live one per lcore for the run, so size does not matter and boxing would
+// add a pointer chase to every burst.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum AnyTxQueue {
     /// Of an in-memory ring port.
     Ring(RingTxQueue),
+    /// Of an AF_XDP port.
+    AfXdp(AfXdpTxQueue),
 }
 
 impl From<RingPort> for AnyPort {
     fn from(p: RingPort) -> Self {
         Self::Ring(p)
+    }
+}
+
+impl From<AfXdpPort> for AnyPort {
+    fn from(p: AfXdpPort) -> Self {
+        Self::AfXdp(p)
     }
 }
 
@@ -46,12 +68,14 @@ impl NetPort for AnyPort {
     fn info(&self) -> &PortInfo {
         match self {
             Self::Ring(p) => p.info(),
+            Self::AfXdp(p) => p.info(),
         }
     }
 
     fn link(&self) -> LinkStatus {
         match self {
             Self::Ring(p) => p.link(),
+            Self::AfXdp(p) => p.link(),
         }
     }
 
@@ -61,12 +85,17 @@ impl NetPort for AnyPort {
                 rx: q.rx.into_iter().map(AnyRxQueue::Ring).collect(),
                 tx: q.tx.into_iter().map(AnyTxQueue::Ring).collect(),
             }),
+            Self::AfXdp(p) => p.take_queues().map(|q| Queues {
+                rx: q.rx.into_iter().map(AnyRxQueue::AfXdp).collect(),
+                tx: q.tx.into_iter().map(AnyTxQueue::AfXdp).collect(),
+            }),
         }
     }
 
     fn counters(&self) -> PortCounters {
         match self {
             Self::Ring(p) => p.counters(),
+            Self::AfXdp(p) => p.counters(),
         }
     }
 }
@@ -76,12 +105,14 @@ impl RxQueue for AnyRxQueue {
     fn rx_burst<const N: usize>(&mut self, out: &mut Batch<PktBuf, N>) -> usize {
         match self {
             Self::Ring(q) => q.rx_burst(out),
+            Self::AfXdp(q) => q.rx_burst(out),
         }
     }
 
     fn counters(&self) -> &Arc<QueueCounters> {
         match self {
             Self::Ring(q) => q.counters(),
+            Self::AfXdp(q) => q.counters(),
         }
     }
 }
@@ -91,12 +122,14 @@ impl TxQueue for AnyTxQueue {
     fn tx_burst<const N: usize>(&mut self, pkts: &mut Batch<PktBuf, N>) -> usize {
         match self {
             Self::Ring(q) => q.tx_burst(pkts),
+            Self::AfXdp(q) => q.tx_burst(pkts),
         }
     }
 
     fn counters(&self) -> &Arc<QueueCounters> {
         match self {
             Self::Ring(q) => q.counters(),
+            Self::AfXdp(q) => q.counters(),
         }
     }
 }
