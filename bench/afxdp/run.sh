@@ -171,6 +171,6 @@ for run in $(seq "$RUNS"); do
 done
 echo "median forwarded Mpps per column:"
 for col in $columns; do
-    grep "^$col " "$LOG/results" 2>/dev/null | awk '{ print $8 }' | sort -n \
+    { grep "^$col " "$LOG/results" 2>/dev/null || true; } | awk '{ print $8 }' | sort -n \
         | awk -v c="$col" '{ v[NR] = $1 } END { if (NR) printf "  %-8s %.3f (of %d runs)\n", c, v[int((NR + 1) / 2)], NR }'
 done

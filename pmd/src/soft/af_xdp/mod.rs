@@ -420,4 +420,6 @@ impl NetPort for AfXdpPort {
 }
 
 #[cfg(test)]
+mod datapath_tests;
+#[cfg(test)]
 mod tests;

@@ -120,6 +120,40 @@ impl<E: RingEntry> RingMap<E> {
         Self::from_raw(p, map_len, [0, 64, 128, desc], size)
     }
 
+    /// Two views of one ring in shared memory (a memfd mapped twice), for tests in which
+    /// one view plays the kernel: like the real rings, each side sees the other's writes
+    /// only through the memory, never through a Rust reference.
+    #[cfg(test)]
+    pub(crate) fn pair(size: u32) -> io::Result<(Self, Self)> {
+        let desc = 192;
+        let map_len = desc + size as usize * size_of::<E>();
+        // SAFETY: a valid C string; the fresh descriptor is owned by `fd` below.
+        let raw = unsafe { libc::memfd_create(c"xdp-ring".as_ptr(), libc::MFD_CLOEXEC) };
+        check(raw)?;
+        // SAFETY: `raw` is a fresh descriptor owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: plain syscall on our descriptor.
+        check(unsafe { libc::ftruncate(fd.as_raw_fd(), map_len as libc::off_t) })?;
+        let view = || {
+            // SAFETY: a fresh shared mapping of the memfd; the kernel picks the address.
+            let p = unsafe {
+                libc::mmap(
+                    core::ptr::null_mut(),
+                    map_len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED,
+                    fd.as_raw_fd(),
+                    0,
+                )
+            };
+            if p == libc::MAP_FAILED {
+                return Err(io::Error::last_os_error());
+            }
+            Self::from_raw(p, map_len, [0, 64, 128, desc], size)
+        };
+        Ok((view()?, view()?))
+    }
+
     fn from_raw(p: *mut c_void, map_len: usize, at: [usize; 4], size: u32) -> io::Result<Self> {
         let base =
             NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave NULL"))?;

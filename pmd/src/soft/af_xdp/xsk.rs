@@ -29,7 +29,8 @@ pub(super) struct Xsk {
     umem: Arc<Umem>,
     zero_copy: bool,
     // Last: the XSKMAP entry goes with the socket; the program may detach after it.
-    _prog: Arc<XdpProgram>,
+    // (`None` only in tests that play the kernel.)
+    _prog: Option<Arc<XdpProgram>>,
 }
 
 impl Xsk {
@@ -43,6 +44,19 @@ impl Xsk {
 
     pub(super) fn zero_copy(&self) -> bool {
         self.zero_copy
+    }
+
+    /// A socket object around any descriptor, with no program, for tests that play the
+    /// kernel on the rings.
+    #[cfg(test)]
+    pub(super) fn fake(fd: OwnedFd, umem: Arc<Umem>) -> Self {
+        Self {
+            fd: Arc::new(fd),
+            parked: Mutex::new(Vec::new()),
+            umem,
+            zero_copy: false,
+            _prog: None,
+        }
     }
 
     /// Keeps `table`'s buffers until the socket closes.
@@ -196,7 +210,7 @@ impl QueueSetup<'_> {
             parked: Mutex::new(Vec::new()),
             umem: self.umem.clone(),
             zero_copy,
-            _prog: self.prog.clone(),
+            _prog: Some(self.prog.clone()),
         });
         let rxq = AfXdpRxQueue::new(
             xsk.clone(),
