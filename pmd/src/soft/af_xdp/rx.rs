@@ -153,8 +153,9 @@ impl RxQueue for AfXdpRxQueue {
             self.counters.add_errors(bad);
         }
         // Refill in bursts, not one buffer at a time.
+        let mut posted = 0;
         if self.table.held() + REFILL_BURST <= self.posted_max {
-            refill(
+            posted = refill(
                 &mut self.fill,
                 &mut self.table,
                 &self.pool,
@@ -163,8 +164,9 @@ impl RxQueue for AfXdpRxQueue {
             );
         }
         // af_xdp.rst "XDP_USE_NEED_WAKEUP": the kernel asks for a syscall before it will
-        // take buffers from FILL again.
-        if self.fill.needs_wakeup() {
+        // take buffers from FILL again. Looked at when idle or after posting (as DPDK
+        // does), so that a busy queue does not read the kernel's flags line every burst.
+        if (got == 0 || posted > 0) && self.fill.needs_wakeup() {
             // EAGAIN and friends are normal; the next burst retries.
             let _ = sys::wakeup_fill(self.fd);
         }
