@@ -12,7 +12,7 @@
 //! ```
 //!
 //! The UMEM — the memory the frames live in — is a [`Umem`]: a packet pool whose buffers
-//! are exactly the UMEM's chunks, so a received frame is already in a [`PktBuf`] and a
+//! are exactly the UMEM's chunks, so a received frame is already in a [`PktBuf`](crate::PktBuf) and a
 //! `PktBuf` of that pool is transmitted from where its data lies. Every queue of a port
 //! shares one UMEM registration (`XDP_SHARED_UMEM`, each socket with its own FILL and
 //! COMPLETION rings); ports opened on the same `Umem` share it too, so forwarding between
@@ -20,9 +20,10 @@
 //! transmit.
 //!
 //! A small XDP program, attached to the interface with a BPF link for the port's lifetime,
-//! redirects each frame to the socket of its receive queue through an XSKMAP (see
-//! [`prog`](self) module docs for why it is kept as six eBPF instructions). The link
-//! detaches when the last handle goes, or when the process dies, SIGKILL included.
+//! redirects each frame to the socket of its receive queue through an XSKMAP; it is kept
+//! as six eBPF instructions loaded with `bpf(2)` (`prog.rs` says why and maps each to its
+//! C). The link detaches when the last handle goes, or when the process dies, SIGKILL
+//! included.
 //!
 //! The burst paths make no syscall except the TX kick (`sendto(MSG_DONTWAIT)`) and the FILL
 //! wakeup, each only when the kernel's need-wakeup flag asks (in copy mode, TX always asks).
@@ -134,14 +135,6 @@ pub struct AfXdpPort {
     sockets: Vec<Arc<Xsk>>,
     umem: Arc<Umem>,
     attach_mode: XdpAttachMode,
-}
-
-impl core::fmt::Debug for Xsk {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Xsk")
-            .field("zero_copy", &self.zero_copy())
-            .finish_non_exhaustive()
-    }
 }
 
 /// Kernel-side drop counters of a port's sockets (`XDP_STATISTICS`), summed over queues.

@@ -14,9 +14,12 @@
 //!
 //! It is kept here as its six eBPF instructions (REFERENCE §D3, verified on this host's
 //! 6.18 kernel) and loaded with `bpf(2)`. That needs no clang, libbpf or libxdp at build or
-//! run time; Debian's xdp-tools 1.3.1 fail to load their own programs on this kernel, and a
-//! `build.rs` that compiles C for `-target bpf` would tie every CI machine to clang. A frame
-//! on a queue with no socket in the map passes to the kernel stack (`XDP_PASS`).
+//! run time. Debian's xdp-tools 1.3.1 utilities fail to load their programs on this kernel;
+//! its libxdp (as DPDK's `net_af_xdp` uses it) loads its default program here only by
+//! falling back from its dispatcher, which wants a bpffs at `/sys/fs/bpf`; and a `build.rs`
+//! that compiles C for `-target bpf` would make clang and libbpf headers a build dependency
+//! of every CI machine, for six instructions. A frame on a queue with no socket in the map
+//! passes to the kernel stack (`XDP_PASS`).
 //!
 //! The program is attached with `BPF_LINK_CREATE`, not netlink: a link detaches when its
 //! last descriptor closes, so nothing stays attached when the process exits, is killed by

@@ -68,6 +68,14 @@ impl Xsk {
     }
 }
 
+impl core::fmt::Debug for Xsk {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Xsk")
+            .field("zero_copy", &self.zero_copy())
+            .finish_non_exhaustive()
+    }
+}
+
 /// What one queue's socket is opened with.
 pub(super) struct QueueSetup<'a> {
     pub interface: &'a str,
