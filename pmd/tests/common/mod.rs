@@ -247,8 +247,8 @@ impl RawSocket {
             return Err(io::Error::last_os_error());
         }
         let tv = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 200_000,
+            tv_sec: 2,
+            tv_usec: 0,
         };
         // SAFETY: `tv` is a valid timeval of the size passed.
         unsafe {
@@ -298,7 +298,8 @@ impl RawSocket {
         }
     }
 
-    /// Receives one incoming frame, or `None` after the 200 ms receive timeout.
+    /// Receives one incoming frame, or `None` after the 2 s receive timeout (generous: a loaded machine can deschedule
+    /// the forwarder for a while).
     pub fn recv(&self) -> Option<Vec<u8>> {
         let mut buf = vec![0u8; 2048];
         loop {

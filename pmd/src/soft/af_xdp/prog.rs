@@ -27,9 +27,12 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
 
 use super::sys::{self, BpfInsn};
 
+/// How long attaching retries an interface that is busy before reporting it.
+const LINK_BUSY_WAIT: Duration = Duration::from_secs(2);
 /// `XDP_FLAGS_SKB_MODE`: generic XDP (any driver, after the skb is built).
 const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
 /// `XDP_FLAGS_DRV_MODE`: native XDP in the driver (veth has it).
@@ -115,10 +118,21 @@ impl XdpProgram {
                 .trim()
                 .to_string(),
         })?;
-        let (link, mode) = match sys::xdp_link_create(&prog, ifindex, XDP_FLAGS_DRV_MODE) {
+        // A link closed a moment ago (a port just dropped, a process just killed) may still
+        // hold the interface while the kernel tears it down: EBUSY. Retry, bounded.
+        let deadline = Instant::now() + LINK_BUSY_WAIT;
+        let create = |flags| loop {
+            match sys::xdp_link_create(&prog, ifindex, flags) {
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                r => break r,
+            }
+        };
+        let (link, mode) = match create(XDP_FLAGS_DRV_MODE) {
             Ok(l) => (l, XdpAttachMode::Driver),
             Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EINVAL)) => {
-                let l = sys::xdp_link_create(&prog, ifindex, XDP_FLAGS_SKB_MODE)
+                let l = create(XDP_FLAGS_SKB_MODE)
                     .map_err(|e| err("attach the XDP program (generic mode)", e))?;
                 (l, XdpAttachMode::Generic)
             }

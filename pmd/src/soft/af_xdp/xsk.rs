@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::net::QueueCounters;
 
 /// How long bind retries a busy queue before reporting it busy.
-const BIND_BUSY_WAIT: Duration = Duration::from_secs(1);
+const BIND_BUSY_WAIT: Duration = Duration::from_secs(2);
 
 /// A bound socket, shared by its queue's RX and TX handles and the port.
 ///
