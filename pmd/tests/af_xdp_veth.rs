@@ -106,7 +106,13 @@ fn receives_every_frame_from_the_peer() {
         assert_eq!(got, TOTAL as usize);
         let s = q.rx[0].counters().snapshot();
         assert_eq!((s.packets, s.bytes, s.errors), (u64::from(TOTAL), bytes, 0));
-        println!("received {got} frames ({bytes} bytes) on veth sxr0a, copy mode");
+        let ks = port.kernel_stats();
+        assert_eq!(
+            (ks.rx_dropped, ks.rx_ring_full, ks.rx_invalid_descs),
+            (0, 0, 0),
+            "{ks:?}"
+        );
+        println!("received {got} frames ({bytes} bytes) on veth sxr0a, copy mode; kernel: {ks:?}");
         drop(q);
         drop(port);
         assert_eq!(
