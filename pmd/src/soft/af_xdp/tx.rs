@@ -13,6 +13,9 @@ use super::umem::{ChunkTable, Geometry};
 use super::xsk::Xsk;
 use crate::net::{QueueCounters, TxQueue};
 
+/// Most `sendto` kicks per burst (each moves up to 32 frames in copy mode).
+const KICK_TRIES: usize = 4;
+
 /// Transmit queue of an [`AfXdpPort`](super::AfXdpPort): owns the socket's TX and
 /// COMPLETION rings and the buffers in flight on them.
 ///
@@ -90,13 +93,32 @@ impl AfXdpTxQueue {
     }
 
     /// Kicks the kernel if it asks to be (copy mode: always) and something awaits it.
+    ///
+    /// In copy mode one `sendto` transmits at most 32 descriptors and then answers EAGAIN
+    /// (it also does when the COMPLETION ring is full), so the kick is repeated — after
+    /// reclaiming completions — while the ring still holds frames, up to [`KICK_TRIES`]
+    /// times per burst: a backlog left by a busy moment drains instead of persisting until
+    /// the TX ring fills (DPDK's `kick_tx` loops the same way, unbounded).
     #[inline]
     fn kick(&mut self, sent: u32) {
-        if (sent > 0 || self.tx.outstanding() > 0) && self.tx.needs_wakeup() {
+        if !(sent > 0 || self.tx.outstanding() > 0) || !self.tx.needs_wakeup() {
+            return;
+        }
+        for _ in 0..KICK_TRIES {
             match sys::kick_tx(self.fd) {
-                // Busy or out of skbs: the kernel will be kicked again at the next burst.
-                Ok(()) | Err(libc::EAGAIN | libc::EBUSY | libc::ENOBUFS) => {}
-                Err(_) => self.counters.add_errors(1),
+                Ok(()) => return,
+                Err(libc::EAGAIN) => {
+                    self.reclaim();
+                    if self.tx.outstanding() == 0 {
+                        return;
+                    }
+                }
+                // Busy or out of skbs: the next burst kicks again.
+                Err(libc::EBUSY | libc::ENOBUFS) => return,
+                Err(_) => {
+                    self.counters.add_errors(1);
+                    return;
+                }
             }
         }
     }
