@@ -417,3 +417,59 @@ fn xdp_is_detached_when_the_process_dies() {
         println!("SIG{signal}: child killed, nothing left attached");
     }
 }
+
+/// Helper for `unprivileged_open_says_which_capability`: run as an unprivileged user, it
+/// tries to open a port on `lo` and prints the error. Ignored in normal runs.
+#[test]
+#[ignore = "helper run by unprivileged_open_says_which_capability"]
+fn child_opens_without_privilege() {
+    if std::env::var("SLUICE_CHILD_UNPRIV").is_err() {
+        return;
+    }
+    let mut pool = pool_cfg("unpriv");
+    pool.page_size = sluice_pmd::mempool::PageSize::Size4K;
+    pool.huge_pages = sluice_pmd::mempool::HugePagePolicy::Never;
+    pool.count = 1024;
+    match AfXdpPort::open_with_pool("p", &cfg("lo", 1), &pool) {
+        Ok(_) => println!("error: none"),
+        Err(e) => println!("error: {e}"),
+    }
+}
+
+#[test]
+fn unprivileged_open_says_which_capability() {
+    if let Some(why) = unavailable() {
+        println!("skipped: {why}");
+        return;
+    }
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_opens_without_privilege",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("SLUICE_CHILD_UNPRIV", "1")
+        .output();
+    let Ok(out) = out else {
+        println!("skipped: setpriv (util-linux) is not installed");
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let Some(line) = text.lines().find(|l| l.starts_with("error: ")) else {
+        println!("skipped: the unprivileged child could not run: {text}");
+        return;
+    };
+    println!("unprivileged: {line}");
+    assert!(
+        line.contains("lo: permission denied") && line.contains("CAP_"),
+        "{line}"
+    );
+}
