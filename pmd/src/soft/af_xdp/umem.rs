@@ -311,6 +311,45 @@ mod tests {
         assert_eq!(u.pool().available(), 8);
     }
 
+    proptest::proptest! {
+        /// Whatever addresses and lengths a kernel returns, the table never panics, takes
+        /// only buffers it holds with the frame inside the chunk, and keeps its count.
+        #[test]
+        fn any_kernel_address_is_checked(
+            posted in proptest::collection::vec(0u64..16, 0..16),
+            returned in proptest::collection::vec(
+                (proptest::prop_oneof![0u64..(16 * 2048 + 64), proptest::num::u64::ANY],
+                 0u32..4096),
+                0..64,
+            ),
+        ) {
+            let u = umem(16, 2048);
+            let mut t = ChunkTable::new(u.geometry());
+            let mut bufs: Vec<_> = (0..16).map(|_| Some(u.pool().alloc().unwrap())).collect();
+            let mut held = std::collections::HashSet::new();
+            for &k in &posted {
+                if let Some(b) = bufs[k as usize].take() {
+                    held.insert(t.put(b).unwrap() >> 11);
+                }
+            }
+            drop(bufs);
+            for (addr, len) in returned {
+                let chunk = addr >> 11;
+                let fits = (addr & 2047) + u64::from(len) <= 2048;
+                match t.take_rx(addr, len) {
+                    Ok(p) => {
+                        proptest::prop_assert!(held.remove(&chunk) && fits);
+                        proptest::prop_assert_eq!(p.len(), len as usize);
+                    }
+                    Err(_) => proptest::prop_assert!(!held.contains(&chunk) || !fits),
+                }
+                proptest::prop_assert_eq!(t.held(), held.len());
+            }
+            drop(t);
+            proptest::prop_assert_eq!(u.pool().available(), 16);
+        }
+    }
+
     #[test]
     fn foreign_buffers_are_not_taken() {
         let u = umem(8, 2048);
