@@ -90,6 +90,8 @@ mkdir -p "$HUGE"
 mount -t hugetlbfs -o pagesize=2M none "$HUGE"
 
 stat() { ip netns exec "$1" cat "/sys/class/net/$2/statistics/$3"; }
+# "utime stime" of a process, in clock ticks (fields 14 and 15 of /proc/PID/stat).
+cpu() { awk '{ print $14, $15 }' "/proc/$1/stat"; }
 
 # --- generator: testpmd txonly on its own net_af_xdp port, CPU 0 ---
 start_gen() {
@@ -142,14 +144,17 @@ measure() {
     ip -n $NS_FWD link show veth-a | grep -q xdp || die "$col forwarder attached no XDP program"
     start_gen "$col-$run"
     sleep "$WARMUP"
-    local g0 s0 g1 s1 l
-    g0=$(stat $NS_GEN gen0 tx_packets); s0=$(stat $NS_SINK sink0 rx_packets)
+    local g0 s0 g1 s1 l c0 c1
+    g0=$(stat $NS_GEN gen0 tx_packets); s0=$(stat $NS_SINK sink0 rx_packets); c0=$(cpu "$FWD_PID")
     sleep "$DURATION"
-    g1=$(stat $NS_GEN gen0 tx_packets); s1=$(stat $NS_SINK sink0 rx_packets)
+    g1=$(stat $NS_GEN gen0 tx_packets); s1=$(stat $NS_SINK sink0 rx_packets); c1=$(cpu "$FWD_PID")
     l=$(cut -d' ' -f1 /proc/loadavg)
     stop "$GEN_PID"; stop "$FWD_PID"
+    # The forwarder process's user and system time over the window, in % of one core.
+    local hz; hz=$(getconf CLK_TCK)
     awk -v c="$col" -v r="$run" -v g=$((g1 - g0)) -v s=$((s1 - s0)) -v d="$DURATION" -v l="$l" \
-        'BEGIN { f = "%-8s run %d  offered %6.3f Mpps  forwarded %6.3f Mpps  drop %5.1f%%  (load avg %s)\n"; printf f, c, r, g / d / 1e6, s / d / 1e6, (g > 0 ? 100 * (g - s) / g : 0), l }' | tee -a "$LOG/results"
+        -v u=$(( ${c1% *} - ${c0% *} )) -v k=$(( ${c1#* } - ${c0#* } )) -v hz="$hz" \
+        'BEGIN { f = "%-8s run %d  offered %6.3f Mpps  forwarded %6.3f Mpps  drop %5.1f%%  (fwd cpu: user %3.0f%% sys %3.0f%%; load avg %s)\n"; printf f, c, r, g / d / 1e6, s / d / 1e6, (g > 0 ? 100 * (g - s) / g : 0), 100 * u / hz / d, 100 * k / hz / d, l }' | tee -a "$LOG/results"
 }
 
 columns="testpmd sluice pmd"
