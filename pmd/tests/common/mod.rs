@@ -1,6 +1,6 @@
 //! Kernel test scaffolding: network namespaces with veth pairs that the tests create and
 //! remove, and a raw `AF_PACKET` socket to play the far end of a veth.
-#![allow(dead_code, unsafe_code)]
+#![allow(unsafe_code)]
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -210,7 +210,6 @@ pub fn check_frame(f: &[u8]) -> Option<u32> {
 /// A raw `AF_PACKET` socket on one interface, receiving [`ETHERTYPE`] frames only.
 pub struct RawSocket {
     fd: OwnedFd,
-    ifindex: i32,
 }
 
 impl RawSocket {
@@ -284,7 +283,7 @@ impl RawSocket {
                 4,
             )
         };
-        Ok(Self { fd, ifindex })
+        Ok(Self { fd })
     }
 
     /// Sends one frame.
