@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Netns, RawSocket, check_frame, frame, mac_of, unavailable, wait_until};
+use sluice_pmd::net::any::AnyPort;
 use sluice_pmd::net::{NetPort, RxQueue, TxQueue};
 use sluice_pmd::soft::af_xdp::{AfXdpConfig, AfXdpPort, Umem, XdpAttachMode, XdpMode};
 use sluice_pmd::{Batch, Error, IdentityMapper, PktBuf, PktPool, PktPoolConfig};
@@ -252,7 +253,9 @@ fn forwards_between_two_ports_without_leaking() {
     ns.run(|| {
         // One UMEM for both ports: forwarding moves chunks, it copies nothing.
         let umem = Umem::new(&pool_cfg("fwd"), 2048).unwrap();
-        let mut a = AfXdpPort::open("A", &cfg("sxf0a", 1), &umem).unwrap();
+        // Port A through the run-time dispatch an app uses when the config picks the driver.
+        let mut a = AnyPort::from(AfXdpPort::open("A", &cfg("sxf0a", 1), &umem).unwrap());
+        assert_eq!(a.info().driver, "af_xdp");
         let mut b = AfXdpPort::open("B", &cfg("sxf1a", 1), &umem).unwrap();
         let (mut qa, mut qb) = (a.take_queues().unwrap(), b.take_queues().unwrap());
         let (mut a_rx, mut b_tx) = (qa.rx.remove(0), qb.tx.remove(0));
