@@ -124,7 +124,7 @@ start_sluice_fwd() {
 
 start_pmd_fwd() {
     ip netns exec $NS_FWD "$SLUICE_AFXDP_FWD" --from veth-a --to veth-b --core 1 \
-        --duration $((WARMUP + DURATION + 5)) >"$LOG/fwd-$1.log" 2>&1 &
+        --duration $((WARMUP + DURATION + 3)) >"$LOG/fwd-$1.log" 2>&1 &
     FWD_PID=$!
     PIDS+=("$FWD_PID")
 }
@@ -149,7 +149,14 @@ measure() {
     sleep "$DURATION"
     g1=$(stat $NS_GEN gen0 tx_packets); s1=$(stat $NS_SINK sink0 rx_packets); c1=$(cpu "$FWD_PID")
     l=$(cut -d' ' -f1 /proc/loadavg)
-    stop "$GEN_PID"; stop "$FWD_PID"
+    stop "$GEN_PID"
+    if [ "$col" = pmd ]; then
+        # It stops by itself moments later and prints its counters and the kernel's.
+        wait "$FWD_PID" 2>/dev/null || true
+        sed 's/^/         /' "$LOG/fwd-$col-$run.log" | tail -2
+    else
+        stop "$FWD_PID"
+    fi
     # The forwarder process's user and system time over the window, in % of one core.
     local hz; hz=$(getconf CLK_TCK)
     awk -v c="$col" -v r="$run" -v g=$((g1 - g0)) -v s=$((s1 - s0)) -v d="$DURATION" -v l="$l" \

@@ -98,6 +98,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     });
     let (rx, tx, dropped) = worker.join().map_err(|_| "forwarding thread panicked")?;
     let (r, t) = (rx.counters().snapshot(), tx.counters().snapshot());
+    println!("kernel, port a: {:?}", a.kernel_stats());
     println!(
         "rx {} tx {} tx-dropped {} rx-nombuf {} errors {}",
         r.packets,

@@ -90,8 +90,8 @@ pub struct AfXdpConfig {
     pub interface: String,
     /// Queues 0..`queues` of the interface, one socket each.
     pub queues: u16,
-    /// RX ring size, also the FILL ring's and the most buffers posted per queue (a power of
-    /// two).
+    /// RX ring size (a power of two); the FILL ring is twice that, and so is the most
+    /// buffers posted per queue.
     pub rx_descs: u32,
     /// TX ring size, also the COMPLETION ring's (a power of two).
     pub tx_descs: u32,
@@ -117,10 +117,12 @@ impl AfXdpConfig {
         }
     }
 
-    /// UMEM chunks a port of this shape needs at least: a full FILL ring per queue and a
-    /// full TX ring per queue, plus a burst per queue in the application's hands.
+    /// UMEM chunks a port of this shape needs at least: a full FILL ring (twice the RX
+    /// ring) and a full TX ring per queue, plus two bursts per queue in the application's
+    /// hands.
     pub fn min_chunks(&self) -> u32 {
-        u32::from(self.queues) * (self.rx_descs + self.tx_descs + 2 * crate::DEFAULT_BURST as u32)
+        u32::from(self.queues)
+            * (2 * self.rx_descs + self.tx_descs + 2 * crate::DEFAULT_BURST as u32)
     }
 }
 

@@ -69,7 +69,7 @@ fn min_chunks_covers_fill_and_tx_rings_per_queue() {
         tx_descs: 256,
         ..AfXdpConfig::new("veth0")
     };
-    assert_eq!(cfg.min_chunks(), 2 * (512 + 256 + 64));
+    assert_eq!(cfg.min_chunks(), 2 * (2 * 512 + 256 + 64));
 }
 
 #[test]

@@ -90,6 +90,14 @@ pub(super) struct QueueSetup<'a> {
 }
 
 impl QueueSetup<'_> {
+    /// The FILL ring holds twice the RX ring (as DPDK's `net_af_xdp` sizes it): with the
+    /// RX ring full, as many buffers again wait for frames, so a forwarder that falls
+    /// behind for a moment finds buffers posted rather than the kernel dropping frames
+    /// for an empty FILL ring.
+    fn fill_descs(&self) -> u32 {
+        self.rx_descs * 2
+    }
+
     fn fail(&self, step: &'static str) -> impl FnOnce(std::io::Error) -> Error + '_ {
         move |source| Error::AfXdpSetup {
             interface: self.interface.to_string(),
@@ -134,7 +142,7 @@ impl QueueSetup<'_> {
         // Each socket has its own FILL and COMPLETION rings: sockets on other queues or
         // devices that share a UMEM must (af_xdp.rst "XDP_SHARED_UMEM bind flag").
         for (opt, n) in [
-            (libc::XDP_UMEM_FILL_RING, self.rx_descs),
+            (libc::XDP_UMEM_FILL_RING, self.fill_descs()),
             (libc::XDP_UMEM_COMPLETION_RING, self.tx_descs),
             (libc::XDP_RX_RING, self.rx_descs),
             (libc::XDP_TX_RING, self.tx_descs),
@@ -145,7 +153,12 @@ impl QueueSetup<'_> {
         let map_err = self.fail("map the XDP rings");
         let maps = (|| {
             Ok::<_, std::io::Error>((
-                RingMap::<u64>::map(&fd, libc::XDP_UMEM_PGOFF_FILL_RING, &off.fr, self.rx_descs)?,
+                RingMap::<u64>::map(
+                    &fd,
+                    libc::XDP_UMEM_PGOFF_FILL_RING,
+                    &off.fr,
+                    self.fill_descs(),
+                )?,
                 RingMap::<u64>::map(
                     &fd,
                     libc::XDP_UMEM_PGOFF_COMPLETION_RING,
