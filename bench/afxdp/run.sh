@@ -161,7 +161,7 @@ measure() {
     local hz; hz=$(getconf CLK_TCK)
     awk -v c="$col" -v r="$run" -v g=$((g1 - g0)) -v s=$((s1 - s0)) -v d="$DURATION" -v l="$l" \
         -v u=$(( ${c1% *} - ${c0% *} )) -v k=$(( ${c1#* } - ${c0#* } )) -v hz="$hz" \
-        'BEGIN { f = "%-8s run %d  offered %6.3f Mpps  forwarded %6.3f Mpps  drop %5.1f%%  (fwd cpu: user %3.0f%% sys %3.0f%%; load avg %s)\n"; printf f, c, r, g / d / 1e6, s / d / 1e6, (g > 0 ? 100 * (g - s) / g : 0), 100 * u / hz / d, 100 * k / hz / d, l }' | tee -a "$LOG/results"
+        'BEGIN { f = "%-8s run %d  offered %6.3f Mpps  forwarded %6.3f Mpps  drop %5.1f%%  fwd cpu: user %3.0f%% sys %3.0f%%, %5.2f us/pkt  (load avg %s)\n"; printf f, c, r, g / d / 1e6, s / d / 1e6, (g > 0 ? 100 * (g - s) / g : 0), 100 * u / hz / d, 100 * k / hz / d, (s > 0 ? 1e6 * (u + k) / hz / s : 0), l }' | tee -a "$LOG/results"
 }
 
 columns="testpmd sluice pmd"
@@ -181,8 +181,11 @@ for run in $(seq "$RUNS"); do
         measure "$col" "$run"
     done
 done
-echo "median forwarded Mpps per column:"
+echo "median forwarded Mpps, and forwarder CPU per forwarded packet, per column:"
 for col in $columns; do
-    { grep "^$col " "$LOG/results" 2>/dev/null || true; } | awk '{ print $8 }' | sort -n \
-        | awk -v c="$col" '{ v[NR] = $1 } END { if (NR) printf "  %-8s %.3f (of %d runs)\n", c, v[int((NR + 1) / 2)], NR }'
+    rows=$(grep "^$col " "$LOG/results" 2>/dev/null || true)
+    [ -n "$rows" ] || continue
+    mpps=$(echo "$rows" | awk '{ print $8 }' | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+    us=$(echo "$rows" | sed 's/.*, *\([0-9.]*\) us\/pkt.*/\1/' | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+    printf "  %-8s %s Mpps, %s us/pkt (of %d runs)\n" "$col" "$mpps" "$us" "$(echo "$rows" | wc -l)"
 done
