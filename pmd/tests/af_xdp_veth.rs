@@ -134,7 +134,13 @@ fn transmits_every_frame_to_the_peer() {
     let Some(ns) = netns("tx") else { return };
     ns.veth("sxt0a", "sxt0b", 1).unwrap();
     ns.run(|| {
-        let mut port = AfXdpPort::open_with_pool("a", &cfg("sxt0a", 1), &pool_cfg("tx")).unwrap();
+        // Copy mode asked for explicitly (the other tests use auto, which falls back to it).
+        let copy = AfXdpConfig {
+            mode: XdpMode::Copy,
+            ..cfg("sxt0a", 1)
+        };
+        let mut port = AfXdpPort::open_with_pool("a", &copy, &pool_cfg("tx")).unwrap();
+        assert!(!port.is_zero_copy());
         let umem = port.umem().clone();
         let mut q = port.take_queues().unwrap();
         // Every fifth frame comes from a pool outside the UMEM and is copied into a chunk.
