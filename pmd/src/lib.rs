@@ -6,6 +6,23 @@
 //! through queues in [`Batch`]es of [`DEFAULT_BURST`]. Together with that crate this is the
 //! embeddable unit: nothing here starts threads, reads global configuration or installs
 //! signal handlers.
+//!
+//! # The device layer
+//!
+//! - [`pci`]: addresses, sysfs enumeration and binding, config space, capability lists.
+//! - [`vfio`]: containers, groups and devices; DMA mapping of mempool regions.
+//! - [`mmio`]: [`MmioRegion`], the one type through which registers are read and written.
+//!
+//! # Features
+//! - `test-utils`: [`pci::fake::FakeSysfs`], a sysfs tree in a temporary directory.
 #![deny(unsafe_code)]
 
+mod error;
+#[allow(unsafe_code)]
+pub mod mmio;
+pub mod pci;
+pub mod vfio;
+
+pub use error::{Error, Target};
+pub use mmio::MmioRegion;
 pub use sluice_mempool::{Batch, DEFAULT_BURST, Iova, PktBuf, PktMeta, PktPool, PktPoolConfig};
