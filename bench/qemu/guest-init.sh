@@ -28,7 +28,7 @@ die() {
 }
 
 # The 9p transport and the drivers the devices start on (the test unbinds them), then VFIO.
-for m in virtio_pci 9pnet_virtio 9p nvme virtio_net vfio_pci vfio_iommu_type1; do
+for m in virtio_pci 9pnet_virtio 9p nvme virtio_net lpc_ich vfio_pci vfio_iommu_type1; do
     modprobe "$m" || die "modprobe $m failed"
 done
 

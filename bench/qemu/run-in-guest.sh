@@ -113,7 +113,7 @@ if [ ! -f "$initrd" ] || [ "$here/guest-init.sh" -nt "$initrd" ] || [ "$0" -nt "
         [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"
     done
     install -m 0755 "$here/guest-init.sh" "$root/init"
-    for m in virtio_pci 9pnet_virtio 9p nvme virtio_net vfio_pci vfio_iommu_type1; do
+    for m in virtio_pci 9pnet_virtio 9p nvme virtio_net lpc_ich vfio_pci vfio_iommu_type1; do
         modprobe -d "$kdir" -S "$kver" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
     done | sort -u | while read -r ko; do
         rel=${ko#"$kdir"/}
