@@ -129,6 +129,16 @@ fi
 
 # --- this run -----------------------------------------------------------------------------
 
+# The guest mounts its own tmpfs on /tmp: host paths under /tmp are invisible there.
+for p in "$PWD" "$@"; do
+    case "$p" in
+        /tmp/*) echo "run-in-guest: warning: $p is under /tmp, which the guest does not share" >&2 ;;
+    esac
+done
+case "$work" in
+    /tmp/*) fail "the work dir $work is under /tmp, which the guest does not share; set SLUICE_QEMU_WORK" ;;
+esac
+
 run=$(mktemp -d "$work/run.XXXXXX")
 qpid=
 cleanup() {
