@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Target};
 use crate::mmio::MmioRegion;
-use crate::pci::{ConfigSpace, PciAddr, Sysfs, reg};
+use crate::pci::{ConfigSpace, IommuGroup, PciAddr, Sysfs, reg};
 use crate::vfio::container::Container;
 use crate::vfio::info::{REGION_INFO_LEN, RegionInfo, parse_region_info};
 use crate::vfio::sys;
@@ -63,14 +63,7 @@ impl Device {
     /// [`Error::NoIommuGroup`] (IOMMU off), [`Error::GroupMode`], [`Error::Open`] (no access
     /// to `/dev/vfio/N`), [`Error::GroupNotViable`], [`Error::Ioctl`] for the failing ioctl.
     pub fn open(container: &Arc<Container>, sysfs: &Sysfs, addr: PciAddr) -> Result<Device, Error> {
-        let dev = sysfs.device(addr)?;
-        if !dev.is_vfio() {
-            return Err(Error::NotBoundToVfio {
-                addr,
-                driver: dev.driver,
-            });
-        }
-        let group = dev.iommu_group.ok_or(Error::NoIommuGroup { addr })?;
+        let group = preflight(sysfs, addr)?;
         // The device name is its address, which never contains a NUL.
         let name = CString::new(addr.to_string()).map_err(|_| Error::ParseAddr {
             input: addr.to_string(),
@@ -249,6 +242,19 @@ impl Device {
     }
 }
 
+/// The checks before any VFIO node is touched: the device exists, is bound to vfio-pci, and
+/// has an IOMMU group (whose group it is).
+pub(crate) fn preflight(sysfs: &Sysfs, addr: PciAddr) -> Result<IommuGroup, Error> {
+    let dev = sysfs.device(addr)?;
+    if !dev.is_vfio() {
+        return Err(Error::NotBoundToVfio {
+            addr,
+            driver: dev.driver,
+        });
+    }
+    dev.iommu_group.ok_or(Error::NoIommuGroup { addr })
+}
+
 /// A device's config space through its VFIO config region.
 #[derive(Debug)]
 pub struct VfioConfig<'a> {
@@ -277,5 +283,58 @@ impl ConfigSpace for VfioConfig<'_> {
         self.device
             .file
             .write_all_at(buf, self.offset + u64::from(offset))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pci::fake::{FakeDevice, FakeSysfs};
+
+    fn tree() -> FakeSysfs {
+        let f = FakeSysfs::new();
+        for (addr, driver, group) in [
+            ("00:03.0", Some("nvme"), Some(1)),
+            ("00:04.0", Some("vfio-pci"), Some(2)),
+            ("00:05.0", None, Some(3)),
+            ("00:06.0", Some("vfio-pci"), None),
+        ] {
+            f.add(&FakeDevice {
+                addr,
+                vendor: 0x1af4,
+                device: 0x1041,
+                class: 0x020000,
+                driver,
+                group,
+            });
+        }
+        f
+    }
+
+    #[test]
+    fn preflight_names_the_kernel_driver_still_bound() {
+        let f = tree();
+        let e = preflight(&f.sysfs(), "00:03.0".parse().unwrap()).unwrap_err();
+        assert!(
+            matches!(&e, Error::NotBoundToVfio { driver: Some(d), .. } if d == "nvme"),
+            "{e}"
+        );
+        let e = preflight(&f.sysfs(), "00:05.0".parse().unwrap()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "0000:00:05.0 is bound to no driver, not vfio-pci; bind it with `sluice-devbind \
+             bind 0000:00:05.0`"
+        );
+    }
+
+    #[test]
+    fn preflight_says_when_the_iommu_is_off() {
+        let f = tree();
+        let e = preflight(&f.sysfs(), "00:06.0".parse().unwrap()).unwrap_err();
+        assert!(matches!(e, Error::NoIommuGroup { .. }), "{e}");
+        let g = preflight(&f.sysfs(), "00:04.0".parse().unwrap()).unwrap();
+        assert_eq!(g.node_name(), "2");
+        let e = preflight(&f.sysfs(), "00:09.0".parse().unwrap()).unwrap_err();
+        assert!(matches!(e, Error::NoDevice { .. }), "{e}");
     }
 }
