@@ -89,13 +89,14 @@ if ! ls "$kdir"/boot/vmlinuz-* >/dev/null 2>&1; then
     fi
     [ -n "$pkg" ] || fail "cannot find the kernel package linux-image-amd64 depends on"
     echo "run-in-guest: downloading $pkg" >&2
-    rm -rf "$work/deb" && mkdir -p "$work/deb"
-    (cd "$work/deb" && timeout 600 apt-get download "$pkg" 2>/dev/null) ||
-        fail "apt-get download $pkg failed"
-    rm -rf "$kdir.tmp"
-    dpkg-deb -x "$work"/deb/"$pkg"_*.deb "$kdir.tmp" || fail "cannot extract $pkg"
-    mv "$kdir.tmp" "$kdir"
-    rm -rf "$work/deb"
+    deb=$(mktemp -d "$work/deb.XXXXXX")
+    (cd "$deb" && timeout 600 apt-get download -qq "$pkg" >/dev/null 2>"$deb/log") ||
+        { cat "$deb/log" >&2; fail "apt-get download $pkg failed"; }
+    rm -rf "$kdir.tmp.$$"
+    dpkg-deb -x "$deb"/"$pkg"_*.deb "$kdir.tmp.$$" || fail "cannot extract $pkg"
+    # Another run may have finished first; keep whichever is in place.
+    mv -T "$kdir.tmp.$$" "$kdir" 2>/dev/null || rm -rf "$kdir.tmp.$$"
+    rm -rf "$deb"
 fi
 vmlinuz=$(ls "$kdir"/boot/vmlinuz-* | head -1)
 kver=${vmlinuz##*/vmlinuz-}
@@ -106,8 +107,8 @@ kver=${vmlinuz##*/vmlinuz-}
 initrd=$work/initramfs-$kver.cpio.gz
 if [ ! -f "$initrd" ] || [ "$here/guest-init.sh" -nt "$initrd" ] || [ "$0" -nt "$initrd" ]; then
     echo "run-in-guest: building the initramfs for $kver" >&2
-    root=$work/initramfs.tmp
-    rm -rf "$root" && mkdir -p "$root"/{bin,sbin,proc,sys,dev,host,lib/modules/"$kver"}
+    root=$(mktemp -d "$work/initramfs.XXXXXX")
+    mkdir -p "$root"/{bin,sbin,proc,sys,dev,host,lib/modules/"$kver"}
     cp /bin/busybox "$root/bin/busybox"
     for applet in $(/bin/busybox --list); do
         [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"
@@ -122,8 +123,8 @@ if [ ! -f "$initrd" ] || [ "$here/guest-init.sh" -nt "$initrd" ] || [ "$0" -nt "
     done
     cp "$kdir/lib/modules/$kver"/modules.{order,builtin,builtin.modinfo} "$root/lib/modules/$kver/"
     depmod -b "$root" "$kver"
-    (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$initrd.tmp"
-    mv "$initrd.tmp" "$initrd"
+    (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$initrd.tmp.$$"
+    mv "$initrd.tmp.$$" "$initrd"
     rm -rf "$root"
 fi
 
