@@ -5,3 +5,5 @@
 #![forbid(unsafe_code)]
 
 pub use sluice_config as config;
+
+pub mod devbind;
