@@ -1,7 +1,7 @@
 #!/bin/sh
 # /init of the Sluice test guest (busybox sh, PID 1). Built into the initramfs by
 # run-in-guest.sh. It mounts the host's / (shared read-only over virtio-9p) at /host, gives it
-# the guest's own /proc, /sys, /dev, /tmp and hugetlbfs, loads the drivers, runs the command
+# the guest's own /proc, /sys, /dev, /tmp (with the host's /tmp entries bound in) and hugetlbfs, loads the drivers, runs the command
 # script named on the kernel command line inside `chroot /host`, prints its exit status on a
 # marker line and powers off. Every step that could hang is bounded.
 export PATH=/bin:/sbin
@@ -38,7 +38,17 @@ mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose hostroo
 mount -t proc proc /host/proc
 mount -t sysfs sys /host/sys
 mount -t devtmpfs dev /host/dev
+# The guest's /tmp is its own and writable, but the host's /tmp entries stay at their paths
+# (read-only, like the rest of the host): a checkout, a build or a work dir may live there.
+mkdir -p /hosttmp
+mount -o bind /host/tmp /hosttmp
 mount -t tmpfs tmp /host/tmp
+for e in /hosttmp/* /hosttmp/.[!.]*; do
+    [ -d "$e" ] || [ -f "$e" ] || continue
+    n=${e#/hosttmp/}
+    if [ -d "$e" ]; then mkdir -p "/host/tmp/$n"; else : >"/host/tmp/$n"; fi
+    mount -o bind "$e" "/host/tmp/$n" || echo "sluice-guest: cannot show the host's /tmp/$n" >&2
+done
 mount -t tmpfs run /host/run
 mkdir -p /host/dev/hugepages
 mount -t hugetlbfs -o pagesize=2M none /host/dev/hugepages

@@ -8,7 +8,8 @@
 # hugepages reserved on the kernel command line, N modern virtio-net NICs wired in pairs
 # (NIC 2i <-> NIC 2i+1 through a two-port QEMU hub), one emulated NVMe controller on a raw
 # image. Its root is the host's / shared read-only over virtio-9p, so COMMAND runs at the same
-# paths as on the host (build first, then run the binary by path); /tmp is the guest's own.
+# paths as on the host (build first, then run the binary by path); /tmp is the guest's own,
+# writable, with the host's /tmp entries bound in read-only.
 # In the guest COMMAND sees:
 #   SLUICE_GUEST_NICS  PCI addresses of the NICs, in wiring order (space-separated)
 #   SLUICE_GUEST_NVME  PCI address of the NVMe controller (empty with --no-nvme)
@@ -129,16 +130,6 @@ if [ ! -f "$initrd" ] || [ "$here/guest-init.sh" -nt "$initrd" ] || [ "$0" -nt "
 fi
 
 # --- this run -----------------------------------------------------------------------------
-
-# The guest mounts its own tmpfs on /tmp: host paths under /tmp are invisible there.
-for p in "$PWD" "$@"; do
-    case "$p" in
-        /tmp/*) echo "run-in-guest: warning: $p is under /tmp, which the guest does not share" >&2 ;;
-    esac
-done
-case "$work" in
-    /tmp/*) fail "the work dir $work is under /tmp, which the guest does not share; set SLUICE_QEMU_WORK" ;;
-esac
 
 run=$(mktemp -d "$work/run.XXXXXX")
 qpid=
