@@ -51,9 +51,10 @@ impl Default for RunOptions {
     }
 }
 
-/// How long the sink must see nothing new before the rest stops, and the most to wait.
+/// How long the sink must see nothing new before the rest stops (when drops are possible).
 const SETTLE_QUIET: Duration = Duration::from_millis(20);
-const SETTLE_MAX: Duration = Duration::from_millis(500);
+/// The most the stop waits for frames in flight to reach the sink.
+const SETTLE_MAX: Duration = Duration::from_secs(5);
 
 /// Runs the forwarder described by `config` until `opts.duration`, `interrupt` (set by the
 /// binary's SIGINT/SIGTERM handler), or the generator's count is delivered.
@@ -110,11 +111,9 @@ pub fn run(
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
-        if generator.as_ref().is_some_and(|g| g.is_done())
-            && sink
-                .as_ref()
-                .is_none_or(|s| generator.as_ref().is_some_and(|g| s.received() >= g.sent()))
-        {
+        // A generator with a count is done: end once the sink has it all or, if some were
+        // dropped, once the sink has gone quiet (the ordered stop below waits for that).
+        if generator.as_ref().is_some_and(|g| g.is_done()) {
             break;
         }
         if started.runtime.lcores().iter().any(|l| l.is_finished()) {
@@ -123,20 +122,25 @@ pub fn run(
     }
     let elapsed = t0.elapsed();
 
-    // Ordered stop: generator, then wait for the sink to go quiet, then everything.
+    // Ordered stop: generator, then wait for the sink to have everything, then the rest.
     if let Some(g) = &generator {
         g.stop();
+        // Done once its last refused burst went out (bounded: the queue may stay full).
+        let until = Instant::now() + SETTLE_MAX;
+        while !g.is_done() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
-    if let Some(s) = &sink {
+    if let (Some(s), Some(g)) = (&sink, &generator) {
+        // Lossless policy: every frame sent arrives, wait for all (bounded). Otherwise frames
+        // may have been dropped: also stop once the sink has been quiet for a while.
+        let lossless = opts.start.stall_timeout.is_none();
         let until = Instant::now() + SETTLE_MAX;
         let (mut last, mut quiet_since) = (s.received(), Instant::now());
-        while Instant::now() < until && quiet_since.elapsed() < SETTLE_QUIET {
-            if generator
-                .as_ref()
-                .is_some_and(|g| s.received() >= g.sent() && g.is_done())
-            {
-                break;
-            }
+        while s.received() < g.sent()
+            && Instant::now() < until
+            && (lossless || quiet_since.elapsed() < SETTLE_QUIET)
+        {
             std::thread::sleep(Duration::from_millis(1));
             let now = s.received();
             if now != last {

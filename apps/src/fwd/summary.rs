@@ -60,6 +60,10 @@ pub struct FwdSummary {
     pub corrupted: u64,
     /// Frames seen twice.
     pub duplicates: u64,
+    /// Destination and source MAC of the first frame the sink received (`aa:bb:..`).
+    pub sink_macs: Option<(String, String)>,
+    /// Frames whose MACs differed from the first frame's.
+    pub mac_changes: u64,
     /// The sink's receive rate while frames were arriving, in Mpps.
     pub rate_mpps: f64,
     /// The same in Gbit/s of frame data.
@@ -130,6 +134,13 @@ impl FwdSummary {
             reordered: sink.map_or(0, |s| s.reordered),
             corrupted: sink.map_or(0, |s| s.corrupted),
             duplicates: sink.map_or(0, |s| s.duplicates),
+            sink_macs: sink.and_then(|s| s.first_macs).map(|(d, s)| {
+                (
+                    sluice_pmd::net::MacAddr(d).to_string(),
+                    sluice_pmd::net::MacAddr(s).to_string(),
+                )
+            }),
+            mac_changes: sink.map_or(0, |s| s.mac_changes),
             rate_mpps,
             rate_gbps,
             latency_ns,

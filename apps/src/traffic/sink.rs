@@ -31,6 +31,10 @@ pub struct SinkReport {
     pub gaps: u64,
     /// Frames with a sequence number seen before.
     pub duplicates: u64,
+    /// Destination and source MAC of the first intact frame (to check a forwarder's rewrite).
+    pub first_macs: Option<([u8; 6], [u8; 6])>,
+    /// Intact frames whose MACs differ from the first one's.
+    pub mac_changes: u64,
     /// Latency in nanoseconds, send stamp to receive.
     pub latency: Histogram<u64>,
     /// Seconds between the first and the last frame received.
@@ -89,6 +93,8 @@ pub struct SinkTask<R: RxQueue, const N: usize> {
     duplicates: u64,
     first_tsc: u64,
     last_tsc: u64,
+    macs: Option<[u8; 12]>,
+    mac_changes: u64,
     latency: Histogram<u64>,
 }
 
@@ -119,6 +125,8 @@ impl<R: RxQueue, const N: usize> SinkTask<R, N> {
                 duplicates: 0,
                 first_tsc: 0,
                 last_tsc: 0,
+                macs: None,
+                mac_changes: 0,
                 latency,
             },
             ctl,
@@ -171,6 +179,13 @@ impl<R: RxQueue, const N: usize> SinkTask<R, N> {
             reordered: self.reordered,
             gaps: self.gaps,
             duplicates: self.duplicates,
+            first_macs: self.macs.map(|m| {
+                let (mut dst, mut src) = ([0u8; 6], [0u8; 6]);
+                dst.copy_from_slice(&m[..6]);
+                src.copy_from_slice(&m[6..]);
+                (dst, src)
+            }),
+            mac_changes: self.mac_changes,
             latency: self.latency.clone(),
             active_secs: self
                 .clock
@@ -196,8 +211,16 @@ impl<R: RxQueue + 'static, const N: usize> Task for SinkTask<R, N> {
         for i in 0..self.batch.len() {
             let Some(p) = self.batch.get(i) else { break };
             let len = p.len() as u64;
-            match frame::parse(p.data()) {
+            let data = p.data();
+            match frame::parse(data) {
                 Some(f) => {
+                    let mut macs = [0u8; 12];
+                    macs.copy_from_slice(&data[..12]);
+                    match self.macs {
+                        None => self.macs = Some(macs),
+                        Some(first) if first != macs => self.mac_changes += 1,
+                        Some(_) => {}
+                    }
                     self.received += 1;
                     self.bytes += len;
                     self.account(f.seq);

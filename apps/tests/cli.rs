@@ -1,0 +1,77 @@
+//! The binaries as a user runs them: exit status, summary, one-line errors, JSON lines.
+
+use std::process::Command;
+
+fn fwd(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice-fwd"))
+        .args(args)
+        .output()
+        .expect("sluice-fwd runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_default_run_prints_stats_and_a_summary_and_exits_0() {
+    let (code, out, err) = fwd(&["--duration", "1"]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("config/examples/loopback.toml"), "{out}");
+    assert!(out.contains("fwd1/q0"), "per-queue rows: {out}");
+    assert!(out.contains("summary: "), "{out}");
+    assert!(out.contains("latency:   p50 "), "{out}");
+    assert!(out.contains("pkt 8191/8191 free"), "{out}");
+}
+
+#[test]
+fn json_output_is_one_object_per_line_ending_with_the_summary() {
+    let (code, out, err) = fwd(&["--duration", "1.2", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(lines.len() >= 2, "{out}");
+    assert_eq!(lines[0]["type"], "interval");
+    let last = lines.last().unwrap();
+    assert_eq!(last["type"], "summary");
+    assert!(last["received"].as_u64().unwrap() > 0);
+    assert!(last["latency_ns"]["p99"].as_u64().is_some());
+}
+
+#[test]
+fn a_count_ends_the_run_when_every_frame_arrived() {
+    let (code, out, err) = fwd(&["--count", "10000", "--duration", "30"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("10000 frames of 64 B sent"), "{out}");
+}
+
+#[test]
+fn a_bad_config_is_one_line_naming_file_key_and_value() {
+    let dir = std::env::temp_dir().join(format!("sluice-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.toml");
+    let text = sluice_apps::config::LOOPBACK_EXAMPLE.replace("burst = 32", "burst = 1000");
+    std::fs::write(&path, text).unwrap();
+    let (code, out, err) = fwd(&["--config", path.to_str().unwrap(), "--duration", "1"]);
+    assert_ne!(code, 0);
+    assert!(out.is_empty(), "{out}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "sluice-fwd: error: {}: burst: 1000 is out of range 1..=256",
+            path.display()
+        )
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_arguments_exit_non_zero() {
+    let (code, _, err) = fwd(&["--duration", "0"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--duration"), "{err}");
+}
