@@ -4,12 +4,13 @@
 //! command line and drives the drivers of `sluice-pmd` on the lcores of `sluice-dataplane`.
 //!
 //! The binaries are thin: [`fwd::run`] is the forwarder, [`ports`] opens pools and ports
-//! from a config (the one place a driver is chosen), [`traffic`] is the generator and sink
-//! both binaries use.
+//! from a config (the one place a driver is chosen), [`pktgen::run`] is the generator and
+//! sink app, [`traffic`] is the generator and sink code both binaries use.
 #![forbid(unsafe_code)]
 
 pub mod error;
 pub mod fwd;
+pub mod pktgen;
 pub mod ports;
 pub mod traffic;
 

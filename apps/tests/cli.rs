@@ -75,3 +75,53 @@ fn bad_arguments_exit_non_zero() {
     assert_ne!(code, 0);
     assert!(err.contains("--duration"), "{err}");
 }
+
+fn pktgen(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice-pktgen"))
+        .args(args)
+        .output()
+        .expect("sluice-pktgen runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn pktgen_sends_a_count_and_the_sink_checks_it() {
+    let (code, out, err) = pktgen(&[
+        "--count",
+        "50000",
+        "--flows",
+        "64",
+        "--frame-size",
+        "128",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(last["sent"], 50000);
+    assert_eq!(last["received"], 50000);
+    assert_eq!(last["corrupted"], 0);
+    assert_eq!(last["frame_size"], 128);
+}
+
+#[test]
+fn pktgen_refuses_sizes_and_ports_it_cannot_use() {
+    let (code, _, err) = pktgen(&["--frame-size", "9000", "--count", "1"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("frame size 9000 is out of range (64..=2052"),
+        "{err}"
+    );
+    let (code, _, err) = pktgen(&["--frame-size", "63"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--frame-size 63"), "{err}");
+    let (code, _, err) = pktgen(&["--tx-port", "nope"]);
+    assert_ne!(code, 0);
+    assert_eq!(
+        err.trim_end(),
+        "sluice-pktgen: error: --tx-port nope: no such port in config/examples/loopback.toml (ports: gen0, fwd0, fwd1, sink0)"
+    );
+}

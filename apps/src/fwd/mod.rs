@@ -66,6 +66,32 @@ pub fn run(
     let pools = open_pools(config)?;
     let mut ports = open_ports(config, &pools)?;
     let started = layout::start(config, &mut ports, &pools, &opts.start)?;
+    let frame_size = config.generator().map(|g| g.frame_size);
+    let what = Run {
+        name: config.name(),
+        frame_size,
+        stats_interval: config.stats_interval(),
+    };
+    drive(&what, pools, ports, started, opts, interrupt)
+}
+
+/// What [`drive`] reports about.
+pub(crate) struct Run<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) frame_size: Option<u16>,
+    pub(crate) stats_interval: Option<Duration>,
+}
+
+/// Runs started lcores until the duration, the interrupt or the generator's count; stops
+/// them in order; summarises.
+pub(crate) fn drive(
+    what: &Run<'_>,
+    pools: Vec<sluice_pmd::PktPool>,
+    ports: Vec<sluice_pmd::net::any::AnyPort>,
+    started: layout::Started,
+    opts: &RunOptions,
+    interrupt: Arc<AtomicBool>,
+) -> Result<FwdSummary, AppError> {
     let t0 = Instant::now();
     let sources = StatsSources {
         ports: ports
@@ -86,7 +112,7 @@ pub fn run(
     } else {
         Format::Text
     };
-    let stats = match (opts.print_stats, config.stats_interval()) {
+    let stats = match (opts.print_stats, what.stats_interval) {
         (true, Some(every)) => Some(
             StatsThread::spawn(sources, every, format, Box::new(std::io::stdout())).map_err(
                 |source| AppError::Os {
@@ -165,7 +191,8 @@ pub fn run(
         })
         .collect();
     let summary = FwdSummary::new(summary::Parts {
-        config,
+        config: what.name,
+        frame_size: what.frame_size,
         mode,
         burst,
         elapsed,

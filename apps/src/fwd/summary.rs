@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use serde::Serialize;
-use sluice_config::Config;
 use sluice_dataplane::stats::{LcoreLoad, Sample, render_text};
 
 use crate::traffic::{GenControl, SinkReport};
@@ -82,7 +81,8 @@ pub struct FwdSummary {
 
 /// What [`FwdSummary::new`] is made from.
 pub struct Parts<'a> {
-    pub(crate) config: &'a Config,
+    pub(crate) config: &'a str,
+    pub(crate) frame_size: Option<u16>,
     pub(crate) mode: &'static str,
     pub(crate) burst: usize,
     pub(crate) elapsed: Duration,
@@ -122,12 +122,12 @@ impl FwdSummary {
             (pps / 1e6, bps / 1e9)
         });
         FwdSummary {
-            config: p.config.name().to_string(),
+            config: p.config.to_string(),
             mode: p.mode.to_string(),
             burst: p.burst,
             secs: p.elapsed.as_secs_f64(),
             interrupted: p.interrupted,
-            frame_size: p.config.generator().map(|g| g.frame_size),
+            frame_size: p.frame_size,
             sent,
             received,
             lost: sent.saturating_sub(received),
@@ -228,5 +228,5 @@ impl FwdSummary {
 }
 
 fn us(ns: u64) -> String {
-    format!("{:.1}", ns as f64 / 1000.0)
+    format!("{:.2}", ns as f64 / 1000.0)
 }

@@ -89,6 +89,8 @@ struct Pace {
     rate: u128,
     /// Frames accounted for (built, or skipped as too-late backlog).
     base: u64,
+    /// Most frames owed after a stall: 1 ms worth, at least four bursts.
+    max_backlog: u64,
 }
 
 impl<T: TxQueue, const N: usize> GenTask<T, N> {
@@ -112,6 +114,7 @@ impl<T: TxQueue, const N: usize> GenTask<T, N> {
             hz: tsc::Clock::calibrate().hz() as u128,
             rate: u128::from(rate),
             base: 0,
+            max_backlog: (rate / 1000).max(4 * N as u64),
         });
         Ok((
             Self {
@@ -143,7 +146,7 @@ impl<T: TxQueue, const N: usize> GenTask<T, N> {
         let elapsed = u128::from(now.wrapping_sub(p.start));
         let total = (elapsed * p.rate / p.hz) as u64;
         let mut backlog = total.saturating_sub(p.base);
-        let cap = 4 * N as u64;
+        let cap = p.max_backlog;
         if backlog > cap {
             p.base += backlog - cap;
             backlog = cap;
