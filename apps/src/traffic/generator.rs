@@ -89,7 +89,7 @@ struct Pace {
     rate: u128,
     /// Frames accounted for (built, or skipped as too-late backlog).
     base: u64,
-    /// Most frames owed after a stall: 1 ms worth, at least four bursts.
+    /// Most frames owed after a stall: 10 ms worth, at least four bursts.
     max_backlog: u64,
 }
 
@@ -114,7 +114,7 @@ impl<T: TxQueue, const N: usize> GenTask<T, N> {
             hz: tsc::Clock::calibrate().hz() as u128,
             rate: u128::from(rate),
             base: 0,
-            max_backlog: (rate / 1000).max(4 * N as u64),
+            max_backlog: (rate / 100).max(4 * N as u64),
         });
         Ok((
             Self {
