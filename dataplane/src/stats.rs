@@ -249,8 +249,14 @@ pub fn render_text(title: &str, sample: &Sample) -> String {
         .lcores
         .iter()
         .map(|l| match l.core {
-            Some(c) => format!("{} on core {c}: {:.0}% busy", l.name, l.busy_pct),
-            None => format!("{} (unpinned): {:.0}% busy", l.name, l.busy_pct),
+            Some(c) => format!(
+                "{} on core {c}: {:.0}% of polls moved packets",
+                l.name, l.busy_pct
+            ),
+            None => format!(
+                "{} (unpinned): {:.0}% of polls moved packets",
+                l.name, l.busy_pct
+            ),
         })
         .collect();
     if !loads.is_empty() {

@@ -81,22 +81,22 @@ fn run(args: &Args) -> Result<ExitCode, AppError> {
     };
     opts.start.gen_count = args.count;
     if !args.json {
-        println!(
-            "sluice-fwd: {} ({} ports, {} lcores){}",
+        say(&format!(
+            "sluice-fwd: {}: {} ports, lcores on cores {:?}{}\n",
             config.name(),
             config.ports().len(),
-            config.lcores().len(),
+            config.lcores().iter().map(|l| l.core).collect::<Vec<_>>(),
             match duration {
                 Some(d) => format!(", {:.1} s", d.as_secs_f64()),
                 None => ", until Ctrl-C".to_string(),
             }
-        );
+        ));
     }
     let summary = fwd::run(&config, &opts, interrupt)?;
     if args.json {
-        println!("{}", summary.to_json());
+        say(&(summary.to_json() + "\n"));
     } else {
-        print!("{}", summary.render());
+        say(&summary.render());
     }
     if !summary.no_leak() {
         eprintln!(
@@ -105,4 +105,11 @@ fn run(args: &Args) -> Result<ExitCode, AppError> {
         return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints to stdout; a closed stdout (`| head`) is not an error worth a panic.
+fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }

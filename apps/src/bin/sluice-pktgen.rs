@@ -125,9 +125,9 @@ fn run(args: &Args) -> Result<ExitCode, AppError> {
     };
     let summary = pktgen::run(&config, &opts, interrupt)?;
     if args.json {
-        println!("{}", summary.to_json());
+        say(&(summary.to_json() + "\n"));
     } else {
-        print!("{}", summary.render());
+        say(&summary.render());
     }
     Ok(if summary.no_leak() {
         ExitCode::SUCCESS
@@ -135,4 +135,11 @@ fn run(args: &Args) -> Result<ExitCode, AppError> {
         eprintln!("sluice-pktgen: error: buffers not returned to their pools (a bug)");
         ExitCode::from(2)
     })
+}
+
+/// Prints to stdout; a closed stdout (`| head`) is not an error worth a panic.
+fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }

@@ -203,8 +203,14 @@ impl FwdSummary {
             .lcores
             .iter()
             .map(|l| match l.core {
-                Some(c) => format!("{} on core {c} {:.0}% busy", l.name, l.busy_pct),
-                None => format!("{} unpinned {:.0}% busy", l.name, l.busy_pct),
+                Some(c) => format!(
+                    "{} on core {c} ({:.0}% of polls moved packets)",
+                    l.name, l.busy_pct
+                ),
+                None => format!(
+                    "{} unpinned ({:.0}% of polls moved packets)",
+                    l.name, l.busy_pct
+                ),
             })
             .collect();
         s.push_str(&format!("  lcores:    {}\n", cores.join("; ")));
