@@ -35,8 +35,11 @@ pub fn open_pools(config: &Config) -> Result<Vec<PktPool>, AppError> {
 
 /// Opens every port of the configuration, indexed like [`Config::ports`]. Ring ports are
 /// built in pairs from `peer`; their port ids (`PktMeta::port`) are their config indices.
-/// Drivers not in this build are an error naming the port.
-pub fn open_ports(config: &Config, _pools: &[PktPool]) -> Result<Vec<AnyPort>, AppError> {
+/// Drivers not in this build are an error naming the port. `pools` are the configuration's
+/// mempools from [`open_pools`]: ring ports need none (they move the sender's buffers),
+/// AF_XDP and virtio ports take their receive buffers from their `mempool`.
+pub fn open_ports(config: &Config, pools: &[PktPool]) -> Result<Vec<AnyPort>, AppError> {
+    let _ = pools; // used by the AF_XDP and virtio drivers once they are wired in
     let ports = config.ports();
     let mut opened: Vec<Option<AnyPort>> = ports.iter().map(|_| None).collect();
     for (i, port) in ports.iter().enumerate() {

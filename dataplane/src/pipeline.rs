@@ -2,14 +2,16 @@
 //!
 //! - An **rx** stage polls its rx queues, tags each packet with its ingress port
 //!   (`PktMeta::port`) and pushes the burst to one worker: each rx queue always feeds the
-//!   same worker (queue position modulo workers), so that the frames of one queue — of one
-//!   flow, under RSS — stay in order. Round-robin over workers would balance better and
-//!   reorder flows.
+//!   same worker (its position among all rx queues of the pipeline, modulo workers), so that
+//!   the frames of one queue — of one flow, under RSS — stay in order. Round-robin over
+//!   workers would balance better and reorder flows.
 //! - A **worker** pops bursts, looks up the rule of each packet's ingress port, rewrites the
 //!   frame, replaces `PktMeta::port` with the egress port and pushes it to the tx stage that
 //!   owns a tx queue on that port. A packet from a port without a rule is dropped and
 //!   counted on the worker's input ring.
 //! - A **tx** stage pops bursts, sorts packets by egress port into per-queue batches and sends.
+//!   It sends on its first tx queue of each port: a tx lcore given two queues of one port uses
+//!   one (spreading would need a flow hash; no config here needs it yet).
 //!
 //! Every hand-off follows the transmit policy of [`crate::hold`]: hold what was refused, stop
 //! taking input until it is gone, drop after the stall timeout. On stop, each stage drains:

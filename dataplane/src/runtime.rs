@@ -357,11 +357,15 @@ impl Runtime {
             self.spawn(spec, stage)?;
         }
         let n_workers = w_in_len(&rx_out);
+        // Numbered across all rx lcores, so that one queue per rx lcore still spreads.
+        let mut next_queue = 0usize;
         for ((spec, queues), outs) in rx.into_iter().zip(rx_out) {
             let rx_queues = queues
                 .into_iter()
-                .enumerate()
-                .map(|(i, (q, port))| (q, port, i % n_workers))
+                .map(|(q, port)| {
+                    next_queue += 1;
+                    (q, port, (next_queue - 1) % n_workers)
+                })
                 .collect();
             with_burst!(self.cfg.burst, N => {
                 let stage = RxStage::<R, N> {

@@ -146,6 +146,13 @@ pub fn start(
         ..RuntimeConfig::default()
     });
     let burst = rt.burst();
+    if burst != usize::from(config.burst()) {
+        // Bursts are inline arrays sized at compile time (powers of two).
+        eprintln!(
+            "sluice: note: burst {} runs as {burst} (the largest power of two not above it)",
+            config.burst()
+        );
+    }
 
     // Sink first, forwarder next, generator last: each consumer runs before its producer.
     let mut sink_task = None;

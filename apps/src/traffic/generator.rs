@@ -157,12 +157,11 @@ impl<T: TxQueue, const N: usize> GenTask<T, N> {
     /// Sends what is held; returns how many the queue took.
     #[inline]
     fn send(&mut self) -> usize {
-        let bytes_before: u64 = self.held.iter().map(|p| p.len() as u64).sum();
         let n = self.tx.tx_burst(&mut self.held);
         if n > 0 {
-            let left: u64 = self.held.iter().map(|p| p.len() as u64).sum();
+            // Every frame has the template's length.
             self.sent += n as u64;
-            self.bytes += bytes_before - left;
+            self.bytes += (n * self.template.len()) as u64;
             self.ctl.bytes.store(self.bytes, Ordering::Relaxed);
             // Release: a reader that sees `sent` sees the frames' effects before it.
             self.ctl.sent.store(self.sent, Ordering::Release);
