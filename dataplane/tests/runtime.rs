@@ -226,7 +226,8 @@ fn a_hung_lcore_is_named_after_the_stop_timeout() {
         .unwrap();
     let t = Instant::now();
     let e = rt.shutdown().unwrap_err();
-    assert!(t.elapsed() < Duration::from_secs(2));
+    // Bounded: 100 ms plus whatever a loaded test machine adds to the waiting thread.
+    assert!(t.elapsed() < Duration::from_secs(10));
     assert_eq!(
         e.to_string(),
         "lcore stuck did not stop within 100ms of the stop signal"
