@@ -80,7 +80,7 @@ pub struct FwdSummary {
 }
 
 /// What [`FwdSummary::new`] is made from.
-pub struct Parts<'a> {
+pub(crate) struct Parts<'a> {
     pub(crate) config: &'a str,
     pub(crate) frame_size: Option<u16>,
     pub(crate) mode: &'static str,
