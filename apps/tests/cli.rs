@@ -125,3 +125,31 @@ fn pktgen_refuses_sizes_and_ports_it_cannot_use() {
         "sluice-pktgen: error: --tx-port nope: no such port in config/examples/loopback.toml (ports: gen0, fwd0, fwd1, sink0)"
     );
 }
+
+/// SIGINT and SIGTERM stop the run in order: summary printed, pools full, exit 0.
+#[test]
+fn sigint_and_sigterm_stop_with_a_summary() {
+    for sig in ["-INT", "-TERM"] {
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice-fwd"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("sluice-fwd starts");
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let killed = Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(killed.success());
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{sig}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains(", interrupted"), "{sig}: {stdout}");
+        assert!(stdout.contains("pkt 8191/8191 free"), "{sig}: {stdout}");
+    }
+}

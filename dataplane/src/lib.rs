@@ -18,7 +18,10 @@
 //! - [`stats`] samples every queue's counters once per interval and prints text or JSON lines.
 //! - [`tsc`] is the cheap timestamp the generator stamps and the sink subtracts.
 #![deny(unsafe_code)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod error;
 pub mod fwd;
