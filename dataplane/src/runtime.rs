@@ -356,7 +356,7 @@ impl Runtime {
             };
             self.spawn(spec, stage)?;
         }
-        let n_workers = w_in_len(&rx_out);
+        let n_workers = workers_fed(&rx_out);
         // Numbered across all rx lcores, so that one queue per rx lcore still spreads.
         let mut next_queue = 0usize;
         for ((spec, queues), outs) in rx.into_iter().zip(rx_out) {
@@ -410,7 +410,7 @@ impl Runtime {
 }
 
 /// How many workers the rx outlets point at (every rx lcore has one outlet per worker).
-fn w_in_len(rx_out: &[Vec<RingOutlet>]) -> usize {
+fn workers_fed(rx_out: &[Vec<RingOutlet>]) -> usize {
     rx_out.first().map_or(1, Vec::len).max(1)
 }
 
