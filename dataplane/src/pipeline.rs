@@ -8,7 +8,7 @@
 //! - A **worker** pops bursts, looks up the rule of each packet's ingress port, rewrites the
 //!   frame, replaces `PktMeta::port` with the egress port and pushes it to the tx stage that
 //!   owns a tx queue on that port. A packet from a port without a rule is dropped and
-//!   counted on the worker's input ring.
+//!   counted as an error on the worker's input ring.
 //! - A **tx** stage pops bursts, sorts packets by egress port into per-queue batches and sends.
 //!   It sends on its first tx queue of each port: a tx lcore given two queues of one port uses
 //!   one (spreading would need a flow hash; no config here needs it yet).
@@ -78,7 +78,11 @@ impl<R: RxQueue + 'static, const N: usize> Task for RxStage<R, N> {
     }
 }
 
-/// The consumer end of a ring with the counters its drops are charged to.
+/// The consumer end of a ring, with the ring's counters.
+///
+/// The counters keep one writer per field: the producer writes `packets`, `bytes`, `full` and
+/// `drops` (its stall drops), the consumer only `errors` (packets it dropped because no rule
+/// or tx queue takes their port), so neither loses the other's increments.
 #[derive(Debug)]
 pub struct RingInlet {
     pub(crate) ring: Consumer<PktBuf>,
@@ -142,13 +146,13 @@ impl<const N: usize> Task for WorkerStage<N> {
                         if let Some(out) = self.out.get_mut(route.tx_stage) {
                             // Every outlet was empty and a burst holds at most N: it fits.
                             if let Err(p) = out.batch.push(p) {
-                                inlet.counters.add_drops(1);
+                                inlet.counters.add_errors(1);
                                 drop(p);
                             }
                         }
                     }
                     None => {
-                        inlet.counters.add_drops(1);
+                        inlet.counters.add_errors(1);
                         drop(p);
                     }
                 }
@@ -217,12 +221,12 @@ impl<T: TxQueue + 'static, const N: usize> Task for TxStage<T, N> {
                 match out {
                     Some(out) => {
                         if let Err(p) = out.batch.push(p) {
-                            inlet.counters.add_drops(1);
+                            inlet.counters.add_errors(1);
                             drop(p);
                         }
                     }
                     None => {
-                        inlet.counters.add_drops(1);
+                        inlet.counters.add_errors(1);
                         drop(p);
                     }
                 }

@@ -69,7 +69,8 @@ pub struct FwdSummary {
     pub rate_gbps: f64,
     /// Latency percentiles, when the sink saw frames.
     pub latency_ns: Option<Latency>,
-    /// Drops counted anywhere (queues and rings).
+    /// Drops counted anywhere: queue and ring drops, and packets a pipeline stage found no
+    /// route for.
     pub drops: u64,
     /// Per-queue totals over the run.
     pub totals: Sample,
@@ -110,7 +111,8 @@ impl FwdSummary {
             .queues
             .iter()
             .chain(&p.totals.rings)
-            .map(|q| q.drops)
+            // A ring's errors are packets its consumer dropped for want of a route.
+            .map(|q| q.drops + if q.dir == "ring" { q.errors } else { 0 })
             .sum();
         let (rate_mpps, rate_gbps) = sink.map_or((0.0, 0.0), |s| {
             let pps = s.rate_pps();
