@@ -1,6 +1,6 @@
 //! Per-packet processing of the forwarder: the frame rewrite a forwarding rule asks for.
 //!
-//! - [`Rewrite::Io`]: nothing (testpmd `io`, l2fwd without `--no-mac-updating`'s opposite);
+//! - [`Rewrite::Io`]: nothing (testpmd's `io` mode, l2fwd with `--no-mac-updating`);
 //! - [`Rewrite::MacSwap`]: swap destination and source MAC (testpmd `macswap`), a reflector;
 //! - [`Rewrite::L2`]: set destination and source MAC (l2fwd's MAC updating).
 //!

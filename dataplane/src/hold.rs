@@ -6,11 +6,17 @@
 //! coalescing timer, so no added latency). What the outlet refuses stays in a [`Held`]
 //! batch, at most one burst, and the lcore stops polling the inputs that feed it until the
 //! batch is gone: a full tx ring pushes back to the rx ring, where the device (or the
-//! upstream stage) sees it. If the outlet takes nothing for `stall_timeout` (default 100 µs,
-//! DPDK's `BURST_TX_DRAIN_US`), the held packets are dropped and counted in the outlet's
-//! `drops` counter, so that a dead link or a stuck consumer costs packets, not an ever-
-//! growing delay (ixy-fwd's "drop rather than accumulate"). With no timeout the policy is
-//! lossless back-pressure, which the exact-count tests use.
+//! upstream stage) sees it. If the outlet takes nothing for `stall_timeout` (default
+//! 100 µs, the period of l2fwd's `BURST_TX_DRAIN_US` drain timer), the held packets are
+//! dropped and counted in the outlet's `drops` counter, so that a dead link or a stuck
+//! consumer costs packets, not an ever-growing delay (ixy-fwd's "drop rather than
+//! accumulate"). With no timeout the policy is lossless back-pressure, which the exact-count
+//! tests use.
+//!
+//! Why not l2fwd's or ixy's policy as is: l2fwd coalesces partial bursts for up to 100 µs and
+//! drops whatever `rte_eth_tx_burst` refuses at once; ixy-fwd also drops at once. Both lose
+//! frames on every transient full ring (a consumer preempted for a moment); holding one
+//! burst turns those into back-pressure, and the stall timeout keeps the latency bound.
 //!
 //! The timestamp counter is read only on the slow path (when something is held).
 
