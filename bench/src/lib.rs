@@ -4,11 +4,13 @@
 //! ring between two pinned cores (against `crossbeam_queue::ArrayQueue`, `rtrb`, `ringbuf`
 //! and DPDK's `rte_ring`), the latency of a burst through the ring, and the mempool get+put
 //! cost (against DPDK's `rte_mempool` and `rte_pktmbuf`, on the same page size: [`pages`]). DPDK runs as a C peer compiled at run time
-//! ([`dpdk`]); when it is absent its columns say `n/a`. See `bench/README.md` for the
+//! ([`dpdk`]); when it is absent its columns say `n/a`. [`fwd_bench`] measures the forwarder
+//! itself on in-memory ports. See `bench/README.md` for the
 //! methodology and the figures.
 #![forbid(unsafe_code)]
 
 pub mod dpdk;
+pub mod fwd_bench;
 pub mod latency;
 pub mod machine;
 pub mod mempool_bench;

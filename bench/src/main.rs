@@ -1,7 +1,7 @@
 //! `sluice-bench`: Sluice's ring and mempool against their peers, side by side in one run.
 //!
 //! ```text
-//! cargo run --release -p sluice-bench -- [ring|mempool|all] [--quick] [--dpdk auto|off]
+//! cargo run --release -p sluice-bench -- [ring|mempool|fwd|all] [--quick] [--dpdk auto|off]
 //! ```
 #![forbid(unsafe_code)]
 
@@ -21,7 +21,9 @@ enum Section {
     Ring,
     /// The mempool table and the forwarder pattern.
     Mempool,
-    /// Both.
+    /// Forwarding rate at 64 B through sluice-fwd on in-memory ports.
+    Fwd,
+    /// All of the above.
     All,
 }
 
@@ -53,6 +55,7 @@ fn main() {
     let args = Args::parse();
     let ring = matches!(args.section, Section::Ring | Section::All);
     let pool = matches!(args.section, Section::Mempool | Section::All);
+    let fwd = matches!(args.section, Section::Fwd | Section::All);
     let cores = CorePair::detect();
     let plan = Plan::new(args.quick, cores);
 
@@ -63,6 +66,7 @@ fn main() {
 
     // DPDK runs first, alone, so that its threads and ours never share the two cores.
     let peer = match args.dpdk {
+        _ if !(ring || pool) => None,
         DpdkMode::Off => {
             println!("DPDK peers: off (--dpdk off)");
             None
@@ -114,6 +118,11 @@ fn main() {
             report::mempool_section(&plan, &pages, peer.as_ref(), &mut figures)
         );
     }
-    println!("Targets (DESIGN.md §5), from this run's figures:\n");
-    print!("{}", targets::render(&targets::evaluate(&figures)));
+    if fwd {
+        println!("{}", sluice_bench::fwd_bench::fwd_section(args.quick));
+    }
+    if ring || pool {
+        println!("Targets (DESIGN.md §5), from this run's figures:\n");
+        print!("{}", targets::render(&targets::evaluate(&figures)));
+    }
 }

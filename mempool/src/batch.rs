@@ -231,16 +231,18 @@ impl<T: fmt::Debug, const N: usize> fmt::Debug for Batch<T, N> {
 impl<T, const N: usize> Extend<T> for Batch<T, N> {
     /// Appends items until the batch is full; the iterator's remaining items are not consumed.
     fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
+        // The length lives in a local and is stored once: updating `self.len` per item
+        // would chain every write on a store and reload of the same field.
+        let mut len = self.len;
         let mut iter = iter.into_iter();
-        while !self.is_full() {
-            match iter.next() {
-                Some(item) => {
-                    self.items[self.len].write(item);
-                    self.len += 1;
-                }
-                None => break,
-            }
+        while len < N {
+            let Some(item) = iter.next() else { break };
+            self.items[len].write(item);
+            len += 1;
+            // If `next` panics on a later round, the items written so far are leaked, not
+            // dropped twice: `self.len` still says they are not there.
         }
+        self.len = len;
     }
 }
 

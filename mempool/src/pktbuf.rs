@@ -39,7 +39,7 @@ use crate::batch::Batch;
 use crate::error::Error;
 use crate::iova::IovaMapper;
 use crate::mem::{HugePagePolicy, PageSize};
-use crate::pool::{Pool, PoolConfig, PoolOwner, Slot, give_back_runs, pool_debug};
+use crate::pool::{Handle, Pool, PoolConfig, PoolOwner, Slot, free_bulk, pool_debug};
 
 /// The least headroom a packet pool reserves.
 pub const MIN_HEADROOM: usize = 128;
@@ -482,13 +482,16 @@ impl PktBuf {
     /// pool (cheaper than dropping them one by one). The batch is left empty.
     #[inline]
     pub fn free_bulk<const N: usize>(bufs: &mut Batch<PktBuf, N>) {
-        let items = bufs.as_ptr();
-        // SAFETY: the batch holds `len` buffers; they are given back here and then forgotten
-        // by setting the length to 0, so none is dropped or used again.
-        unsafe {
-            give_back_runs(bufs.len(), |k| (*items.add(k)).slot);
-            bufs.set_len(0);
-        }
+        free_bulk(bufs);
+    }
+}
+
+impl Handle for PktBuf {
+    type Meta = PktState;
+
+    #[inline(always)]
+    fn slot_ptr(&self) -> NonNull<Slot<PktState>> {
+        self.slot
     }
 }
 

@@ -6,13 +6,33 @@
 //! through queues in [`Batch`]es of [`DEFAULT_BURST`]. Together with that crate this is the
 //! embeddable unit: nothing here starts threads, reads global configuration or installs
 //! signal handlers.
+//!
+//! # The device layer
+//!
+//! - [`pci`]: addresses, sysfs enumeration and binding, config space, capability lists.
+//! - [`vfio`]: containers, groups and devices; DMA mapping of mempool regions.
+//! - [`mmio`]: [`MmioRegion`], the one type through which registers are read and written.
+//!
+//! # Ports
+//!
+//! - [`net`]: the net-port API (per-queue [`net::RxQueue`]/[`net::TxQueue`] handles, burst
+//!   calls over [`Batch`]es, per-queue counters) and [`net::any`], the run-time driver choice.
+//! - [`soft`]: drivers that need no device (the in-memory port pair).
+//!
+//! # Features
+//! - `test-utils`: [`pci::fake::FakeSysfs`], a sysfs tree in a temporary directory.
 #![deny(unsafe_code)]
 
 pub mod error;
+#[allow(unsafe_code)]
+pub mod mmio;
 pub mod net;
+pub mod pci;
 pub mod soft;
+pub mod vfio;
 
-pub use error::Error;
+pub use error::{Error, Target};
+pub use mmio::MmioRegion;
 pub use sluice_mempool as mempool;
 pub use sluice_mempool::{
     Batch, DEFAULT_BURST, IdentityMapper, Iova, PktBuf, PktMeta, PktPool, PktPoolConfig,

@@ -481,6 +481,29 @@ pub(crate) unsafe fn give_back_runs<M>(len: usize, slot_at: impl Fn(usize) -> No
     }
 }
 
+/// An owning handle to one pool object ([`DmaObj`], [`PktBuf`](crate::PktBuf)): the slot
+/// pointer is all it holds, so a batch of handles is a batch of slot pointers.
+pub(crate) trait Handle: Sized {
+    /// The pool's per-object metadata type.
+    type Meta;
+
+    /// The object's slot.
+    fn slot_ptr(&self) -> NonNull<Slot<Self::Meta>>;
+}
+
+/// Returns a batch of handles' objects to their pools in bulk (one header read per run of
+/// objects from the same pool) and leaves the batch empty.
+#[inline]
+pub(crate) fn free_bulk<H: Handle, const N: usize>(batch: &mut crate::Batch<H, N>) {
+    let items = batch.as_ptr();
+    // SAFETY: the batch holds `len` handles; their objects are given back here and the
+    // handles then forgotten by setting the length to 0, so none is dropped or used again.
+    unsafe {
+        give_back_runs(batch.len(), |k| (*items.add(k)).slot_ptr());
+        batch.set_len(0);
+    }
+}
+
 /// Owns a boxed pool; frees it only when every object is home.
 pub(crate) struct PoolOwner<M> {
     pool: NonNull<Pool<M>>,
@@ -705,13 +728,16 @@ impl DmaObj {
     /// pool (cheaper than dropping them one by one). The batch is left empty.
     #[inline]
     pub fn free_bulk<const N: usize>(objs: &mut crate::Batch<DmaObj, N>) {
-        let items = objs.as_ptr();
-        // SAFETY: the batch holds `len` objects; they are given back here and then forgotten
-        // by setting the length to 0, so none is dropped or used again.
-        unsafe {
-            give_back_runs(objs.len(), |k| (*items.add(k)).slot);
-            objs.set_len(0);
-        }
+        free_bulk(objs);
+    }
+}
+
+impl Handle for DmaObj {
+    type Meta = ();
+
+    #[inline(always)]
+    fn slot_ptr(&self) -> NonNull<Slot<()>> {
+        self.slot
     }
 }
 

@@ -76,11 +76,25 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// The `/proc/self/smaps` block of the mapping that starts at `mem`'s base.
+/// The `/proc/self/smaps` block of the mapping (VMA) that holds `mem`.
+///
+/// The kernel merges adjacent anonymous mappings with identical flags, and tests run in
+/// parallel threads of one process, so the VMA may be larger than `mem` and start before it:
+/// callers compare with `>=` or against the block's own `Size`.
 pub fn smaps_of(mem: &HugeMem) -> String {
-    let start = format!("{:x}-", mem.as_ptr().as_ptr() as usize);
+    let base = mem.as_ptr().as_ptr() as usize;
     let smaps = fs::read_to_string("/proc/self/smaps").expect("read /proc/self/smaps");
-    let mut lines = smaps.lines().skip_while(|l| !l.starts_with(&start));
+    let holds_base = |line: &str| {
+        let range = line.split_whitespace().next().unwrap_or_default();
+        let Some((lo, hi)) = range.split_once('-') else {
+            return false;
+        };
+        match (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16)) {
+            (Ok(lo), Ok(hi)) => lo <= base && base < hi,
+            _ => false,
+        }
+    };
+    let mut lines = smaps.lines().skip_while(|l| !holds_base(l));
     let mut out = String::new();
     if let Some(head) = lines.next() {
         out.push_str(head);
@@ -95,7 +109,7 @@ pub fn smaps_of(mem: &HugeMem) -> String {
         out.push_str(l);
         out.push('\n');
     }
-    assert!(!out.is_empty(), "no smaps entry for {start}");
+    assert!(!out.is_empty(), "no smaps entry holds {base:#x}");
     out
 }
 

@@ -1,0 +1,212 @@
+//! `sluice-devbind` against a fake sysfs tree. The fake does not play the kernel (a write to
+//! `drivers_probe` binds nothing), so a bind there ends in `NotTaken` after the writes a real
+//! kernel needs; the bind itself is exercised in the QEMU guest (`.ci/run`).
+
+use super::*;
+use sluice_pmd::pci::fake::{FakeDevice, FakeSysfs};
+
+fn a(s: &str) -> PciAddr {
+    s.parse().unwrap()
+}
+
+fn guest() -> FakeSysfs {
+    let f = FakeSysfs::new();
+    for d in [
+        FakeDevice {
+            addr: "00:03.0",
+            vendor: 0x1b36,
+            device: 0x0010,
+            class: 0x010802,
+            driver: Some("nvme"),
+            group: Some(1),
+        },
+        FakeDevice {
+            addr: "00:04.0",
+            vendor: 0x1af4,
+            device: 0x1041,
+            class: 0x020000,
+            driver: Some("virtio-pci"),
+            group: Some(2),
+        },
+        FakeDevice {
+            addr: "00:05.0",
+            vendor: 0x1af4,
+            device: 0x1041,
+            class: 0x020000,
+            driver: Some("vfio-pci"),
+            group: Some(3),
+        },
+        FakeDevice {
+            addr: "00:1f.0",
+            vendor: 0x8086,
+            device: 0x2918,
+            class: 0x060100,
+            driver: Some("lpc_ich"),
+            group: Some(6),
+        },
+        FakeDevice {
+            addr: "00:1f.2",
+            vendor: 0x8086,
+            device: 0x2922,
+            class: 0x010601,
+            driver: Some("ahci"),
+            group: Some(6),
+        },
+    ] {
+        f.add(&d);
+    }
+    f.add_netdev(a("00:04.0"), true, "eth0", true);
+    f
+}
+
+#[test]
+fn status_lists_nics_and_storage_with_verdicts() {
+    let f = guest();
+    let s = Devbind::new(f.root()).status().unwrap();
+    assert!(
+        s.contains("Network devices\n  0000:00:04.0  1af4:1041  driver=virtio-pci"),
+        "{s}"
+    );
+    assert!(
+        s.contains("if=eth0(up)  vfio: yes with --force (interface up)"),
+        "{s}"
+    );
+    assert!(
+        s.contains("0000:00:05.0  1af4:1041  driver=vfio-pci     group=3"),
+        "{s}"
+    );
+    assert!(s.contains("vfio: bound, ready"), "{s}");
+    assert!(
+        s.contains("Storage devices\n  0000:00:03.0  1b36:0010  driver=nvme"),
+        "{s}"
+    );
+    assert!(s.contains("0000:00:1f.2  8086:2922  driver=ahci         group=6    numa=-   vfio: group shared with 0000:00:1f.0 (lpc_ich)"), "{s}");
+    assert!(
+        !s.contains("\n  0000:00:1f.0"),
+        "not network or storage, not vfio: {s}"
+    );
+    assert!(!s.contains("IOMMU is off"));
+}
+
+#[test]
+fn status_says_when_the_iommu_is_off() {
+    let f = FakeSysfs::new();
+    f.add(&FakeDevice {
+        addr: "00:04.0",
+        vendor: 0x1af4,
+        device: 0x1041,
+        class: 0x020000,
+        driver: None,
+        group: None,
+    });
+    let s = Devbind::new(f.root()).status().unwrap();
+    assert!(
+        s.starts_with("No IOMMU groups: the IOMMU is off. Boot with intel_iommu=on"),
+        "{s}"
+    );
+    assert!(s.contains("vfio: no (no IOMMU group: IOMMU off)"), "{s}");
+}
+
+#[test]
+fn refuses_a_nic_whose_interface_is_up() {
+    let f = guest();
+    f.add_driver("vfio-pci");
+    let e = Devbind::new(f.root())
+        .bind(&[a("00:04.0")], VFIO_PCI, false)
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "0000:00:04.0 has kernel network interface eth0 up; taking it would cut that link. \
+         Bring it down first (`ip link set eth0 down`) or pass --force"
+    );
+    assert_eq!(
+        f.read("bus/pci/devices/0000:00:04.0/driver_override"),
+        "(null)",
+        "nothing written"
+    );
+}
+
+#[test]
+fn checks_every_device_before_touching_any() {
+    let f = guest();
+    let e = Devbind::new(f.root())
+        .bind(&[a("00:03.0"), a("00:04.0")], VFIO_PCI, false)
+        .unwrap_err();
+    assert!(matches!(e, DevbindError::InterfaceUp { .. }));
+    assert_eq!(
+        f.read("bus/pci/drivers/nvme/unbind"),
+        "",
+        "the NVMe was left alone"
+    );
+}
+
+#[test]
+fn bind_writes_override_unbind_probe_then_restores_when_not_taken() {
+    let f = guest();
+    let e = Devbind::new(f.root())
+        .bind(&[a("00:04.0")], VFIO_PCI, true)
+        .unwrap_err();
+    // The fake kernel binds nothing: the device stays where the fake says.
+    assert!(
+        matches!(&e, DevbindError::NotTaken { now: Some(d), .. } if d == "virtio-pci"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("see `dmesg | tail`"), "{e}");
+    assert_eq!(f.read("bus/pci/drivers/virtio-pci/unbind"), "0000:00:04.0");
+    assert_eq!(f.read("bus/pci/drivers_probe"), "0000:00:04.0");
+    assert_eq!(
+        f.read("bus/pci/devices/0000:00:04.0/driver_override"),
+        "",
+        "override cleared again"
+    );
+}
+
+#[test]
+fn already_bound_is_a_no_op_and_missing_driver_is_named() {
+    let f = guest();
+    let d = Devbind::new(f.root());
+    assert_eq!(
+        d.bind(&[a("00:05.0")], VFIO_PCI, false).unwrap(),
+        ["0000:00:05.0: already bound to vfio-pci"]
+    );
+    let e = d
+        .bind(&[a("00:03.0")], "uio_pci_generic", false)
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("driver uio_pci_generic is not loaded"),
+        "{e}"
+    );
+    let e = d.bind(&[a("00:09.0")], VFIO_PCI, false).unwrap_err();
+    assert!(
+        e.to_string().starts_with("no PCI device 0000:00:09.0"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bind_refuses_without_an_iommu_group() {
+    let f = FakeSysfs::new();
+    f.add(&FakeDevice {
+        addr: "00:04.0",
+        vendor: 0x1af4,
+        device: 0x1041,
+        class: 0x020000,
+        driver: None,
+        group: None,
+    });
+    f.add_driver("vfio-pci");
+    let e = Devbind::new(f.root())
+        .bind(&[a("00:04.0")], VFIO_PCI, false)
+        .unwrap_err();
+    assert!(e.to_string().contains("intel_iommu=on"), "{e}");
+}
+
+#[test]
+fn unbind_clears_override_and_unbinds() {
+    let f = guest();
+    let r = Devbind::new(f.root()).unbind(&[a("00:05.0")]).unwrap();
+    assert_eq!(r, ["0000:00:05.0: unbound from vfio-pci"]);
+    assert_eq!(f.read("bus/pci/drivers/vfio-pci/unbind"), "0000:00:05.0");
+    assert_eq!(f.read("bus/pci/devices/0000:00:05.0/driver_override"), "");
+}

@@ -1,0 +1,208 @@
+//! The forwarder app behind `sluice-fwd`: open the configuration's pools and ports, start its
+//! lcores (and the built-in generator and sink), print stats, stop in order, summarise.
+//!
+//! Stopping is ordered so that the summary's counts add up: the generator stops first, the
+//! run waits until the sink has seen nothing new for a few milliseconds (bounded), then every
+//! lcore is stopped and drained. A run with a lossless transmit policy then has
+//! `received == sent` exactly.
+
+pub mod layout;
+pub mod summary;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use sluice_config::Config;
+use sluice_dataplane::stats::{Format, Sampler, StatsSources, StatsThread};
+use sluice_pmd::net::NetPort;
+
+use crate::error::AppError;
+use crate::ports::{open_pools, open_ports};
+pub use layout::StartOptions;
+pub use summary::{FwdSummary, PoolCheck};
+
+/// How a run goes.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Stop after this long; `None`: until `interrupt` (or the generator's count is done).
+    pub duration: Option<Duration>,
+    /// Print stats (each interval of the config) to stdout.
+    pub print_stats: bool,
+    /// Stats as JSON lines instead of tables.
+    pub json: bool,
+    /// How lcores start.
+    pub start: StartOptions,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            duration: None,
+            print_stats: true,
+            json: false,
+            start: StartOptions {
+                pin: true,
+                stall_timeout: Some(Duration::from_micros(100)),
+                gen_count: None,
+            },
+        }
+    }
+}
+
+/// How long the sink must see nothing new before the rest stops (when drops are possible).
+const SETTLE_QUIET: Duration = Duration::from_millis(20);
+/// The most the stop waits for frames in flight to reach the sink.
+const SETTLE_MAX: Duration = Duration::from_secs(5);
+
+/// Runs the forwarder described by `config` until `opts.duration`, `interrupt` (set by the
+/// binary's SIGINT/SIGTERM handler), or the generator's count is delivered.
+pub fn run(
+    config: &Config,
+    opts: &RunOptions,
+    interrupt: Arc<AtomicBool>,
+) -> Result<FwdSummary, AppError> {
+    let pools = open_pools(config)?;
+    let mut ports = open_ports(config, &pools)?;
+    let started = layout::start(config, &mut ports, &pools, &opts.start)?;
+    let frame_size = config.generator().map(|g| g.frame_size);
+    let what = Run {
+        name: config.name(),
+        frame_size,
+        stats_interval: config.stats_interval(),
+    };
+    drive(&what, pools, ports, started, opts, interrupt)
+}
+
+/// What [`drive`] reports about.
+pub(crate) struct Run<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) frame_size: Option<u16>,
+    pub(crate) stats_interval: Option<Duration>,
+}
+
+/// Runs started lcores until the duration, the interrupt or the generator's count; stops
+/// them in order; summarises.
+pub(crate) fn drive(
+    what: &Run<'_>,
+    pools: Vec<sluice_pmd::PktPool>,
+    ports: Vec<sluice_pmd::net::any::AnyPort>,
+    started: layout::Started,
+    opts: &RunOptions,
+    interrupt: Arc<AtomicBool>,
+) -> Result<FwdSummary, AppError> {
+    let t0 = Instant::now();
+    let sources = StatsSources {
+        ports: ports
+            .iter()
+            .map(|p| (p.info().name.clone(), p.counters()))
+            .collect(),
+        rings: started.runtime.rings().to_vec(),
+        lcores: started
+            .runtime
+            .lcores()
+            .iter()
+            .map(|l| (l.name().to_string(), l.core(), l.counters().clone()))
+            .collect(),
+    };
+    let sampler = Sampler::new(sources.clone());
+    let format = if opts.json {
+        Format::Json
+    } else {
+        Format::Text
+    };
+    let stats = match (opts.print_stats, what.stats_interval) {
+        (true, Some(every)) => Some(
+            StatsThread::spawn(sources, every, format, Box::new(std::io::stdout())).map_err(
+                |source| AppError::Os {
+                    what: "starting the stats thread",
+                    source,
+                },
+            )?,
+        ),
+        _ => None,
+    };
+
+    let deadline = opts.duration.map(|d| t0 + d);
+    let generator = started.generator.clone();
+    let sink = started.sink.clone();
+    let mut interrupted = false;
+    loop {
+        std::thread::sleep(Duration::from_millis(5));
+        if interrupt.load(Ordering::Acquire) {
+            interrupted = true;
+            break;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        // A generator with a count is done: end once the sink has it all or, if some were
+        // dropped, once the sink has gone quiet (the ordered stop below waits for that).
+        if generator.as_ref().is_some_and(|g| g.is_done()) {
+            break;
+        }
+        if started.runtime.lcores().iter().any(|l| l.is_finished()) {
+            break; // an lcore ended on its own: a panic, reported by shutdown
+        }
+    }
+    let elapsed = t0.elapsed();
+
+    // Ordered stop: generator, then wait for the sink to have everything, then the rest.
+    if let Some(g) = &generator {
+        g.stop();
+        // Done once its last refused burst went out (bounded: the queue may stay full).
+        let until = Instant::now() + SETTLE_MAX;
+        while !g.is_done() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    if let (Some(s), Some(g)) = (&sink, &generator) {
+        // Lossless policy: every frame sent arrives, wait for all (bounded). Otherwise frames
+        // may have been dropped: also stop once the sink has been quiet for a while.
+        let lossless = opts.start.stall_timeout.is_none();
+        let until = Instant::now() + SETTLE_MAX;
+        let (mut last, mut quiet_since) = (s.received(), Instant::now());
+        while s.received() < g.sent()
+            && Instant::now() < until
+            && (lossless || quiet_since.elapsed() < SETTLE_QUIET)
+        {
+            std::thread::sleep(Duration::from_millis(1));
+            let now = s.received();
+            if now != last {
+                (last, quiet_since) = (now, Instant::now());
+            }
+        }
+    }
+    let (mode, burst) = (started.mode, started.burst);
+    let lcores_total = sampler.total().lcores;
+    started.runtime.shutdown()?;
+    if let Some(st) = stats {
+        st.finish();
+    }
+    let totals = sampler.total();
+    drop(ports);
+    let pools = pools
+        .iter()
+        .map(|p| PoolCheck {
+            name: p.name().to_string(),
+            available: p.available(),
+            capacity: p.capacity(),
+        })
+        .collect();
+    let summary = FwdSummary::new(summary::Parts {
+        config: what.name,
+        frame_size: what.frame_size,
+        mode,
+        burst,
+        elapsed,
+        interrupted,
+        generator: generator.as_deref(),
+        sink: sink.as_ref().and_then(|s| s.report()),
+        totals,
+        lcores: lcores_total,
+        pools,
+    });
+    let _ = std::io::stdout().flush();
+    Ok(summary)
+}

@@ -1,0 +1,96 @@
+//! Mempools and ports from a configuration: the one place where drivers are chosen.
+
+use std::sync::Arc;
+
+use sluice_config::{Config, PageSize, PortDriver};
+use sluice_mempool::{HugePagePolicy, IdentityMapper, PktPool, PktPoolConfig};
+use sluice_pmd::net::any::AnyPort;
+use sluice_pmd::soft::ring_port::{RingPairConfig, ring_pair};
+
+use crate::error::AppError;
+
+/// Creates the configuration's mempools, in file order. A pool that asks for hugepages
+/// requires them (a clear error names the sysfs knob when there are too few); `"none"` uses
+/// 4 KiB pages.
+pub fn open_pools(config: &Config) -> Result<Vec<PktPool>, AppError> {
+    config
+        .mempools()
+        .iter()
+        .map(|m| {
+            let mut cfg = PktPoolConfig::new(m.name.clone(), m.buffers);
+            cfg.data_room = usize::from(m.buffer_size);
+            cfg.cache_size = u32::from(m.cache_size);
+            (cfg.page_size, cfg.huge_pages) = match m.hugepages {
+                PageSize::Huge2M => (sluice_mempool::PageSize::Size2M, HugePagePolicy::Require),
+                PageSize::Huge1G => (sluice_mempool::PageSize::Size1G, HugePagePolicy::Require),
+                PageSize::Small4K => (sluice_mempool::PageSize::Size4K, HugePagePolicy::Never),
+            };
+            PktPool::new(&cfg, Arc::new(IdentityMapper)).map_err(|source| AppError::Mempool {
+                pool: m.name.clone(),
+                source,
+            })
+        })
+        .collect()
+}
+
+/// Opens every port of the configuration, indexed like [`Config::ports`]. Ring ports are
+/// built in pairs from `peer`; their port ids (`PktMeta::port`) are their config indices.
+/// Drivers not in this build are an error naming the port. `pools` are the configuration's
+/// mempools from [`open_pools`]: ring ports need none (they move the sender's buffers),
+/// AF_XDP and virtio ports take their receive buffers from their `mempool`.
+pub fn open_ports(config: &Config, pools: &[PktPool]) -> Result<Vec<AnyPort>, AppError> {
+    let _ = pools; // used by the AF_XDP and virtio drivers once they are wired in
+    let ports = config.ports();
+    let mut opened: Vec<Option<AnyPort>> = ports.iter().map(|_| None).collect();
+    for (i, port) in ports.iter().enumerate() {
+        match &port.driver {
+            PortDriver::Ring { peer } => {
+                let j = peer.index();
+                if j < i {
+                    continue; // opened with its peer
+                }
+                let other = config.port(*peer);
+                let ring_size = [
+                    port.rx_descriptors,
+                    port.tx_descriptors,
+                    other.rx_descriptors,
+                    other.tx_descriptors,
+                ]
+                .into_iter()
+                .max()
+                .map_or(1024, usize::from);
+                let cfg = RingPairConfig {
+                    queues: port.queues,
+                    ring_size,
+                    port_ids: (i as u16, j as u16),
+                };
+                let (a, b) =
+                    ring_pair(&port.name, &other.name, &cfg).map_err(|source| AppError::Port {
+                        port: port.name.clone(),
+                        source,
+                    })?;
+                opened[i] = Some(a.into());
+                opened[j] = Some(b.into());
+            }
+            PortDriver::AfXdp { .. } => {
+                return Err(AppError::DriverNotBuilt {
+                    port: port.name.clone(),
+                    driver: "af_xdp",
+                });
+            }
+            PortDriver::Virtio { .. } => {
+                return Err(AppError::DriverNotBuilt {
+                    port: port.name.clone(),
+                    driver: "virtio",
+                });
+            }
+        }
+    }
+    opened
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            p.ok_or_else(|| AppError::Usage(format!("port {} has no peer", ports[i].name)))
+        })
+        .collect()
+}

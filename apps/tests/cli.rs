@@ -1,0 +1,155 @@
+//! The binaries as a user runs them: exit status, summary, one-line errors, JSON lines.
+
+use std::process::Command;
+
+fn fwd(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice-fwd"))
+        .args(args)
+        .output()
+        .expect("sluice-fwd runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_default_run_prints_stats_and_a_summary_and_exits_0() {
+    let (code, out, err) = fwd(&["--duration", "1"]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("config/examples/loopback.toml"), "{out}");
+    assert!(out.contains("fwd1/q0"), "per-queue rows: {out}");
+    assert!(out.contains("summary: "), "{out}");
+    assert!(out.contains("latency:   p50 "), "{out}");
+    assert!(out.contains("pkt 8191/8191 free"), "{out}");
+}
+
+#[test]
+fn json_output_is_one_object_per_line_ending_with_the_summary() {
+    let (code, out, err) = fwd(&["--duration", "1.2", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(lines.len() >= 2, "{out}");
+    assert_eq!(lines[0]["type"], "interval");
+    let last = lines.last().unwrap();
+    assert_eq!(last["type"], "summary");
+    assert!(last["received"].as_u64().unwrap() > 0);
+    assert!(last["latency_ns"]["p99"].as_u64().is_some());
+}
+
+#[test]
+fn a_count_ends_the_run_when_every_frame_arrived() {
+    let (code, out, err) = fwd(&["--count", "10000", "--duration", "30"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("10000 frames of 64 B sent"), "{out}");
+}
+
+#[test]
+fn a_bad_config_is_one_line_naming_file_key_and_value() {
+    let dir = std::env::temp_dir().join(format!("sluice-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.toml");
+    let text = sluice_apps::config::LOOPBACK_EXAMPLE.replace("burst = 32", "burst = 1000");
+    std::fs::write(&path, text).unwrap();
+    let (code, out, err) = fwd(&["--config", path.to_str().unwrap(), "--duration", "1"]);
+    assert_ne!(code, 0);
+    assert!(out.is_empty(), "{out}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "sluice-fwd: error: {}: burst: 1000 is out of range 1..=256",
+            path.display()
+        )
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_arguments_exit_non_zero() {
+    let (code, _, err) = fwd(&["--duration", "0"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--duration"), "{err}");
+}
+
+fn pktgen(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice-pktgen"))
+        .args(args)
+        .output()
+        .expect("sluice-pktgen runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn pktgen_sends_a_count_and_the_sink_checks_it() {
+    let (code, out, err) = pktgen(&[
+        "--count",
+        "50000",
+        "--flows",
+        "64",
+        "--frame-size",
+        "128",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(last["sent"], 50000);
+    assert_eq!(last["received"], 50000);
+    assert_eq!(last["corrupted"], 0);
+    assert_eq!(last["frame_size"], 128);
+}
+
+#[test]
+fn pktgen_refuses_sizes_and_ports_it_cannot_use() {
+    let (code, _, err) = pktgen(&["--frame-size", "9000", "--count", "1"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("frame size 9000 is out of range (64..=2052"),
+        "{err}"
+    );
+    let (code, _, err) = pktgen(&["--frame-size", "63"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--frame-size 63"), "{err}");
+    let (code, _, err) = pktgen(&["--tx-port", "nope"]);
+    assert_ne!(code, 0);
+    assert_eq!(
+        err.trim_end(),
+        "sluice-pktgen: error: --tx-port nope: no such port in config/examples/loopback.toml (ports: gen0, fwd0, fwd1, sink0)"
+    );
+}
+
+/// SIGINT and SIGTERM stop the run in order: summary printed, pools full, exit 0.
+#[test]
+fn sigint_and_sigterm_stop_with_a_summary() {
+    for sig in ["-INT", "-TERM"] {
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice-fwd"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("sluice-fwd starts");
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let killed = Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(killed.success());
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{sig}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains(", interrupted"), "{sig}: {stdout}");
+        assert!(stdout.contains("pkt 8191/8191 free"), "{sig}: {stdout}");
+    }
+}

@@ -1,0 +1,255 @@
+#!/usr/bin/env bash
+# Boot the Sluice test guest and run one command in it; print its output and exit with its
+# status.
+#
+#   bench/qemu/run-in-guest.sh [options] -- COMMAND [ARG...]
+#
+# The guest: q35, 2 vCPUs, TCG (no hardware KVM is assumed), an emulated Intel IOMMU, 2 MiB
+# hugepages reserved on the kernel command line, N modern virtio-net NICs wired in pairs
+# (NIC 2i <-> NIC 2i+1 through a two-port QEMU hub), one emulated NVMe controller on a raw
+# image. Its root is the host's / shared read-only over virtio-9p, so COMMAND runs at the same
+# paths as on the host (build first, then run the binary by path); /tmp is the guest's own,
+# writable, with the host's /tmp entries bound in read-only.
+# In the guest COMMAND sees:
+#   SLUICE_GUEST_NICS  PCI addresses of the NICs, in wiring order (space-separated)
+#   SLUICE_GUEST_NVME  PCI address of the NVMe controller (empty with --no-nvme)
+#   SLUICE_GUEST_OUT   a directory shared read-write with the host (see --out)
+#
+# Options:
+#   --nics N             virtio-net NICs (default 2, at most 8)
+#   --no-nvme            no NVMe controller
+#   --mem MIB            guest memory (default 1024)
+#   --hugepages N        2 MiB hugepages to reserve (default 128)
+#   --timeout S          limit for COMMAND (default 600)
+#   --boot-timeout S     limit from start to the guest being ready (default 120)
+#   --out DIR            host directory the guest may write (default: a fresh one under the
+#                        work dir, removed afterwards unless given)
+#   --keep               keep the run directory (console log, NVMe image)
+#
+# On first use it installs what is missing from Debian (qemu-system-x86, busybox-static, kmod,
+# cpio) and downloads the kernel package (linux-image-amd64's current 6.1 image) with
+# `apt-get download`, extracting it under the work dir: nothing goes into the host's /boot.
+# The work dir is bench/qemu/work (git-ignored), or $SLUICE_QEMU_WORK.
+#
+# Exit status: COMMAND's, or 124 when a step ran out of time, or 125 when the guest could
+# not be started or set up.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+work=${SLUICE_QEMU_WORK:-$here/work}
+nics=2 nvme=1 mem=1024 hugepages=128 cmd_timeout=600 boot_timeout=120 out= keep=0
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit "${1:-0}"; }
+fail() { echo "run-in-guest: $*" >&2; exit 125; }
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --nics) nics=$2; shift 2 ;;
+        --no-nvme) nvme=0; shift ;;
+        --nvme) nvme=1; shift ;;
+        --mem) mem=$2; shift 2 ;;
+        --hugepages) hugepages=$2; shift 2 ;;
+        --timeout) cmd_timeout=$2; shift 2 ;;
+        --boot-timeout) boot_timeout=$2; shift 2 ;;
+        --out) out=$2; shift 2 ;;
+        --keep) keep=1; shift ;;
+        -h|--help) usage 0 ;;
+        --) shift; break ;;
+        *) echo "run-in-guest: unknown option $1" >&2; usage 2 ;;
+    esac
+done
+[ $# -gt 0 ] || { echo "run-in-guest: no command given" >&2; usage 2; }
+for v in nics mem hugepages cmd_timeout boot_timeout; do
+    [[ ${!v} =~ ^[0-9]+$ ]] || fail "--${v//_/-} wants a number, got '${!v}'"
+done
+[ "$nics" -le 8 ] || fail "--nics $nics: at most 8"
+
+# --- first use: tools, kernel, initramfs -------------------------------------------------
+
+mkdir -p "$work"
+missing=()
+command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
+dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
+command -v depmod >/dev/null || missing+=(kmod)
+command -v cpio >/dev/null || missing+=(cpio)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "run-in-guest: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    timeout 600 apt-get update -qq || fail "apt-get update failed"
+    timeout 900 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+        fail "apt-get install ${missing[*]} failed"
+fi
+
+kdir=$work/kernel
+if ! ls "$kdir"/boot/vmlinuz-* >/dev/null 2>&1; then
+    pkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
+        awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+    if [ -z "$pkg" ]; then
+        timeout 600 apt-get update -qq || fail "apt-get update failed"
+        pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+    fi
+    [ -n "$pkg" ] || fail "cannot find the kernel package linux-image-amd64 depends on"
+    echo "run-in-guest: downloading $pkg" >&2
+    deb=$(mktemp -d "$work/deb.XXXXXX")
+    (cd "$deb" && timeout 600 apt-get download -qq "$pkg" >/dev/null 2>"$deb/log") ||
+        { cat "$deb/log" >&2; fail "apt-get download $pkg failed"; }
+    rm -rf "$kdir.tmp.$$"
+    dpkg-deb -x "$deb"/"$pkg"_*.deb "$kdir.tmp.$$" || fail "cannot extract $pkg"
+    # Another run may have finished first; keep whichever is in place.
+    mv -T "$kdir.tmp.$$" "$kdir" 2>/dev/null || rm -rf "$kdir.tmp.$$"
+    rm -rf "$deb"
+fi
+vmlinuz=$(ls "$kdir"/boot/vmlinuz-* | head -1)
+kver=${vmlinuz##*/vmlinuz-}
+[ -f "$kdir/lib/modules/$kver/modules.dep" ] || depmod -b "$kdir" "$kver"
+
+# The initramfs holds busybox, the init script and the modules it loads (with their
+# dependencies); it is rebuilt when the init script or this script changes.
+initrd=$work/initramfs-$kver.cpio.gz
+if [ ! -f "$initrd" ] || [ "$here/guest-init.sh" -nt "$initrd" ] || [ "$0" -nt "$initrd" ]; then
+    echo "run-in-guest: building the initramfs for $kver" >&2
+    root=$(mktemp -d "$work/initramfs.XXXXXX")
+    mkdir -p "$root"/{bin,sbin,proc,sys,dev,host,lib/modules/"$kver"}
+    cp /bin/busybox "$root/bin/busybox"
+    for applet in $(/bin/busybox --list); do
+        [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"
+    done
+    install -m 0755 "$here/guest-init.sh" "$root/init"
+    for m in virtio_pci 9pnet_virtio 9p nvme virtio_net lpc_ich vfio_pci vfio_iommu_type1; do
+        modprobe -d "$kdir" -S "$kver" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
+    done | sort -u | while read -r ko; do
+        rel=${ko#"$kdir"/}
+        mkdir -p "$root/$(dirname "$rel")"
+        cp "$ko" "$root/$rel"
+    done
+    cp "$kdir/lib/modules/$kver"/modules.{order,builtin,builtin.modinfo} "$root/lib/modules/$kver/"
+    depmod -b "$root" "$kver"
+    (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$initrd.tmp.$$"
+    mv "$initrd.tmp.$$" "$initrd"
+    rm -rf "$root"
+fi
+
+# --- this run -----------------------------------------------------------------------------
+
+run=$(mktemp -d "$work/run.XXXXXX")
+qpid=
+cleanup() {
+    [ -n "$qpid" ] && kill "$qpid" 2>/dev/null || true
+    if [ "$keep" = 1 ]; then
+        echo "run-in-guest: run directory kept: $run" >&2
+    else
+        rm -rf "$run"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+[ -n "$out" ] || out=$run/out
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
+nic_addrs=() qemu_devs=()
+# Fixed slots so that tests can name the devices: NVMe at 00:03.0, NICs from 00:04.0, the 9p
+# shares at 00:10.0 and 00:11.0.
+if [ "$nvme" = 1 ]; then
+    truncate -s 256M "$run/nvme.img"
+    qemu_devs+=(-drive "file=$run/nvme.img,if=none,id=nvm,format=raw"
+        -device "nvme,serial=sluice0,drive=nvm,addr=0x3")
+fi
+for ((i = 0; i < nics; i++)); do
+    slot=$((4 + i))
+    nic_addrs+=("$(printf '0000:00:%02x.0' "$slot")")
+    # Two ports per hub: a point-to-point wire inside QEMU with back-pressure.
+    qemu_devs+=(-netdev "hubport,id=net$i,hubid=$((i / 2))"
+        -device "virtio-net-pci,netdev=net$i,disable-legacy=on,iommu_platform=on,mac=52:54:00:5c:00:$(printf %02x $i),addr=$(printf 0x%x $slot)")
+done
+
+{
+    echo "export SLUICE_GUEST_NICS='${nic_addrs[*]}'"
+    echo "export SLUICE_GUEST_NVME='$([ "$nvme" = 1 ] && echo 0000:00:03.0)'"
+    echo "export SLUICE_GUEST_OUT='$out'"
+    echo "export PATH='/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'"
+    echo "export HOME=/tmp TMPDIR=/tmp"
+    [ -n "${RUST_BACKTRACE:-}" ] && echo "export RUST_BACKTRACE='$RUST_BACKTRACE'"
+    printf 'cd %q || exit 125\n' "$PWD"
+    printf 'exec'
+    printf ' %q' "$@"
+    echo
+} > "$run/cmd.sh"
+
+append="console=ttyS0 panic=-1 quiet loglevel=3 intel_iommu=on iommu=pt"
+append+=" hugepagesz=2M hugepages=$hugepages"
+append+=" sluice.run=$run/cmd.sh sluice.out=$out sluice.timeout=$cmd_timeout"
+
+# The IOMMU is listed before the devices it translates for; aw-bits=48 so that IOVA = VA
+# fits; intremap needs the split irqchip.
+qemu=(qemu-system-x86_64
+    -machine q35,kernel-irqchip=split -accel tcg,thread=multi -cpu max -smp 2 -m "$mem"
+    -nodefaults -no-user-config -display none -vga none -monitor none -no-reboot
+    -serial "file:$run/console.log"
+    -device intel-iommu,intremap=on,caching-mode=on,aw-bits=48
+    -kernel "$vmlinuz" -initrd "$initrd" -append "$append"
+    -fsdev local,id=hostroot,path=/,readonly=on,security_model=none,multidevs=remap
+    -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot,addr=0x10
+    -fsdev "local,id=out,path=$out,security_model=none,multidevs=remap"
+    -device virtio-9p-pci,fsdev=out,mount_tag=out,addr=0x11
+    "${qemu_devs[@]}")
+
+: > "$run/console.log"
+"${qemu[@]}" > "$run/qemu.log" 2>&1 &
+qpid=$!
+
+# Stream the console (without the serial line's CRs) while waiting for the markers.
+shown=0
+pump() {
+    local size
+    size=$(stat -c %s "$run/console.log")
+    if [ "$size" -gt "$shown" ]; then
+        tail -c +"$((shown + 1))" "$run/console.log" | head -c "$((size - shown))" | tr -d '\r'
+        shown=$size
+    fi
+}
+
+wait_for() { # PATTERN SECONDS: 0 when seen, 1 when QEMU exited, 2 on timeout
+    local deadline=$((SECONDS + $2))
+    while [ $SECONDS -lt $deadline ]; do
+        pump
+        grep -q -a "$1" "$run/console.log" && return 0
+        if ! kill -0 "$qpid" 2>/dev/null; then
+            pump
+            grep -q -a "$1" "$run/console.log" && return 0
+            return 1
+        fi
+        sleep 0.2
+    done
+    return 2
+}
+
+status=0
+wait_for '^SLUICE-GUEST-READY' "$boot_timeout" || status=$?
+if [ $status -ne 0 ]; then
+    pump
+    [ $status = 2 ] && echo "run-in-guest: the guest was not ready after ${boot_timeout}s" >&2
+    [ $status = 1 ] && echo "run-in-guest: QEMU exited before the guest was ready:" >&2 &&
+        cat "$run/qemu.log" >&2
+    exit $([ $status = 2 ] && echo 124 || echo 125)
+fi
+# The guest kills the command at its own limit; allow for that plus the marker.
+wait_for '^SLUICE-GUEST-EXIT=' "$((cmd_timeout + 30))" || status=$?
+if [ $status -ne 0 ]; then
+    pump
+    echo "run-in-guest: no exit status from the guest (QEMU $([ $status = 2 ] && echo 'still running' || echo exited))" >&2
+    exit 124
+fi
+# Shutdown: poweroff -f is immediate; give QEMU 20 s to go.
+for _ in $(seq 100); do kill -0 "$qpid" 2>/dev/null || break; sleep 0.2; done
+if kill -0 "$qpid" 2>/dev/null; then
+    echo "run-in-guest: QEMU did not exit after power-off; killing it" >&2
+    kill "$qpid"
+fi
+wait "$qpid" 2>/dev/null || true
+qpid=
+pump
+rc=$(grep -a '^SLUICE-GUEST-EXIT=' "$run/console.log" | tail -1 | tr -d '\r' | cut -d= -f2)
+[[ $rc =~ ^[0-9]+$ ]] || rc=125
+exit "$rc"

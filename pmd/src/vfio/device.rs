@@ -1,0 +1,340 @@
+//! A PCI device opened through VFIO: its regions, config space, BAR mappings, bus mastering
+//! and reset.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use crate::error::{Error, Target};
+use crate::mmio::MmioRegion;
+use crate::pci::{ConfigSpace, IommuGroup, PciAddr, Sysfs, reg};
+use crate::vfio::container::Container;
+use crate::vfio::info::{REGION_INFO_LEN, RegionInfo, parse_region_info};
+use crate::vfio::sys;
+
+/// VFIO region index of PCI config space (`VFIO_PCI_CONFIG_REGION_INDEX`).
+pub const CONFIG_REGION: u32 = 7;
+/// `VFIO_DEVICE_FLAGS_RESET`.
+const FLAG_RESET: u32 = 1;
+/// `VFIO_DEVICE_FLAGS_PCI`.
+const FLAG_PCI: u32 = 2;
+
+/// A PCI device owned by this process through VFIO.
+///
+/// ```no_run
+/// use sluice_pmd::pci::{ConfigSpace, Sysfs};
+/// use sluice_pmd::vfio::{Container, Device, IommuMode};
+///
+/// let container = Container::new(IommuMode::Type1v2)?;
+/// let dev = Device::open(&container, &Sysfs::system(), "00:03.0".parse()?)?;
+/// println!("{:04x}:{:04x}", dev.config().read16(0)?, dev.config().read16(2)?);
+/// dev.enable_bus_master()?;
+/// let bar0 = dev.map_bar(0)?;
+/// let cap = bar0.read64(0x00)?; // NVMe CAP, low half first
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// Dropping it closes the device descriptor; its group and the container stay until the
+/// container's last user is gone (see [`Container`]'s drop order). A mapped BAR
+/// ([`MmioRegion`]) keeps its own mapping and may outlive the `Device`.
+#[derive(Debug)]
+pub struct Device {
+    addr: PciAddr,
+    flags: u32,
+    num_irqs: u32,
+    regions: Vec<RegionInfo>,
+    // Declared before `container`: the device descriptor closes before the container (and
+    // the group it owns) can go.
+    file: File,
+    container: Arc<Container>,
+}
+
+impl Device {
+    /// Opens the device at `addr`: checks it is bound to vfio-pci and has an IOMMU group,
+    /// adds the group to `container` (if it is not there yet), and gets the device's
+    /// descriptor, info and region layout.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoDevice`], [`Error::NotBoundToVfio`] (still on its kernel driver),
+    /// [`Error::NoIommuGroup`] (IOMMU off), [`Error::GroupMode`], [`Error::Open`] (no access
+    /// to `/dev/vfio/N`), [`Error::GroupNotViable`], [`Error::Ioctl`] for the failing ioctl.
+    pub fn open(container: &Arc<Container>, sysfs: &Sysfs, addr: PciAddr) -> Result<Device, Error> {
+        let group = preflight(sysfs, addr)?;
+        // The device name is its address, which never contains a NUL.
+        let name = CString::new(addr.to_string()).map_err(|_| Error::ParseAddr {
+            input: addr.to_string(),
+            why: "contains a NUL byte",
+        })?;
+        let fd = container.with_group(sysfs, addr, &group, |g| {
+            sys::group_get_device_fd(g.fd(), &name).map_err(|source| Error::Ioctl {
+                target: g.target(),
+                ioctl: "VFIO_GROUP_GET_DEVICE_FD",
+                source,
+            })
+        })?;
+        let ioctl = |name| {
+            move |source| Error::Ioctl {
+                target: Target::Device(addr),
+                ioctl: name,
+                source,
+            }
+        };
+        let info = sys::device_get_info(fd.as_fd()).map_err(ioctl("VFIO_DEVICE_GET_INFO"))?;
+        if info.flags & FLAG_PCI == 0 {
+            return Err(Error::Ioctl {
+                target: Target::Device(addr),
+                ioctl: "VFIO_DEVICE_GET_INFO",
+                source: io::Error::other("not a PCI device (VFIO_DEVICE_FLAGS_PCI clear)"),
+            });
+        }
+        // BARs 0-5, ROM, config; later indices (VGA, device-specific) are not needed.
+        let mut regions = Vec::new();
+        for index in 0..info.num_regions.min(CONFIG_REGION + 1) {
+            let (r, bytes) = sys::device_get_region_info(fd.as_fd(), index)
+                .map_err(ioctl("VFIO_DEVICE_GET_REGION_INFO"))?;
+            debug_assert!(bytes.is_empty() || bytes.len() >= REGION_INFO_LEN);
+            regions.push(parse_region_info(
+                index,
+                r.flags,
+                r.size,
+                r.offset,
+                r.cap_offset,
+                &bytes,
+            )?);
+        }
+        Ok(Device {
+            addr,
+            flags: info.flags,
+            num_irqs: info.num_irqs,
+            regions,
+            file: File::from(fd),
+            container: Arc::clone(container),
+        })
+    }
+
+    /// The device's address.
+    pub fn addr(&self) -> PciAddr {
+        self.addr
+    }
+
+    /// The container it belongs to.
+    pub fn container(&self) -> &Arc<Container> {
+        &self.container
+    }
+
+    /// Number of interrupt indices VFIO reports (INTx, MSI, MSI-X, ...).
+    pub fn num_irqs(&self) -> u32 {
+        self.num_irqs
+    }
+
+    /// Region `index` (BAR n = n, ROM = 6, config = 7), if the device has it.
+    pub fn region(&self, index: u32) -> Option<&RegionInfo> {
+        self.regions.get(index as usize)
+    }
+
+    /// Config space through the VFIO config region (`pread`/`pwrite` on the device).
+    ///
+    /// vfio-pci virtualizes parts of it (BARs, some capability bits); reads of IDs and
+    /// capability lists are the device's own.
+    pub fn config(&self) -> VfioConfig<'_> {
+        let (offset, size) = self
+            .region(CONFIG_REGION)
+            .map(|r| (r.offset, r.size.min(4096) as u16))
+            .unwrap_or((0, 0));
+        VfioConfig {
+            device: self,
+            offset,
+            size,
+        }
+    }
+
+    /// Maps BAR `bar` whole and returns it as the [`MmioRegion`] drivers use.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Region`] if the BAR is absent, empty (an I/O BAR, or the upper half of a
+    /// 64-bit BAR), not mappable, or mappable only in parts; [`Error::Mmap`] if `mmap`
+    /// fails.
+    pub fn map_bar(&self, bar: u8) -> Result<MmioRegion, Error> {
+        let index = u32::from(bar);
+        let region_err = |why: &str| Error::Region {
+            addr: self.addr,
+            index,
+            name: format!("BAR{bar}"),
+            why: why.to_string(),
+        };
+        if bar > 5 {
+            return Err(region_err("is not a BAR (BARs are 0-5)"));
+        }
+        let r = self
+            .region(index)
+            .ok_or_else(|| region_err("does not exist"))?;
+        if r.size == 0 {
+            return Err(region_err(
+                "is empty (unimplemented, or the upper half of a 64-bit BAR)",
+            ));
+        }
+        if !r.whole_mappable() {
+            return Err(region_err(&match &r.sparse {
+                Some(areas) => format!(
+                    "can be mapped only in parts {areas:x?} (MSI-X table inside; enable interrupt \
+                     remapping, e.g. QEMU intel-iommu,intremap=on)"
+                ),
+                None => "cannot be mapped (VFIO_REGION_INFO_FLAG_MMAP clear: an I/O BAR?)".into(),
+            }));
+        }
+        let len =
+            usize::try_from(r.size).map_err(|_| region_err("is larger than the address space"))?;
+        let map = sys::Mmap::map_shared(self.file.as_fd(), r.offset, len).map_err(|source| {
+            Error::Mmap {
+                addr: self.addr,
+                bar,
+                len,
+                source,
+            }
+        })?;
+        Ok(MmioRegion::from_mmap(map))
+    }
+
+    /// Sets COMMAND.MEMORY (bit 1) and COMMAND.BUS_MASTER (bit 2) if they are clear, so the
+    /// device decodes its memory BARs and may issue DMA. vfio-pci clears bus mastering on open
+    /// and release (REFERENCE C2 step 9). Returns the COMMAND value written (or found).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if config space cannot be read or written.
+    pub fn enable_bus_master(&self) -> Result<u16, Error> {
+        let cfg = self.config();
+        let cmd = cfg.read16(reg::COMMAND)?;
+        let want = cmd | reg::COMMAND_MEMORY | reg::COMMAND_BUS_MASTER;
+        if want != cmd {
+            cfg.write16(reg::COMMAND, want)?;
+        }
+        Ok(want)
+    }
+
+    /// Whether VFIO offers a function reset for this device (`VFIO_DEVICE_FLAGS_RESET`).
+    pub fn can_reset(&self) -> bool {
+        self.flags & FLAG_RESET != 0
+    }
+
+    /// Resets the function through VFIO (FLR, PM or bus reset, whichever the kernel has).
+    ///
+    /// Devices without one (QEMU's virtio-net on `pcie.0`) are reset through their own
+    /// registers instead.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoReset`] when not offered; [`Error::Ioctl`] when the reset fails.
+    pub fn reset(&self) -> Result<(), Error> {
+        if !self.can_reset() {
+            return Err(Error::NoReset { addr: self.addr });
+        }
+        sys::device_reset(self.file.as_fd()).map_err(|source| Error::Ioctl {
+            target: Target::Device(self.addr),
+            ioctl: "VFIO_DEVICE_RESET",
+            source,
+        })
+    }
+}
+
+/// The checks before any VFIO node is touched: the device exists, is bound to vfio-pci, and
+/// has an IOMMU group (whose group it is).
+pub(crate) fn preflight(sysfs: &Sysfs, addr: PciAddr) -> Result<IommuGroup, Error> {
+    let dev = sysfs.device(addr)?;
+    if !dev.is_vfio() {
+        return Err(Error::NotBoundToVfio {
+            addr,
+            driver: dev.driver,
+        });
+    }
+    dev.iommu_group.ok_or(Error::NoIommuGroup { addr })
+}
+
+/// A device's config space through its VFIO config region.
+#[derive(Debug)]
+pub struct VfioConfig<'a> {
+    device: &'a Device,
+    offset: u64,
+    size: u16,
+}
+
+impl ConfigSpace for VfioConfig<'_> {
+    fn addr(&self) -> PciAddr {
+        self.device.addr
+    }
+
+    fn size(&self) -> u16 {
+        self.size
+    }
+
+    fn read(&self, offset: u16, buf: &mut [u8]) -> io::Result<()> {
+        // One pread of the access width: vfio-pci performs it as one config access.
+        self.device
+            .file
+            .read_exact_at(buf, self.offset + u64::from(offset))
+    }
+
+    fn write(&self, offset: u16, buf: &[u8]) -> io::Result<()> {
+        self.device
+            .file
+            .write_all_at(buf, self.offset + u64::from(offset))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pci::fake::{FakeDevice, FakeSysfs};
+
+    fn tree() -> FakeSysfs {
+        let f = FakeSysfs::new();
+        for (addr, driver, group) in [
+            ("00:03.0", Some("nvme"), Some(1)),
+            ("00:04.0", Some("vfio-pci"), Some(2)),
+            ("00:05.0", None, Some(3)),
+            ("00:06.0", Some("vfio-pci"), None),
+        ] {
+            f.add(&FakeDevice {
+                addr,
+                vendor: 0x1af4,
+                device: 0x1041,
+                class: 0x020000,
+                driver,
+                group,
+            });
+        }
+        f
+    }
+
+    #[test]
+    fn preflight_names_the_kernel_driver_still_bound() {
+        let f = tree();
+        let e = preflight(&f.sysfs(), "00:03.0".parse().unwrap()).unwrap_err();
+        assert!(
+            matches!(&e, Error::NotBoundToVfio { driver: Some(d), .. } if d == "nvme"),
+            "{e}"
+        );
+        let e = preflight(&f.sysfs(), "00:05.0".parse().unwrap()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "0000:00:05.0 is bound to no driver, not vfio-pci; bind it with `sluice-devbind \
+             bind 0000:00:05.0`"
+        );
+    }
+
+    #[test]
+    fn preflight_says_when_the_iommu_is_off() {
+        let f = tree();
+        let e = preflight(&f.sysfs(), "00:06.0".parse().unwrap()).unwrap_err();
+        assert!(matches!(e, Error::NoIommuGroup { .. }), "{e}");
+        let g = preflight(&f.sysfs(), "00:04.0".parse().unwrap()).unwrap();
+        assert_eq!(g.node_name(), "2");
+        let e = preflight(&f.sysfs(), "00:09.0".parse().unwrap()).unwrap_err();
+        assert!(matches!(e, Error::NoDevice { .. }), "{e}");
+    }
+}
