@@ -9,6 +9,8 @@ use sluice_pmd::soft::ring_port::{RingPairConfig, ring_pair};
 
 use crate::error::AppError;
 
+mod af_xdp;
+
 /// Creates the configuration's mempools, in file order. A pool that asks for hugepages
 /// requires them (a clear error names the sysfs knob when there are too few); `"none"` uses
 /// 4 KiB pages.
@@ -37,10 +39,12 @@ pub fn open_pools(config: &Config) -> Result<Vec<PktPool>, AppError> {
 /// built in pairs from `peer`; their port ids (`PktMeta::port`) are their config indices.
 /// Drivers not in this build are an error naming the port. `pools` are the configuration's
 /// mempools from [`open_pools`]: ring ports need none (they move the sender's buffers),
-/// AF_XDP and virtio ports take their receive buffers from their `mempool`.
+/// virtio ports take their receive buffers from their `mempool`, and AF_XDP ports from a
+/// UMEM made from their `mempool`'s entry (`ports/af_xdp.rs`).
 pub fn open_ports(config: &Config, pools: &[PktPool]) -> Result<Vec<AnyPort>, AppError> {
-    let _ = pools; // used by the AF_XDP and virtio drivers once they are wired in
+    let _ = pools; // used by the virtio driver once it is wired in
     let ports = config.ports();
+    let mut umems = af_xdp::Umems::default();
     let mut opened: Vec<Option<AnyPort>> = ports.iter().map(|_| None).collect();
     for (i, port) in ports.iter().enumerate() {
         match &port.driver {
@@ -72,11 +76,8 @@ pub fn open_ports(config: &Config, pools: &[PktPool]) -> Result<Vec<AnyPort>, Ap
                 opened[i] = Some(a.into());
                 opened[j] = Some(b.into());
             }
-            PortDriver::AfXdp { .. } => {
-                return Err(AppError::DriverNotBuilt {
-                    port: port.name.clone(),
-                    driver: "af_xdp",
-                });
+            PortDriver::AfXdp { interface, mode } => {
+                opened[i] = Some(af_xdp::open(config, &mut umems, i, port, interface, *mode)?);
             }
             PortDriver::Virtio { .. } => {
                 return Err(AppError::DriverNotBuilt {

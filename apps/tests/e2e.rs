@@ -176,10 +176,21 @@ fn a_core_that_does_not_exist_is_named() {
 }
 
 #[test]
-fn drivers_not_built_are_named() {
-    let text = include_str!("../../config/examples/afxdp-veth.toml");
-    let e = run(&config(text), &exact(1)).unwrap_err().one_line();
-    assert_eq!(e, "port a: driver af_xdp is not in this build yet");
+fn a_missing_interface_and_drivers_not_built_are_named() {
+    // The AF_XDP example on a machine without its veths (4 KiB pages, so that hugepages
+    // play no part): the driver names the interface.
+    if std::path::Path::new("/sys/class/net/veth-a").exists() {
+        eprintln!("skipped (AF_XDP part): this machine has an interface named veth-a");
+    } else {
+        let text = include_str!("../../config/examples/afxdp-veth.toml")
+            .replace("hugepages = \"2M\"", "hugepages = \"none\"");
+        let e = run(&config(&text), &exact(1)).unwrap_err().one_line();
+        assert!(
+            e.starts_with("port a: cannot open: no network interface 'veth-a'"),
+            "{e}"
+        );
+        assert!(!e.contains('\n'), "{e}");
+    }
     let text = include_str!("../../config/examples/virtio-vfio.toml");
     let e = run(&config(text), &exact(1)).unwrap_err().one_line();
     assert_eq!(e, "port port0: driver virtio is not in this build yet");
