@@ -13,12 +13,14 @@ mod af_xdp;
 
 /// Creates the configuration's mempools, in file order. A pool that asks for hugepages
 /// requires them (a clear error names the sysfs knob when there are too few); `"none"` uses
-/// 4 KiB pages.
+/// 4 KiB pages. A pool that `af_xdp` ports use is cut in UMEM chunks and holds at least
+/// what their rings need (`ports/af_xdp.rs`).
 pub fn open_pools(config: &Config) -> Result<Vec<PktPool>, AppError> {
     config
         .mempools()
         .iter()
-        .map(|m| {
+        .enumerate()
+        .map(|(id, m)| {
             let mut cfg = PktPoolConfig::new(m.name.clone(), m.buffers);
             cfg.data_room = usize::from(m.buffer_size);
             cfg.cache_size = u32::from(m.cache_size);
@@ -27,6 +29,9 @@ pub fn open_pools(config: &Config) -> Result<Vec<PktPool>, AppError> {
                 PageSize::Huge1G => (sluice_mempool::PageSize::Size1G, HugePagePolicy::Require),
                 PageSize::Small4K => (sluice_mempool::PageSize::Size4K, HugePagePolicy::Never),
             };
+            if let Some(umem_pool) = af_xdp::umem_pool(config, id, &cfg) {
+                return umem_pool;
+            }
             PktPool::new(&cfg, Arc::new(IdentityMapper)).map_err(|source| AppError::Mempool {
                 pool: m.name.clone(),
                 source,
@@ -42,7 +47,6 @@ pub fn open_pools(config: &Config) -> Result<Vec<PktPool>, AppError> {
 /// virtio ports take their receive buffers from their `mempool`, and AF_XDP ports from a
 /// UMEM made from their `mempool`'s entry (`ports/af_xdp.rs`).
 pub fn open_ports(config: &Config, pools: &[PktPool]) -> Result<Vec<AnyPort>, AppError> {
-    let _ = pools; // used by the virtio driver once it is wired in
     let ports = config.ports();
     let mut umems = af_xdp::Umems::default();
     let mut opened: Vec<Option<AnyPort>> = ports.iter().map(|_| None).collect();
@@ -77,7 +81,9 @@ pub fn open_ports(config: &Config, pools: &[PktPool]) -> Result<Vec<AnyPort>, Ap
                 opened[j] = Some(b.into());
             }
             PortDriver::AfXdp { interface, mode } => {
-                opened[i] = Some(af_xdp::open(config, &mut umems, i, port, interface, *mode)?);
+                opened[i] = Some(af_xdp::open(
+                    config, pools, &mut umems, i, port, interface, *mode,
+                )?);
             }
             PortDriver::Virtio { .. } => {
                 return Err(AppError::DriverNotBuilt {

@@ -43,10 +43,16 @@ impl core::fmt::Debug for Umem {
 }
 
 impl Umem {
-    /// A UMEM of `count` chunks of `chunk` bytes (2048 or 4096), named `name`, on the pages
-    /// `base` asks for (its `headroom` and `data_room` are replaced: the headroom is
-    /// [`XDP_PACKET_HEADROOM`] and the data room the rest of the chunk).
+    /// A UMEM of `base.count` chunks of `chunk` bytes (2048 or 4096) on the pages `base`
+    /// asks for: [`Umem::from_pool`] over [`Umem::new_pool`].
     pub fn new(base: &PktPoolConfig, chunk: u32) -> Result<Arc<Self>, Error> {
+        Self::from_pool(Self::new_pool(base, chunk)?, chunk)
+    }
+
+    /// `base` made into the configuration of a UMEM pool: its `headroom` and `data_room`
+    /// are replaced (the headroom is [`XDP_PACKET_HEADROOM`], the data room the rest of the
+    /// chunk), so that each buffer is exactly one chunk.
+    pub fn pool_config(base: &PktPoolConfig, chunk: u32) -> Result<PktPoolConfig, Error> {
         if chunk != 2048 && chunk != 4096 {
             return Err(Error::InvalidConfig {
                 port: base.name.clone(),
@@ -54,24 +60,52 @@ impl Umem {
                 value: chunk.to_string(),
             });
         }
-        let cfg = PktPoolConfig {
+        Ok(PktPoolConfig {
             headroom: XDP_PACKET_HEADROOM,
             data_room: chunk as usize - XDP_PACKET_HEADROOM,
             ..base.clone()
-        };
-        let pool = PktPool::with_align(&cfg, chunk as usize, Arc::new(IdentityMapper))?;
+        })
+    }
+
+    /// A packet pool laid out for a UMEM of `chunk`-byte chunks (see [`Umem::pool_config`]),
+    /// for an application that owns its pools and hands this one to [`Umem::from_pool`].
+    pub fn new_pool(base: &PktPoolConfig, chunk: u32) -> Result<PktPool, Error> {
+        let cfg = Self::pool_config(base, chunk)?;
+        Ok(PktPool::with_align(
+            &cfg,
+            chunk as usize,
+            Arc::new(IdentityMapper),
+        )?)
+    }
+
+    /// A UMEM over `pool`'s whole region, which must be cut in `chunk`-byte buffers (as
+    /// [`Umem::new_pool`] makes it). Buffers of `chunk` bytes — a power of two — lie on chunk
+    /// boundaries whatever the page size: the pool places objects at multiples of their
+    /// size from a page start, and never across a hugepage.
+    pub fn from_pool(pool: PktPool, chunk: u32) -> Result<Arc<Self>, Error> {
+        if chunk != 2048 && chunk != 4096 {
+            return Err(Error::InvalidConfig {
+                port: pool.name().to_string(),
+                what: "AF_XDP chunk size (2048 or 4096)",
+                value: chunk.to_string(),
+            });
+        }
         let region = pool.region();
         // REFERENCE §D1: the UMEM starts on a page and is a whole number of chunks; every
-        // buffer is one chunk on a chunk boundary. The pool's layout guarantees it; check.
+        // buffer is one chunk on a chunk boundary.
         let base_addr = region.as_ptr().as_ptr() as usize;
         if !base_addr.is_multiple_of(4096)
             || !region.len().is_multiple_of(chunk as usize)
             || pool.buf_len() != chunk as usize
         {
             return Err(Error::InvalidConfig {
-                port: cfg.name.clone(),
-                what: "UMEM layout (page-aligned region of whole chunks)",
-                value: format!("region {base_addr:#x}+{} chunk {chunk}", region.len()),
+                port: pool.name().to_string(),
+                what: "UMEM layout (a page-aligned region of whole chunks, one buffer each)",
+                value: format!(
+                    "region {base_addr:#x}+{}, buffers of {} for chunks of {chunk}",
+                    region.len(),
+                    pool.buf_len()
+                ),
             });
         }
         Ok(Arc::new(Self {
@@ -348,6 +382,21 @@ mod tests {
             drop(t);
             proptest::prop_assert_eq!(u.pool().available(), 16);
         }
+    }
+
+    #[test]
+    fn a_pool_not_cut_in_chunks_is_refused() {
+        let mut cfg = PktPoolConfig::new("plain", 8);
+        cfg.page_size = PageSize::Size4K;
+        cfg.huge_pages = HugePagePolicy::Never;
+        let plain = PktPool::new(&cfg, Arc::new(IdentityMapper)).unwrap();
+        let e = Umem::from_pool(plain, 2048).unwrap_err().to_string();
+        assert!(
+            e.contains("UMEM layout") && e.contains("buffers of 2176"),
+            "{e}"
+        );
+        // The same configuration made into a UMEM pool is accepted.
+        assert!(Umem::from_pool(Umem::new_pool(&cfg, 2048).unwrap(), 2048).is_ok());
     }
 
     #[test]
