@@ -20,7 +20,7 @@
 //! - [`soft`]: drivers that need no device (the in-memory port pair).
 //!
 //! # Features
-//! - `test-utils`: [`pci::fake::FakeSysfs`], a sysfs tree in a temporary directory.
+//! - `test-utils`: `pci::fake::FakeSysfs`, a sysfs tree in a temporary directory.
 #![deny(unsafe_code)]
 
 pub mod error;

@@ -19,7 +19,7 @@
 //! In **no-IOMMU mode** ([`IommuMode::NoIommu`]) groups are `noiommu-N`, nothing protects
 //! memory from the device, and DMA addresses are physical ones from `/proc/self/pagemap`.
 //!
-//! Every ioctl lives in [`sys`], one small function each; the layers above build typed errors
+//! Every ioctl lives in the private `sys` module, one small function each; the layers above build typed errors
 //! naming the ioctl, the device and the errno, with what to do about it.
 
 mod container;
