@@ -180,7 +180,7 @@ fn a_missing_interface_and_drivers_not_built_are_named() {
     // The AF_XDP example on a machine without its veths (4 KiB pages, so that hugepages
     // play no part): the driver names the interface.
     if std::path::Path::new("/sys/class/net/veth-a").exists() {
-        eprintln!("skipped (AF_XDP part): this machine has an interface named veth-a");
+        eprintln!("skipped: the AF_XDP part: this machine has an interface named veth-a");
     } else {
         let text = include_str!("../../config/examples/afxdp-veth.toml")
             .replace("hugepages = \"2M\"", "hugepages = \"none\"");

@@ -3,7 +3,7 @@
 //! A pool carves a [`DmaRegion`] into `count` equal objects and hands them out as owning
 //! handles ([`DmaObj`] here, [`PktBuf`](crate::PktBuf) for packet pools) that go back to the
 //! pool when dropped, from any thread. Free objects are tracked by index in a lock-free
-//! shared store behind per-lcore caches (see [`lcore`](crate::lcore)).
+//! shared store behind per-lcore caches (see [`crate::lcore`]).
 //!
 //! Each object has a header (its address, IOVA, index and, for packet buffers, packet
 //! metadata) kept in ordinary memory, not in the DMA region: a device can write anywhere
