@@ -296,6 +296,79 @@ pub enum Error {
         /// The device.
         addr: PciAddr,
     },
+
+    /// An NVMe controller register did not reach the expected state in time (CSTS.RDY after
+    /// CC.EN, CSTS.SHST after CC.SHN).
+    ///
+    /// The controller is hung or gone (a value of 0xffffffff means it no longer answers):
+    /// reset the function (`VFIO_DEVICE_RESET`) or rebind it to its kernel driver.
+    #[error(
+        "NVMe: {register} = {value:#010x} after {waited_ms} ms waiting for {waiting_for}; the controller is hung or gone: reset the device"
+    )]
+    NvmeTimeout {
+        /// The register polled ("CSTS").
+        register: &'static str,
+        /// The value last read.
+        value: u32,
+        /// What was awaited ("RDY = 1").
+        waiting_for: &'static str,
+        /// How long it was polled, in milliseconds.
+        waited_ms: u64,
+    },
+
+    /// The NVMe controller reports Controller Fatal Status (CSTS.CFS = 1).
+    ///
+    /// It failed an internal check or a DMA access (QEMU sets CFS when an SQE or CQE address is
+    /// not mapped). Reset the controller; check that queue memory is mapped for DMA.
+    #[error(
+        "NVMe: controller fatal status during {during}: {register} = {value:#010x}; reset the controller"
+    )]
+    NvmeFatal {
+        /// The register read ("CSTS").
+        register: &'static str,
+        /// Its value.
+        value: u32,
+        /// The step that was in progress.
+        during: &'static str,
+    },
+
+    /// An NVMe command completed with an error status.
+    #[error("NVMe queue {qid}: command {opcode:#04x} (CID {cid}) failed: {status}")]
+    NvmeCommand {
+        /// Queue id (0: admin).
+        qid: u16,
+        /// Command identifier.
+        cid: u16,
+        /// Opcode.
+        opcode: u8,
+        /// The decoded status.
+        status: crate::nvme::NvmeStatus,
+    },
+
+    /// An admin command got no completion in time.
+    ///
+    /// The controller stopped processing its admin queue: reset it.
+    #[error("NVMe: admin command {opcode:#04x} (CID {cid}) not completed after {waited_ms} ms")]
+    NvmeAdminTimeout {
+        /// Opcode.
+        opcode: u8,
+        /// Command identifier.
+        cid: u16,
+        /// How long it was awaited.
+        waited_ms: u64,
+    },
+
+    /// The controller cannot be driven as asked, or returned data this driver rejects.
+    #[error("NVMe: {0}")]
+    NvmeUnsupported(String),
+
+    /// A queue was refused a command because it is full (during bring-up, where that means
+    /// the admin queue is too small for the request).
+    #[error("NVMe queue {qid} is full")]
+    NvmeQueueFull {
+        /// Queue id.
+        qid: u16,
+    },
 }
 
 /// What a VFIO ioctl was issued on.
