@@ -362,6 +362,18 @@ pub enum Error {
     #[error("NVMe: {0}")]
     NvmeUnsupported(String),
 
+    /// A block backend's system call failed (opening the file, setting up io_uring, ...).
+    #[error("{op} {path} failed")]
+    BlockIo {
+        /// What was being done ("opening", "io_uring_setup for").
+        op: &'static str,
+        /// The file or device.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+
     /// A queue was refused a command because it is full (during bring-up, where that means
     /// the admin queue is too small for the request).
     #[error("NVMe queue {qid} is full")]

@@ -27,6 +27,9 @@
 //! ```
 
 mod ram;
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+mod uring;
 
 use std::fmt;
 
@@ -36,6 +39,8 @@ use crate::error::Error;
 use crate::nvme::NvmeStatus;
 
 pub use ram::RamDisk;
+#[cfg(target_os = "linux")]
+pub use uring::{UringConfig, UringQueue};
 
 /// What a request does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -252,6 +257,9 @@ pub trait BlockQueue {
 
 /// Checks a request against `info`: the range is inside the device, the buffer covers the
 /// transfer, the transfer is within the limit.
+#[cfg(test)]
+mod tests;
+
 pub(crate) fn validate(req: &BlockRequest, info: &BlockInfo) -> Result<(), BlockError> {
     match req.op {
         BlockOp::Flush => return Ok(()),

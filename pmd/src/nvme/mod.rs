@@ -28,6 +28,8 @@ pub mod io;
 #[cfg(any(test, feature = "test-utils"))]
 #[allow(unsafe_code)]
 pub mod model;
+#[cfg(target_os = "linux")]
+pub mod pci;
 pub mod prp;
 pub mod queue;
 pub mod regs;
@@ -41,6 +43,8 @@ pub use ctrl::{Controller, ControllerConfig};
 pub use dma::QueueMemory;
 pub use identify::{ControllerInfo, NamespaceInfo};
 pub use io::IoQpair;
+#[cfg(target_os = "linux")]
+pub use pci::VfioNvme;
 pub use queue::{Completion, DataRange, QueueFault, QueuePair, QueueStats, SubmitError};
 pub use regs::RegisterAccess;
 pub use status::{NvmeStatus, StatusCodeType};
