@@ -6,4 +6,5 @@
 
 pub use sluice_config as config;
 
+pub mod blkperf;
 pub mod devbind;

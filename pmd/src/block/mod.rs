@@ -26,6 +26,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod any;
 mod ram;
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
@@ -38,6 +39,7 @@ use sluice_mempool::DmaObj;
 use crate::error::Error;
 use crate::nvme::NvmeStatus;
 
+pub use any::AnyBlockQueue;
 pub use ram::RamDisk;
 #[cfg(target_os = "linux")]
 pub use uring::{UringConfig, UringQueue};

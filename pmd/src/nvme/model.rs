@@ -70,6 +70,8 @@ pub struct Faults {
     pub duplicate_next: bool,
     /// The next I/O command with this opcode is consumed and never completed.
     pub swallow_next_io: Option<u8>,
+    /// The next read returns its data with the first byte inverted (silent corruption).
+    pub corrupt_next_read: bool,
 }
 
 /// Counters of what the driver did to the model.
@@ -607,6 +609,12 @@ impl State {
                     Err(st) => return st,
                 };
                 if sqe.opcode() == io::READ {
+                    if std::mem::take(&mut self.faults.corrupt_next_read) {
+                        let mut data = self.disk[r].to_vec();
+                        data[0] = !data[0];
+                        scatter(&segs, &data);
+                        return 0;
+                    }
                     scatter(&segs, &self.disk[r]);
                 } else {
                     gather(&segs, &mut self.disk[r]);
