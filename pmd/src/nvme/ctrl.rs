@@ -5,6 +5,7 @@
 //! The I/O path is [`IoQpair`](super::IoQpair), which owns its queue memory and doorbells.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use sluice_mempool::{DmaRegion, HugePagePolicy, IovaMapper, PageSize};
@@ -60,6 +61,22 @@ impl Default for ControllerConfig {
     }
 }
 
+/// An I/O queue the device may use: its memory stays allocated, and its queue pair's
+/// outstanding buffers stay out of the pools, until `retired` is set.
+struct LiveQueue {
+    qid: u16,
+    mem: Arc<QueueMemory>,
+    retired: Arc<AtomicBool>,
+}
+
+impl LiveQueue {
+    /// The device can no longer touch the queue: release it.
+    fn retire(self) {
+        self.retired.store(true, Ordering::Release);
+        drop(self.mem);
+    }
+}
+
 /// The controller's memory page size: 4 KiB (CC.MPS = 0).
 pub const PAGE_SIZE: usize = 4096;
 
@@ -92,7 +109,7 @@ pub struct Controller<R: RegisterAccess> {
     io_queues: u16,
     /// Live I/O queues: qid and memory, kept until the queue is deleted or the controller
     /// disabled, so a dropped queue pair's memory never goes back while the device may use it.
-    live: Vec<(u16, Arc<QueueMemory>)>,
+    live: Vec<LiveQueue>,
     enabled: bool,
 }
 
@@ -371,7 +388,7 @@ impl<R: RegisterAccess> Controller<R> {
             .find(|n| n.nsid == nsid)
             .ok_or_else(|| Error::NvmeUnsupported(format!("no active namespace {nsid}")))?;
         let qid = (1..=self.io_queues)
-            .find(|q| self.live.iter().all(|(l, _)| l != q))
+            .find(|q| self.live.iter().all(|l| l.qid != *q))
             .ok_or_else(|| {
                 Error::NvmeUnsupported(format!(
                     "all {} granted I/O queue pairs are in use",
@@ -413,7 +430,11 @@ impl<R: RegisterAccess> Controller<R> {
             let _ = self.admin_command(Sqe::delete_cq(qid), None, "delete I/O CQ");
             return Err(e);
         }
-        self.live.push((qid, mem));
+        self.live.push(LiveQueue {
+            qid,
+            mem,
+            retired: qp.retirement(),
+        });
         Ok(IoQpair::new(qp, ns, &self.info))
     }
 
@@ -432,7 +453,9 @@ impl<R: RegisterAccess> Controller<R> {
     fn delete_queues(&mut self, qid: u16) -> Result<(), Error> {
         self.admin_command(Sqe::delete_sq(qid), None, "delete I/O SQ")?;
         self.admin_command(Sqe::delete_cq(qid), None, "delete I/O CQ")?;
-        self.live.retain(|(q, _)| *q != qid);
+        if let Some(i) = self.live.iter().position(|l| l.qid == qid) {
+            self.live.swap_remove(i).retire();
+        }
         Ok(())
     }
 
@@ -445,7 +468,7 @@ impl<R: RegisterAccess> Controller<R> {
     /// admin errors while deleting queues (shutdown still proceeds).
     pub fn shutdown(mut self) -> Result<(), Error> {
         let mut first_err = None;
-        let qids: Vec<u16> = self.live.iter().map(|(q, _)| *q).collect();
+        let qids: Vec<u16> = self.live.iter().map(|l| l.qid).collect();
         for qid in qids {
             if let Err(e) = self.delete_queues(qid) {
                 first_err.get_or_insert(e);
@@ -468,6 +491,11 @@ impl<R: RegisterAccess> Controller<R> {
         }
     }
 
+    /// Whether queues are still live, i.e. disabling failed or never happened.
+    fn enabled_or_unconfirmed(&self) -> bool {
+        !self.admin.retirement().load(Ordering::Acquire)
+    }
+
     /// Clears CC.EN and waits (bounded by CAP.TO) for RDY = 0; after it the device does no
     /// more DMA and every queue's memory may go.
     fn disable(&mut self) -> Result<(), Error> {
@@ -486,7 +514,8 @@ impl<R: RegisterAccess> Controller<R> {
             |v| v & regs::CSTS_RDY == 0,
         );
         if r.is_ok() {
-            self.live.clear();
+            self.admin.retirement().store(true, Ordering::Release);
+            self.live.drain(..).for_each(LiveQueue::retire);
         }
         r.map(|_| ())
     }
@@ -500,10 +529,12 @@ impl<R: RegisterAccess> Drop for Controller<R> {
         {
             eprintln!("sluice-pmd: NVMe controller drop: {e}");
         }
-        if !self.live.is_empty() {
-            // The device did not confirm it stopped: keep the memory (leak) rather than let it
-            // write into pages that may be reused.
+        if self.enabled_or_unconfirmed() {
+            // The device did not confirm it stopped: keep every page it may write (leak)
+            // rather than let it write into memory that may be reused.
             std::mem::forget(std::mem::take(&mut self.live));
+            std::mem::forget(self.admin.memory().clone());
+            std::mem::forget(self.scratch.clone());
         }
     }
 }

@@ -161,6 +161,7 @@ impl SoftNvme {
     }
 
     /// Whether doorbell writes process queues at once (default) or wait for [`step`](Self::step).
+    /// Admin submissions are processed at once either way.
     pub fn set_auto(&self, auto: bool) {
         self.lock().auto = auto;
     }
@@ -348,6 +349,9 @@ impl State {
         }
         if self.auto {
             self.process();
+        } else if qid == 0 {
+            // Manual mode holds I/O queues only: bring-up and teardown still work.
+            self.process_sq(0);
         }
     }
 
@@ -380,36 +384,43 @@ impl State {
             return;
         }
         for qid in 0..self.sqs.len() {
-            while let Some(sq) = self.sqs[qid] {
-                if sq.head == sq.tail {
-                    break;
+            self.process_sq(qid);
+        }
+    }
+
+    fn process_sq(&mut self, qid: usize) {
+        if self.csts & regs::CSTS_RDY == 0 || self.csts & regs::CSTS_CFS != 0 {
+            return;
+        }
+        while let Some(sq) = self.sqs[qid] {
+            if sq.head == sq.tail {
+                break;
+            }
+            let Some(cq) = self.cqs.get(usize::from(sq.cqid)).copied().flatten() else {
+                break;
+            };
+            if (cq.tail + 1) % cq.size == cq.head {
+                self.stats.cq_full_stalls += 1;
+                break;
+            }
+            let sqe = read_sqe(sq.base + u64::from(sq.head) * 64);
+            let head = (sq.head + 1) % sq.size;
+            if let Some(q) = &mut self.sqs[qid] {
+                q.head = head;
+            }
+            self.stats.commands += 1;
+            let (status, result) = if qid == 0 {
+                self.admin(&sqe)
+            } else {
+                match self.io_fault(&sqe) {
+                    Some(Some(st)) => (st.to_raw(), 0),
+                    Some(None) => continue,
+                    None => (self.io(&sqe), 0),
                 }
-                let Some(cq) = self.cqs.get(usize::from(sq.cqid)).copied().flatten() else {
-                    break;
-                };
-                if (cq.tail + 1) % cq.size == cq.head {
-                    self.stats.cq_full_stalls += 1;
-                    break;
-                }
-                let sqe = read_sqe(sq.base + u64::from(sq.head) * 64);
-                let head = (sq.head + 1) % sq.size;
-                if let Some(q) = &mut self.sqs[qid] {
-                    q.head = head;
-                }
-                self.stats.commands += 1;
-                let (status, result) = if qid == 0 {
-                    self.admin(&sqe)
-                } else {
-                    match self.io_fault(&sqe) {
-                        Some(Some(st)) => (st.to_raw(), 0),
-                        Some(None) => continue,
-                        None => (self.io(&sqe), 0),
-                    }
-                };
+            };
+            self.post(sq.cqid, qid as u16, head, sqe.cid(), status, result);
+            if std::mem::take(&mut self.faults.duplicate_next) {
                 self.post(sq.cqid, qid as u16, head, sqe.cid(), status, result);
-                if std::mem::take(&mut self.faults.duplicate_next) {
-                    self.post(sq.cqid, qid as u16, head, sqe.cid(), status, result);
-                }
             }
         }
     }

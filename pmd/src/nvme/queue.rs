@@ -22,7 +22,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{Ordering, fence};
+use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::time::{Duration, Instant};
 
 use super::cmd::{Cqe, Sqe};
@@ -203,6 +203,9 @@ pub struct QueuePair<R: RegisterAccess, C> {
     free: VecDeque<u16>,
     stats: QueueStats,
     fault: Option<QueueFault>,
+    /// Set by the controller once the device can no longer touch this queue (deleted, or the
+    /// controller disabled): only then may outstanding commands' contexts (their buffers) go.
+    retired: Arc<AtomicBool>,
 }
 
 impl<R: RegisterAccess, C> QueuePair<R, C> {
@@ -261,6 +264,7 @@ impl<R: RegisterAccess, C> QueuePair<R, C> {
             free: (0..cids as u16).collect(),
             stats: QueueStats::default(),
             fault: None,
+            retired: Arc::new(AtomicBool::new(false)),
             layout,
         })
     }
@@ -288,6 +292,12 @@ impl<R: RegisterAccess, C> QueuePair<R, C> {
     /// The queue memory (kept alive by the controller until the queue is deleted).
     pub fn memory(&self) -> &Arc<QueueMemory> {
         &self.mem
+    }
+
+    /// The flag the controller sets when the device can no longer use this queue (see
+    /// [`Drop`](#impl-Drop-for-QueuePair<R,+C>)).
+    pub fn retirement(&self) -> Arc<AtomicBool> {
+        self.retired.clone()
     }
 
     /// The shadow doorbells in use, if any.
@@ -548,6 +558,32 @@ impl<R: RegisterAccess, C> QueuePair<R, C> {
         }
         self.stats.timeouts += n as u64;
         n
+    }
+}
+
+/// Dropping a queue pair whose queue the device may still use (not deleted, controller not
+/// disabled) with commands outstanding leaks their contexts: their buffers may still be DMA
+/// targets, so they must never go back to a pool. Delete the queue first
+/// ([`Controller::delete_io_qpair`](super::Controller::delete_io_qpair)).
+impl<R: RegisterAccess, C> Drop for QueuePair<R, C> {
+    fn drop(&mut self) {
+        if self.outstanding() == 0 || self.retired.load(Ordering::Acquire) {
+            return;
+        }
+        eprintln!(
+            "sluice-pmd: NVMe queue {} dropped with {} commands outstanding while the device \
+             may still use it; leaking their buffers",
+            self.layout.qid,
+            self.outstanding()
+        );
+        for slot in self.slots.iter_mut() {
+            match std::mem::replace(slot, Slot::Free { used: true }) {
+                Slot::Busy { context, .. } | Slot::TimedOut { context } => {
+                    std::mem::forget(context)
+                }
+                Slot::Free { .. } => {}
+            }
+        }
     }
 }
 

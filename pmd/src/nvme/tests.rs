@@ -547,3 +547,41 @@ fn model_on_its_own_thread_polls_shadow_doorbells() {
     ctrl.delete_io_qpair(q).unwrap();
     ctrl.shutdown().unwrap();
 }
+
+#[test]
+fn dropping_a_live_queue_with_commands_outstanding_leaks_their_buffers() {
+    let (dev, mut ctrl) = bring_up(ModelConfig::default(), config());
+    let mut q = ctrl.create_io_qpair(1).unwrap();
+    let pool = pool(2, 4096);
+    dev.set_auto(false);
+    q.submit(BlockRequest::read(0, 1, pool.get().unwrap(), 1))
+        .unwrap();
+    q.flush_submissions().unwrap();
+    drop(q); // not deleted: the device may still write the buffer
+    assert_eq!(
+        pool.available(),
+        1,
+        "the in-flight buffer never returns to the pool"
+    );
+    assert_eq!(dev.io_queues(), 1, "the queue is still live on the device");
+    ctrl.shutdown().unwrap();
+    assert_eq!(dev.io_queues(), 0, "shutdown deletes it");
+}
+
+#[test]
+fn queues_dropped_after_shutdown_release_their_buffers() {
+    let (dev, mut ctrl) = bring_up(ModelConfig::default(), config());
+    let mut q = ctrl.create_io_qpair(1).unwrap();
+    let pool = pool(2, 4096);
+    dev.set_auto(false);
+    q.submit(BlockRequest::read(0, 1, pool.get().unwrap(), 1))
+        .unwrap();
+    q.flush_submissions().unwrap();
+    ctrl.shutdown().unwrap();
+    drop(q);
+    assert_eq!(
+        pool.available(),
+        2,
+        "the device is disabled: the buffer is safe to reuse"
+    );
+}
