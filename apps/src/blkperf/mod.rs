@@ -1,5 +1,5 @@
 //! `sluice-blkperf`: a block I/O load generator in the manner of SPDK's `spdk_nvme_perf`,
-//! over any [`BlockQueue`] (the NVMe driver, io_uring, the RAM disk).
+//! over any [`BlockQueue`](sluice_pmd::block::BlockQueue) (the NVMe driver, io_uring, the RAM disk).
 //!
 //! Each lcore owns one queue and one buffer pool, keeps `queue_depth` requests in flight,
 //! and records every request's latency in an HdrHistogram. With `verify`, each lcore first

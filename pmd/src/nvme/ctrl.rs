@@ -2,7 +2,7 @@
 //! deletion, and shutdown (A9).
 //!
 //! This is the control path: it may allocate, sleep in bounded waits, and format errors.
-//! The I/O path is [`IoQpair`](super::IoQpair), which owns its queue memory and doorbells.
+//! The I/O path is [`IoQpair`], which owns its queue memory and doorbells.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -187,13 +187,29 @@ impl<R: RegisterAccess> Controller<R> {
         let cc = regs::cc_config(12);
         regs.write32(regs::CC, cc)?;
         regs.write32(regs::CC, cc | regs::CC_EN)?;
-        wait_csts(
+        let ready = wait_csts(
             &*regs,
             cap,
             ready_timeout(cap),
             "RDY = 1 after CC.EN = 1",
             |v| v & regs::CSTS_RDY != 0,
-        )?;
+        );
+        if let Err(e) = ready {
+            // The device may still come up and use the admin queues: disable it before their
+            // memory goes, or keep the memory if it does not confirm.
+            let _ = regs.write32(regs::CC, cc);
+            let stopped = wait_csts(
+                &*regs,
+                cap,
+                ready_timeout(cap),
+                "RDY = 0 after CC.EN = 0",
+                |v| v & regs::CSTS_RDY == 0,
+            );
+            if stopped.is_err() {
+                std::mem::forget(admin.memory().clone());
+            }
+            return Err(e);
+        }
 
         let mut ctrl = Controller {
             regs,
