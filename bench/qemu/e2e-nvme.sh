@@ -50,6 +50,10 @@ step "sluice-blkperf --verify: 4 KiB randrw, QD 16, through VFIO"
 step "sluice-blkperf --verify: 128 KiB sequential rw (PRP lists), QD 4"
 "$perf" --target "nvme:$nvme" --verify -w rw -M 50 -o 128k -q 4 -t 1 --span-mib 4
 
+step "sluice-blkperf --verify: two lcores, two queue pairs, shadow doorbells off"
+"$perf" --target "nvme:$nvme" --verify -w randrw -M 30 -q 8 -t 1 -c 0,1 --span-mib 2 \
+    --no-shadow-doorbells
+
 step "Sluice reads what the kernel wrote"
 "$svc" read "$nvme" 8388608 1048576 /tmp/k2s.sluice
 cmp /tmp/k2s.bin /tmp/k2s.sluice || fail "Sluice read back different data than the kernel wrote"

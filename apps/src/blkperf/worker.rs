@@ -46,8 +46,10 @@ pub struct LcoreResult {
     pub latency: Histogram<u64>,
     /// Device notifications (doorbells, `io_uring_enter`) in the timed phase.
     pub doorbells: u64,
-    /// Requests that completed with an error.
+    /// Requests that completed with an error or timed out.
     pub errors: u64,
+    /// Requests reported as timed out (counted in `errors` too).
+    pub timeouts: u64,
     /// Blocks read whose contents did not match the pattern.
     pub mismatches: u64,
     /// Blocks read and checked.
@@ -332,6 +334,7 @@ pub fn run_queue<Q: BlockQueue>(
             .map_err(|e| BlkperfError::Usage(format!("histogram: {e}")))?,
         doorbells: 0,
         errors: 0,
+        timeouts: 0,
         mismatches: 0,
         verified_blocks: 0,
     };
@@ -343,8 +346,16 @@ pub fn run_queue<Q: BlockQueue>(
         w.fill(false)?;
         w.reap(Some(&mut res))?;
         polls = polls.wrapping_add(1);
-        if polls.is_multiple_of(64) && Instant::now() >= end {
-            break;
+        if polls.is_multiple_of(64) {
+            let now = Instant::now();
+            if polls.is_multiple_of(4096) {
+                let t = w.q.expire_timeouts(now, &mut |_, _| ());
+                res.errors += t as u64;
+                res.timeouts += t as u64;
+            }
+            if now >= end {
+                break;
+            }
         }
     }
     w.drain(Some(&mut res))?;

@@ -50,6 +50,13 @@ impl BlockQueue for AnyBlockQueue {
     ) -> Result<usize, Error> {
         each!(self, q => q.poll_completions(max, f))
     }
+    fn expire_timeouts(
+        &mut self,
+        now: std::time::Instant,
+        f: &mut dyn FnMut(u64, super::BlockOp),
+    ) -> usize {
+        each!(self, q => q.expire_timeouts(now, f))
+    }
     fn outstanding(&self) -> usize {
         each!(self, q => q.outstanding())
     }

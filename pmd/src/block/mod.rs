@@ -250,6 +250,18 @@ pub trait BlockQueue {
         f: F,
     ) -> Result<usize, Error>;
 
+    /// Reports, through `f` (tag, operation), requests outstanding for longer than the
+    /// backend's per-request timeout, once each; returns how many. Their buffers stay with the
+    /// queue until the device lets go of them. Backends without timeouts report none.
+    fn expire_timeouts(
+        &mut self,
+        now: std::time::Instant,
+        f: &mut dyn FnMut(u64, BlockOp),
+    ) -> usize {
+        let _ = (now, f);
+        0
+    }
+
     /// Requests submitted and not yet completed.
     fn outstanding(&self) -> usize;
 

@@ -187,6 +187,10 @@ impl<R: RegisterAccess> BlockQueue for IoQpair<R> {
         Ok(n)
     }
 
+    fn expire_timeouts(&mut self, now: Instant, f: &mut dyn FnMut(u64, BlockOp)) -> usize {
+        self.expire(now, f)
+    }
+
     fn outstanding(&self) -> usize {
         self.qp.outstanding()
     }

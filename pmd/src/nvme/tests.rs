@@ -585,3 +585,112 @@ fn queues_dropped_after_shutdown_release_their_buffers() {
         "the device is disabled: the buffer is safe to reuse"
     );
 }
+
+/// xorshift64 for the randomized test (seeded, so a failure reproduces).
+fn next(s: &mut u64) -> u64 {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    *s
+}
+
+#[test]
+fn random_submit_flush_poll_sequences_complete_every_command_once() {
+    let mut rng = 0x5eed_1234_abcd_0001u64;
+    for case in 0..40u64 {
+        let entries = 2 + (next(&mut rng) % 15) as u16;
+        let cfg = ControllerConfig {
+            io_entries: entries,
+            shadow_doorbells: case % 2 == 0,
+            ..config()
+        };
+        let (dev, mut ctrl) = bring_up(ModelConfig::default(), cfg);
+        let mut q = ctrl.create_io_qpair(1).unwrap();
+        let manual = case % 3 == 0;
+        dev.set_auto(!manual);
+        let pool = pool(u32::from(entries), 4096);
+        let mut bufs: Vec<DmaObj> = std::iter::from_fn(|| pool.get()).collect();
+        let mut pending = std::collections::BTreeSet::new();
+        let mut tag = 0u64;
+        let reap = |q: &mut IoQpair<SoftNvme>,
+                    bufs: &mut Vec<DmaObj>,
+                    pending: &mut std::collections::BTreeSet<u64>,
+                    max: usize| {
+            q.poll_completions(max, |c| {
+                assert_eq!(c.status, Ok(()), "case {case}");
+                assert!(
+                    pending.remove(&c.tag),
+                    "case {case}: tag {} twice or unknown",
+                    c.tag
+                );
+                let b = c.buf.unwrap();
+                bufs.push(b);
+            })
+            .unwrap();
+        };
+        for _ in 0..300 {
+            match next(&mut rng) % 5 {
+                0 | 1 => {
+                    for _ in 0..next(&mut rng) % u64::from(entries) {
+                        let Some(mut b) = bufs.pop() else { break };
+                        b.as_mut_slice()[..8].copy_from_slice(&tag.to_le_bytes());
+                        let req = if tag.is_multiple_of(3) {
+                            BlockRequest::read(tag % 64, 1, b, tag)
+                        } else {
+                            BlockRequest::write(tag % 64, 8, b, tag)
+                        };
+                        match q.submit(req) {
+                            Ok(()) => {
+                                pending.insert(tag);
+                                tag += 1;
+                            }
+                            Err(r) => {
+                                assert!(matches!(r, Rejected::Full(_)), "case {case}");
+                                bufs.extend(r.into_request().buf);
+                                break;
+                            }
+                        }
+                    }
+                }
+                2 => q.flush_submissions().unwrap(),
+                3 => {
+                    if manual {
+                        dev.step();
+                    }
+                }
+                _ => reap(
+                    &mut q,
+                    &mut bufs,
+                    &mut pending,
+                    1 + (next(&mut rng) % 8) as usize,
+                ),
+            }
+            assert_eq!(q.outstanding(), pending.len(), "case {case}");
+        }
+        dev.set_auto(true);
+        for _ in 0..100 {
+            if pending.is_empty() {
+                break;
+            }
+            q.flush_submissions().unwrap();
+            dev.step();
+            reap(&mut q, &mut bufs, &mut pending, usize::MAX);
+        }
+        assert!(
+            pending.is_empty(),
+            "case {case}: {pending:?} never completed"
+        );
+        let s = *q.queue_stats();
+        assert_eq!(
+            (s.submitted, s.completed, s.device_errors),
+            (tag, tag, 0),
+            "case {case}"
+        );
+        assert_eq!(
+            bufs.len(),
+            usize::from(entries),
+            "case {case}: every buffer back"
+        );
+        ctrl.delete_io_qpair(q).unwrap();
+    }
+}
