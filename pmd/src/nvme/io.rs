@@ -215,3 +215,9 @@ impl<R: RegisterAccess> std::fmt::Debug for IoQpair<R> {
             .finish()
     }
 }
+
+// A queue pair moves to the lcore that polls it.
+const _: () = {
+    const fn send<T: Send>() {}
+    send::<IoQpair<crate::mmio::MmioRegion>>();
+};
