@@ -242,6 +242,11 @@ fn run_lcores(
                         eprintln!("sluice-blkperf: lcore {i}: could not pin to CPU {cpu}; running unpinned");
                     }
                     let pool = make_pool(i, job, mapper);
+                    if let (Ok(pool), AnyBlockQueue::Uring(u)) = (&pool, &mut q)
+                        && let Err(e) = u.register_pool(pool)
+                    {
+                        eprintln!("sluice-blkperf: lcore {i}: no fixed buffers ({e}); going on without");
+                    }
                     barrier.wait();
                     let r = pool.and_then(|pool| run_queue(&mut q, i, lcores, cpu, job, &pool));
                     (r, q)

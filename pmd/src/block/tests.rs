@@ -160,6 +160,22 @@ fn io_uring_file_reads_back_what_it_wrote() {
     };
     assert_eq!(q.info().blocks, (4 << 20) / 512);
     exercise(&mut q);
+    // Again with a registered pool: reads and writes into it go as fixed-buffer requests.
+    let fixed = pool(16, 8192);
+    q.register_pool(&fixed).unwrap();
+    let mut b = fixed.get().unwrap();
+    pattern(&mut b, 3);
+    q.submit(BlockRequest::write(3, 16, b, 1)).unwrap();
+    let c = drain(&mut q, 1).pop().unwrap();
+    assert_eq!(c.status, Ok(()));
+    let mut b = c.buf.unwrap();
+    b.as_mut_slice().fill(0);
+    q.submit(BlockRequest::read(3, 16, b, 2)).unwrap();
+    let c = drain(&mut q, 1).pop().unwrap();
+    let mut want = fixed.get().unwrap();
+    pattern(&mut want, 3);
+    assert!(c.buf.unwrap().as_slice() == want.as_slice());
+    drop(want);
     let pool = pool(17, 4096);
     let mut n = 0;
     let full = loop {

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use io_uring::{IoUring, opcode, types};
 
+use sluice_mempool::Mempool;
+
 use super::{
     BlockCompletion, BlockError, BlockInfo, BlockOp, BlockQueue, BlockRequest, BlockStats,
     Rejected, validate,
@@ -49,6 +51,7 @@ impl Default for UringConfig {
 
 /// A block queue over io_uring.
 pub struct UringQueue {
+    // Declared first: dropped (unregistering the fixed buffers) before `fixed` lets the pool go.
     ring: IoUring,
     file: File,
     info: BlockInfo,
@@ -56,6 +59,8 @@ pub struct UringQueue {
     free: Vec<u32>,
     unsubmitted: u32,
     stats: BlockStats,
+    /// The registered pool and its address range (fixed buffer index 0).
+    fixed: Option<(Mempool, usize, usize)>,
 }
 
 const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
@@ -127,7 +132,49 @@ impl UringQueue {
             free: (0..depth).rev().collect(),
             unsubmitted: 0,
             stats: BlockStats::default(),
+            fixed: None,
         })
+    }
+
+    /// Registers `pool`'s memory with the ring as one fixed buffer (`IORING_REGISTER_BUFFERS`):
+    /// reads and writes into its objects then skip the per-request page pinning. The queue
+    /// keeps the pool alive while registered. Call it before any request is outstanding.
+    ///
+    /// # Errors
+    /// [`Error::BlockIo`] when the kernel refuses (`RLIMIT_MEMLOCK`, a region over 1 GiB) or
+    /// requests are outstanding; the queue then keeps working without fixed buffers.
+    pub fn register_pool(&mut self, pool: &Mempool) -> Result<(), Error> {
+        let err = |source| Error::BlockIo {
+            op: "IORING_REGISTER_BUFFERS for",
+            path: self.info.name.clone().into(),
+            source,
+        };
+        if self.outstanding() > 0 {
+            return Err(err(std::io::Error::from_raw_os_error(libc::EBUSY)));
+        }
+        let region = pool.region();
+        let start = region.as_ptr().as_ptr() as usize;
+        let iov = libc::iovec {
+            iov_base: region.as_ptr().as_ptr().cast(),
+            iov_len: region.len(),
+        };
+        let sub = self.ring.submitter();
+        if self.fixed.take().is_some() {
+            sub.unregister_buffers().map_err(err)?;
+        }
+        // SAFETY: the iovec covers the pool's whole DMA region, which stays mapped while the
+        // pool lives; the queue keeps a handle to the pool in `fixed` and drops it only after
+        // the ring (which unregisters the buffer) is gone or the buffer is unregistered.
+        unsafe { sub.register_buffers(&[iov]) }.map_err(err)?;
+        self.fixed = Some((pool.clone(), start, start + region.len()));
+        Ok(())
+    }
+
+    /// Whether the request's buffer lies in the registered pool.
+    fn fixed_index(&self, ptr: *const u8, len: u64) -> Option<u16> {
+        let (_, start, end) = self.fixed.as_ref()?;
+        let p = ptr as usize;
+        (p >= *start && p.checked_add(len as usize).is_some_and(|e| e <= *end)).then_some(0)
     }
 
     fn entry(&self, req: &BlockRequest, slot: u32) -> io_uring::squeue::Entry {
@@ -139,15 +186,22 @@ impl UringQueue {
             .buf
             .as_ref()
             .map_or(std::ptr::null_mut(), |b| b.as_ptr());
-        let e = match req.op {
-            BlockOp::Read => opcode::Read::new(fd, ptr, len as u32).offset(off).build(),
-            BlockOp::Write => opcode::Write::new(fd, ptr, len as u32).offset(off).build(),
-            BlockOp::Flush => opcode::Fsync::new(fd).build(),
-            BlockOp::WriteZeroes => opcode::Fallocate::new(fd, len)
+        let fixed = self.fixed_index(ptr, len);
+        let e = match (req.op, fixed) {
+            (BlockOp::Read, Some(i)) => opcode::ReadFixed::new(fd, ptr, len as u32, i)
+                .offset(off)
+                .build(),
+            (BlockOp::Write, Some(i)) => opcode::WriteFixed::new(fd, ptr, len as u32, i)
+                .offset(off)
+                .build(),
+            (BlockOp::Read, None) => opcode::Read::new(fd, ptr, len as u32).offset(off).build(),
+            (BlockOp::Write, None) => opcode::Write::new(fd, ptr, len as u32).offset(off).build(),
+            (BlockOp::Flush, _) => opcode::Fsync::new(fd).build(),
+            (BlockOp::WriteZeroes, _) => opcode::Fallocate::new(fd, len)
                 .offset(off)
                 .mode(FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE)
                 .build(),
-            BlockOp::Deallocate => opcode::Fallocate::new(fd, len)
+            (BlockOp::Deallocate, _) => opcode::Fallocate::new(fd, len)
                 .offset(off)
                 .mode(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)
                 .build(),
@@ -273,6 +327,7 @@ impl std::fmt::Debug for UringQueue {
             .field("info", &self.info)
             .field("outstanding", &self.outstanding())
             .field("stats", &self.stats)
+            .field("fixed_buffers", &self.fixed.is_some())
             .finish()
     }
 }
