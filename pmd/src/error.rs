@@ -362,6 +362,39 @@ pub enum Error {
     #[error("NVMe: {0}")]
     NvmeUnsupported(String),
 
+    /// Queue memory (SQ/CQ entries, PRP lists, identify and shadow doorbell pages) could not
+    /// be allocated or mapped for DMA.
+    ///
+    /// Reserve hugepages, raise `RLIMIT_MEMLOCK`, or check the IOMMU mapping error below.
+    #[error("NVMe: cannot allocate {len} bytes of DMA memory for {what}")]
+    NvmeDma {
+        /// What the memory was for ("I/O queue 1", "admin queue").
+        what: String,
+        /// Bytes asked for.
+        len: usize,
+        /// The memory layer's error.
+        #[source]
+        source: sluice_mempool::Error,
+    },
+
+    /// Every I/O queue pair the controller granted (Set Features, Number of Queues) is in use.
+    ///
+    /// Delete one, or ask for more with `ControllerConfig::io_qpairs`.
+    #[error("NVMe: all {granted} granted I/O queue pairs are in use")]
+    NvmeNoQueue {
+        /// Queue pairs granted.
+        granted: u16,
+    },
+
+    /// No active namespace with that ID.
+    #[error("NVMe: no active namespace {nsid} (active: {active:?})")]
+    NvmeNoNamespace {
+        /// The ID asked for.
+        nsid: u32,
+        /// The active namespace IDs.
+        active: Vec<u32>,
+    },
+
     /// A block backend's system call failed (opening the file, setting up io_uring, ...).
     #[error("{op} {path} failed")]
     BlockIo {
@@ -552,6 +585,44 @@ mod tests {
         assert!(
             e.to_string()
                 .starts_with("VFIO_DEVICE_RESET on 0000:00:04.0 failed: ")
+        );
+    }
+
+    #[test]
+    fn nvme_errors_name_register_value_and_source() {
+        let e = Error::NvmeFatal {
+            register: "CSTS",
+            value: 0x3,
+            during: "identify",
+        };
+        assert_eq!(
+            e.to_string(),
+            "NVMe: controller fatal status during identify: CSTS = 0x00000003; reset the controller"
+        );
+        let e = Error::NvmeCommand {
+            qid: 0,
+            cid: 4,
+            opcode: 0x05,
+            status: crate::nvme::NvmeStatus::decode(1 << 14 | 1 << 8 | 0x08).unwrap_err(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "NVMe queue 0: command 0x05 (CID 4) failed: SCT 0x1 SC 0x08 (invalid interrupt \
+             vector), do not retry"
+        );
+        let e = Error::NvmeDma {
+            what: "I/O queue 1".into(),
+            len: 4096,
+            source: sluice_mempool::Error::Mmap {
+                page: sluice_mempool::PageSize::Size4K,
+                bytes: 4096,
+                source: io::Error::from_raw_os_error(libc::ENOMEM),
+            },
+        };
+        assert!(e.source().is_some());
+        assert!(
+            e.to_string()
+                .starts_with("NVMe: cannot allocate 4096 bytes")
         );
     }
 

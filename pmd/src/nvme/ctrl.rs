@@ -171,9 +171,13 @@ impl<R: RegisterAccess> Controller<R> {
             doorbell_stride: cap.doorbell_stride(),
             timeout: Some(cfg.admin_timeout),
         };
-        let admin_mem = Arc::new(alloc(&cfg, &mapper, layout.dma_len())?);
+        let admin_mem = Arc::new(alloc(&cfg, &mapper, layout.dma_len(), || {
+            "the admin queue".into()
+        })?);
         let admin = QueuePair::new(regs.clone(), admin_mem, layout, None)?;
-        let scratch = Arc::new(alloc(&cfg, &mapper, 3 * PAGE_SIZE)?);
+        let scratch = Arc::new(alloc(&cfg, &mapper, 3 * PAGE_SIZE, || {
+            "identify and shadow doorbell pages".into()
+        })?);
         if !scratch.is_contiguous(PAGE_SIZE, 2 * PAGE_SIZE) {
             return Err(Error::NvmeUnsupported(
                 "scratch DMA pages not contiguous".into(),
@@ -395,21 +399,21 @@ impl<R: RegisterAccess> Controller<R> {
     /// `nsid`, on the lowest free queue id.
     ///
     /// # Errors
-    /// [`Error::NvmeUnsupported`] when every granted queue is in use or `nsid` is not an active
-    /// namespace; admin command errors.
+    /// [`Error::NvmeNoQueue`] when every granted queue is in use, [`Error::NvmeNoNamespace`],
+    /// [`Error::NvmeDma`], admin command errors.
     pub fn create_io_qpair(&mut self, nsid: u32) -> Result<IoQpair<R>, Error> {
         let ns = *self
             .namespaces
             .iter()
             .find(|n| n.nsid == nsid)
-            .ok_or_else(|| Error::NvmeUnsupported(format!("no active namespace {nsid}")))?;
+            .ok_or_else(|| Error::NvmeNoNamespace {
+                nsid,
+                active: self.namespaces.iter().map(|n| n.nsid).collect(),
+            })?;
         let qid = (1..=self.io_queues)
             .find(|q| self.live.iter().all(|l| l.qid != *q))
-            .ok_or_else(|| {
-                Error::NvmeUnsupported(format!(
-                    "all {} granted I/O queue pairs are in use",
-                    self.io_queues
-                ))
+            .ok_or(Error::NvmeNoQueue {
+                granted: self.io_queues,
             })?;
         let mqes = self.cap.max_queue_entries().min(4096) as u16;
         let layout = QueueLayout {
@@ -420,7 +424,9 @@ impl<R: RegisterAccess> Controller<R> {
             doorbell_stride: self.cap.doorbell_stride(),
             timeout: self.cfg.io_timeout,
         };
-        let mem = Arc::new(alloc(&self.cfg, &self.mapper, layout.dma_len())?);
+        let mem = Arc::new(alloc(&self.cfg, &self.mapper, layout.dma_len(), || {
+            format!("I/O queue {qid}")
+        })?);
         if let Some(sh) = &self.shadow {
             // A reused qid must not inherit the previous queue's shadow values.
             for db in [
@@ -572,9 +578,15 @@ fn alloc(
     cfg: &ControllerConfig,
     mapper: &Arc<dyn IovaMapper>,
     len: usize,
+    what: impl FnOnce() -> String,
 ) -> Result<QueueMemory, Error> {
-    let region = DmaRegion::allocate(len, cfg.dma_page, cfg.huge_pages, mapper.clone())
-        .map_err(|e| Error::NvmeUnsupported(format!("queue memory of {len} bytes: {e}")))?;
+    let region = DmaRegion::allocate(len, cfg.dma_page, cfg.huge_pages, mapper.clone()).map_err(
+        |source| Error::NvmeDma {
+            what: what(),
+            len,
+            source,
+        },
+    )?;
     Ok(QueueMemory::new(region))
 }
 
