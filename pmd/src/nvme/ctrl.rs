@@ -360,6 +360,21 @@ impl<R: RegisterAccess> Controller<R> {
         }
     }
 
+    /// Reads CSTS: `Ok` while the controller is ready and healthy; [`Error::NvmeFatal`] naming
+    /// CSTS and its value on CFS or when the device reads as gone (all ones). The I/O path never
+    /// reads registers; call this from a control thread now and then, or when I/O stalls.
+    pub fn check_health(&self) -> Result<(), Error> {
+        let csts = self.regs.read32(regs::CSTS)?;
+        if csts == regs::CSTS_GONE || csts & regs::CSTS_CFS != 0 || csts & regs::CSTS_RDY == 0 {
+            return Err(Error::NvmeFatal {
+                register: "CSTS",
+                value: csts,
+                during: "a health check",
+            });
+        }
+        Ok(())
+    }
+
     /// Identify Controller data.
     pub fn info(&self) -> &ControllerInfo {
         &self.info

@@ -378,7 +378,10 @@ fn fatal_status_on_enable_names_csts() {
 #[test]
 fn fatal_status_during_admin_command() {
     let (dev, mut ctrl) = bring_up(ModelConfig::default(), config());
+    ctrl.check_health().unwrap();
     dev.set_fatal();
+    let e = ctrl.check_health().unwrap_err();
+    assert!(e.to_string().contains("CSTS = 0x00000003"), "{e}");
     let e = ctrl.create_io_qpair(1).unwrap_err();
     assert!(
         matches!(
