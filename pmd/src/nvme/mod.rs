@@ -26,7 +26,6 @@ pub mod dma;
 pub mod identify;
 pub mod io;
 #[cfg(any(test, feature = "test-utils"))]
-#[allow(unsafe_code)]
 pub mod model;
 #[cfg(target_os = "linux")]
 pub mod pci;

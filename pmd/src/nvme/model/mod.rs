@@ -13,6 +13,7 @@
 //! model may still touch it (the driver's controller does that until it disables the device).
 
 mod commands;
+#[allow(unsafe_code)]
 mod mem;
 
 use std::sync::Mutex;
