@@ -25,6 +25,11 @@ pub struct IoContext {
 /// An NVMe I/O submission/completion queue pair bound to one namespace. Created by
 /// [`Controller::create_io_qpair`](super::Controller::create_io_qpair); `Send`, so it moves
 /// to the lcore that polls it.
+///
+/// Data buffers are described by PRPs from their first IOVA, so each must be one
+/// IOVA-contiguous range: always so with an IOMMU (IOVA = VA) or the identity mapper; in
+/// no-IOMMU mode (physical addresses) only for objects that do not cross a hugepage boundary
+/// (object sizes that divide the hugepage size, page-aligned).
 pub struct IoQpair<R: RegisterAccess> {
     qp: QueuePair<R, IoContext>,
     nsid: u32,
