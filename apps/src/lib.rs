@@ -17,4 +17,5 @@ pub mod traffic;
 pub use error::AppError;
 pub use sluice_config as config;
 
+pub mod blkperf;
 pub mod devbind;

@@ -19,14 +19,24 @@
 //!   calls over [`Batch`]es, per-queue counters) and [`net::any`], the run-time driver choice.
 //! - [`soft`]: drivers that need no device (the in-memory port pair).
 //!
+//! # Storage
+//!
+//! - [`nvme`]: the NVMe poll-mode driver (controller bring-up, admin and I/O queue pairs,
+//!   PRPs, shadow doorbells).
+//! - [`block`]: the block queue-pair API, implemented by [`nvme::IoQpair`] and by
+//!   [`block::RamDisk`].
+//!
 //! # Features
-//! - `test-utils`: `pci::fake::FakeSysfs`, a sysfs tree in a temporary directory.
+//! - `test-utils`: `pci::fake::FakeSysfs`, a sysfs tree in a temporary directory, and
+//!   `nvme::model::SoftNvme`, a software NVMe controller.
 #![deny(unsafe_code)]
 
+pub mod block;
 pub mod error;
 #[allow(unsafe_code)]
 pub mod mmio;
 pub mod net;
+pub mod nvme;
 pub mod pci;
 pub mod soft;
 pub mod vfio;

@@ -1,0 +1,130 @@
+//! Teardown: deleting I/O queue pairs, shutdown (REFERENCE A9), disable, and what happens to
+//! queue memory and in-flight buffers when the device does not confirm it stopped.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::{Controller, ready_timeout, wait_csts};
+use crate::error::Error;
+use crate::nvme::cmd::Sqe;
+use crate::nvme::dma::QueueMemory;
+use crate::nvme::io::IoQpair;
+use crate::nvme::regs::{self, RegisterAccess};
+
+/// An I/O queue the device may use: its memory stays allocated, and its queue pair's
+/// outstanding buffers stay out of the pools, until `retired` is set.
+pub(super) struct LiveQueue {
+    pub(super) qid: u16,
+    pub(super) mem: Arc<QueueMemory>,
+    pub(super) retired: Arc<AtomicBool>,
+}
+
+impl LiveQueue {
+    /// The device can no longer touch the queue: release it.
+    pub(super) fn retire(self) {
+        self.retired.store(true, Ordering::Release);
+        drop(self.mem);
+    }
+}
+
+impl<R: RegisterAccess> Controller<R> {
+    /// Deletes an I/O queue pair (SQ first, then CQ). Commands still outstanding are dropped
+    /// with their buffers once the device can no longer touch them.
+    ///
+    /// # Errors
+    /// Admin command errors; the queue's memory is then kept until the controller shuts down.
+    pub fn delete_io_qpair(&mut self, qp: IoQpair<R>) -> Result<(), Error> {
+        let qid = qp.qid();
+        self.delete_queues(qid)?;
+        drop(qp);
+        Ok(())
+    }
+
+    fn delete_queues(&mut self, qid: u16) -> Result<(), Error> {
+        self.admin_command(Sqe::delete_sq(qid), None, "delete I/O SQ")?;
+        self.admin_command(Sqe::delete_cq(qid), None, "delete I/O CQ")?;
+        if let Some(i) = self.live.iter().position(|l| l.qid == qid) {
+            self.live.swap_remove(i).retire();
+        }
+        Ok(())
+    }
+
+    /// Normal shutdown (REFERENCE A9): deletes the remaining I/O queues, sets CC.SHN = 01,
+    /// waits for CSTS.SHST = 10 (bounded), then clears CC.EN and waits for RDY = 0. Queue
+    /// memory is unmapped when the controller drops, after this.
+    ///
+    /// # Errors
+    /// [`Error::NvmeTimeout`] naming CSTS and its value when shutdown does not complete;
+    /// admin errors while deleting queues (shutdown still proceeds).
+    pub fn shutdown(mut self) -> Result<(), Error> {
+        let mut first_err = None;
+        let qids: Vec<u16> = self.live.iter().map(|l| l.qid).collect();
+        for qid in qids {
+            if let Err(e) = self.delete_queues(qid) {
+                first_err.get_or_insert(e);
+            }
+        }
+        let cc = self.regs.read32(regs::CC)?;
+        self.regs
+            .write32(regs::CC, (cc & !regs::CC_SHN_MASK) | regs::CC_SHN_NORMAL)?;
+        let shst = wait_csts(
+            &*self.regs,
+            self.cap,
+            self.cfg.shutdown_timeout,
+            "SHST = 10 (shutdown complete) after CC.SHN = 01",
+            |v| v & regs::CSTS_SHST_MASK == regs::CSTS_SHST_COMPLETE,
+        );
+        let disable = self.disable();
+        match (first_err, shst, disable) {
+            (_, Err(e), _) | (_, _, Err(e)) | (Some(e), _, _) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether queues are still live, i.e. disabling failed or never happened.
+    pub(super) fn enabled_or_unconfirmed(&self) -> bool {
+        !self.admin.retirement().load(Ordering::Acquire)
+    }
+
+    /// Clears CC.EN and waits (bounded by CAP.TO) for RDY = 0; after it the device does no
+    /// more DMA and every queue's memory may go.
+    fn disable(&mut self) -> Result<(), Error> {
+        if !self.enabled {
+            return Ok(());
+        }
+        self.enabled = false;
+        let cc = self.regs.read32(regs::CC)?;
+        self.regs
+            .write32(regs::CC, cc & !(regs::CC_EN | regs::CC_SHN_MASK))?;
+        let r = wait_csts(
+            &*self.regs,
+            self.cap,
+            ready_timeout(self.cap),
+            "RDY = 0 after CC.EN = 0",
+            |v| v & regs::CSTS_RDY == 0,
+        );
+        if r.is_ok() {
+            self.admin.retirement().store(true, Ordering::Release);
+            self.live.drain(..).for_each(LiveQueue::retire);
+        }
+        r.map(|_| ())
+    }
+}
+
+impl<R: RegisterAccess> Drop for Controller<R> {
+    fn drop(&mut self) {
+        // Not shut down: at least stop the device before its queue memory is unmapped.
+        if self.enabled
+            && let Err(e) = self.disable()
+        {
+            eprintln!("sluice-pmd: NVMe controller drop: {e}");
+        }
+        if self.enabled_or_unconfirmed() {
+            // The device did not confirm it stopped: keep every page it may write (leak)
+            // rather than let it write into memory that may be reused.
+            std::mem::forget(std::mem::take(&mut self.live));
+            std::mem::forget(self.admin.memory().clone());
+            std::mem::forget(self.scratch.clone());
+        }
+    }
+}
