@@ -204,11 +204,16 @@ fn a_stalled_outlet_drops_and_counts_and_frees() {
     assert_eq!(pool.available(), pool.capacity());
 }
 
-struct Stuck(Arc<AtomicBool>);
+/// Stands for a driver call that does not return: `entered` says it is stuck, `release`
+/// lets it go.
+struct Stuck {
+    entered: Arc<AtomicBool>,
+    release: Arc<AtomicBool>,
+}
 impl Task for Stuck {
     fn poll(&mut self) -> usize {
-        // Stands for a driver call that does not return.
-        while !self.0.load(Ordering::Relaxed) {
+        self.entered.store(true, Ordering::Release);
+        while !self.release.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(1));
         }
         0
@@ -218,12 +223,23 @@ impl Task for Stuck {
 #[test]
 fn a_hung_lcore_is_named_after_the_stop_timeout() {
     let release = Arc::new(AtomicBool::new(false));
+    let entered = Arc::new(AtomicBool::new(false));
     let mut rt = Runtime::new(RuntimeConfig {
         stop_timeout: Duration::from_millis(100),
         ..RuntimeConfig::default()
     });
-    rt.spawn(LcoreSpec::unpinned("lcore stuck"), Stuck(release.clone()))
-        .unwrap();
+    let task = Stuck {
+        entered: entered.clone(),
+        release: release.clone(),
+    };
+    rt.spawn(LcoreSpec::unpinned("lcore stuck"), task).unwrap();
+    // Stop only once the lcore is inside the call that never returns; stopping earlier
+    // would let it exit cleanly before its first poll.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !entered.load(Ordering::Acquire) {
+        assert!(Instant::now() < deadline, "the lcore never started polling");
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let t = Instant::now();
     let e = rt.shutdown().unwrap_err();
     // Bounded: 100 ms plus whatever a loaded test machine adds to the waiting thread.
@@ -278,9 +294,12 @@ fn a_missing_core_fails_before_any_thread_starts() {
 fn pinned_lcores_run_on_cores_0_and_1() {
     let mut rt = Runtime::new(RuntimeConfig::default());
     let release = Arc::new(AtomicBool::new(true));
-    rt.spawn(LcoreSpec::pinned("a", 0), Stuck(release.clone()))
-        .unwrap();
-    rt.spawn(LcoreSpec::pinned("b", 1), Stuck(release)).unwrap();
+    let stuck = || Stuck {
+        entered: Arc::default(),
+        release: release.clone(),
+    };
+    rt.spawn(LcoreSpec::pinned("a", 0), stuck()).unwrap();
+    rt.spawn(LcoreSpec::pinned("b", 1), stuck()).unwrap();
     let cores: Vec<_> = rt.lcores().iter().map(|l| l.core()).collect();
     assert_eq!(cores, [Some(0), Some(1)]);
     rt.shutdown().unwrap();
