@@ -54,8 +54,8 @@ impl SpscPeer for SluiceSlice {
     }
 }
 
-/// Sluice's ring through its in-place API (`push_iter` / `pop_each`): items are written
-/// straight into the slots and read straight out of them, as rtrb's chunk API does.
+/// Sluice's ring through its in-place API (`push_iter` / `consume_slices`): items are written
+/// straight into the slots and read where they lie, as rtrb's chunk API does.
 #[derive(Debug)]
 pub struct SluiceInPlace;
 
@@ -75,7 +75,11 @@ impl SpscPeer for SluiceInPlace {
 
     #[inline]
     fn pop(rx: &mut Self::Rx, max: usize, seen: &mut Sequence) -> usize {
-        rx.pop_each(max, |item| seen.check_one(item))
+        rx.consume_slices(max, |a, b| {
+            seen.check(a);
+            seen.check(b);
+        })
+        .0
     }
 }
 

@@ -507,6 +507,37 @@ impl Drop for PopProgress<'_> {
 }
 
 impl<T: Copy> Consumer<T> {
+    /// In-place burst for `Copy` items: hands up to `max` ready items to `f` where they lie,
+    /// as two slices (the second is non-empty when the run wraps past the end of the ring),
+    /// then releases their slots. Returns how many items that was, and what `f` returned.
+    ///
+    /// No copy at all: the consumer reads the slots themselves, as rtrb's `read_chunk` does.
+    #[cfg(not(loom))]
+    #[inline]
+    pub fn consume_slices<R>(&mut self, max: usize, f: impl FnOnce(&[T], &[T]) -> R) -> (usize, R) {
+        let n = max.min(self.ready_slots(max));
+        let start = self.head & self.mask;
+        let first = n.min(self.mask + 1 - start);
+        // `Slot<T>` is `UnsafeCell<MaybeUninit<T>>`, both `repr(transparent)`: a run of slots
+        // is laid out as a run of `T`.
+        let base = self.shared.slots.as_ptr().cast::<T>();
+        // SAFETY: the `n` slots after `head` hold items published by R1 and seen through A1;
+        // the producer does not write them until `head` moves past them (R2, after `f`), so
+        // shared slices of them are valid for the call; `first <= n` and `n - first` stay
+        // within the slot array.
+        let (a, b) = unsafe {
+            (
+                core::slice::from_raw_parts(base.add(start), first),
+                core::slice::from_raw_parts(base, n - first),
+            )
+        };
+        let out = f(a, b);
+        if n > 0 {
+            self.publish_head(n);
+        }
+        (n, out)
+    }
+
     /// Burst into a slice of `Copy` items: fills a prefix of `out`, returns its length.
     #[inline]
     pub fn pop_slice_burst(&mut self, out: &mut [T]) -> usize {

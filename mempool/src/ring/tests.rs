@@ -272,3 +272,20 @@ fn pop_each_accounts_for_items_taken_before_a_panic() {
     drop((p, c));
     assert_eq!(drops.load(std::sync::atomic::Ordering::Relaxed), 5);
 }
+
+#[test]
+fn consume_slices_reads_in_place_across_the_wrap() {
+    let (mut p, mut c) = ring::<u32>(8).unwrap();
+    assert_eq!(p.push_slice_burst(&[0, 1, 2, 3, 4, 5]), 6);
+    let mut out = [0u32; 6];
+    assert_eq!(c.pop_slice_burst(&mut out[..5]), 5);
+    assert_eq!(p.push_slice_burst(&[6, 7, 8, 9, 10]), 5);
+    // Items 5..=10 sit in slots 5, 6, 7, 0, 1, 2: the run wraps.
+    let (n, seen) = c.consume_slices(32, |a, b| (a.to_vec(), b.to_vec()));
+    assert_eq!(n, 6);
+    assert_eq!(seen, (vec![5, 6, 7], vec![8, 9, 10]));
+    // The slots were released: the producer can fill the ring again.
+    assert_eq!(p.push_slice_burst(&[0; 8]), 8);
+    let (n, ()) = c.consume_slices(0, |a, b| assert!(a.is_empty() && b.is_empty()));
+    assert_eq!(n, 0);
+}
