@@ -88,6 +88,7 @@ pub fn run(
         }
     };
 
+    let at = std::time::Instant::now();
     let mut rt = Runtime::new(RuntimeConfig {
         pools: pools.clone(),
         ..RuntimeConfig::default()
@@ -154,6 +155,7 @@ pub fn run(
         sink: sink_ctl,
         mode: "generator",
         burst,
+        at,
     };
     let what = Run {
         name: config.name(),

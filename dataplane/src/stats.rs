@@ -127,17 +127,45 @@ fn rate(name: String, queue: u16, dir: &'static str, d: &QueueStats, secs: f64) 
     }
 }
 
+/// Every counter of `snap` at zero: the state of counters created for this run.
+fn zeroed(snap: &Snap) -> Snap {
+    Snap {
+        queues: snap
+            .queues
+            .iter()
+            .map(|&(i, q, d, _)| (i, q, d, QueueStats::default()))
+            .collect(),
+        rings: vec![QueueStats::default(); snap.rings.len()],
+        lcores: vec![(0, 0); snap.lcores.len()],
+    }
+}
+
 impl Sampler {
-    /// Starts sampling now.
+    /// Starts sampling now: totals count from the counters' values now.
     pub fn new(sources: StatsSources) -> Self {
         let snap = take(&sources);
+        Self::with_baseline(sources, snap.clone(), snap)
+    }
+
+    /// Starts sampling counters that were created for this run, possibly after traffic has
+    /// begun (lcores start before their counters can be gathered): totals count from zero, so
+    /// nothing that moved before this call is missing from them; `started` is when the run
+    /// began, for the rates.
+    pub fn from_zero(sources: StatsSources, started: Instant) -> Self {
+        let snap = take(&sources);
+        let mut s = Self::with_baseline(sources, zeroed(&snap), snap);
+        s.start = started;
+        s
+    }
+
+    fn with_baseline(sources: StatsSources, first: Snap, last: Snap) -> Self {
         let now = Instant::now();
         Self {
             sources,
             start: now,
             last_t: now,
-            first: snap.clone(),
-            last: snap,
+            first,
+            last,
         }
     }
 

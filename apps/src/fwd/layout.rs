@@ -38,6 +38,8 @@ pub struct Started {
     pub mode: &'static str,
     /// The burst actually used.
     pub burst: usize,
+    /// When the first lcore was started (traffic may flow from then on).
+    pub at: std::time::Instant,
 }
 
 /// Queue handles by port and queue index, taken one by one.
@@ -139,6 +141,7 @@ pub fn start(
         }
     }
     let mut queues = QueueTable::take(config, ports)?;
+    let at = std::time::Instant::now();
     let mut rt = Runtime::new(RuntimeConfig {
         burst: usize::from(config.burst()),
         stall_timeout: opts.stall_timeout,
@@ -261,6 +264,7 @@ pub fn start(
         sink: sink_ctl,
         mode: if pipeline { "pipeline" } else { "rtc" },
         burst,
+        at,
     })
 }
 

@@ -92,7 +92,8 @@ pub(crate) fn drive(
     opts: &RunOptions,
     interrupt: Arc<AtomicBool>,
 ) -> Result<FwdSummary, AppError> {
-    let t0 = Instant::now();
+    // Traffic may flow as soon as the lcores start: the run's clock starts with them.
+    let t0 = started.at;
     let sources = StatsSources {
         ports: ports
             .iter()
@@ -106,7 +107,9 @@ pub(crate) fn drive(
             .map(|l| (l.name().to_string(), l.core(), l.counters().clone()))
             .collect(),
     };
-    let sampler = Sampler::new(sources.clone());
+    // The counters were created for this run: totals count from zero, including what moved
+    // between the lcores' start and this point.
+    let sampler = Sampler::from_zero(sources.clone(), t0);
     let format = if opts.json {
         Format::Json
     } else {
