@@ -12,13 +12,10 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 use clap::Parser;
 use sluice_apps::AppError;
-use sluice_apps::config::Config;
+use sluice_apps::cli::{self, say};
 use sluice_apps::fwd::{self, RunOptions};
 
 /// Sluice forwarder: forwards between the ports of a configuration on pinned, busy-polling
@@ -52,28 +49,9 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<ExitCode, AppError> {
-    let config = match &args.config {
-        Some(path) => Config::from_file(path)?,
-        None => Config::builtin_default(),
-    };
-    let duration = match args.duration {
-        Some(s) if !(s.is_finite() && s > 0.0) => {
-            return Err(AppError::Usage(format!(
-                "--duration: {s} is not a positive number of seconds"
-            )));
-        }
-        s => s.map(Duration::from_secs_f64),
-    };
-    let interrupt = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // The first signal asks for an orderly stop; a second one exits at once.
-        signal_hook::flag::register_conditional_shutdown(sig, 130, interrupt.clone())
-            .and_then(|_| signal_hook::flag::register(sig, interrupt.clone()))
-            .map_err(|source| AppError::Os {
-                what: "installing the SIGINT/SIGTERM handler",
-                source,
-            })?;
-    }
+    let config = cli::load_config(args.config.as_deref())?;
+    let duration = cli::duration(args.duration)?;
+    let interrupt = cli::stop_on_signals()?;
     let mut opts = RunOptions {
         duration,
         json: args.json,
@@ -105,11 +83,4 @@ fn run(args: &Args) -> Result<ExitCode, AppError> {
         return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Prints to stdout; a closed stdout (`| head`) is not an error worth a panic.
-fn say(text: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }

@@ -14,13 +14,10 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 use clap::Parser;
 use sluice_apps::AppError;
-use sluice_apps::config::Config;
+use sluice_apps::cli::{self, say};
 use sluice_apps::fwd::RunOptions;
 use sluice_apps::pktgen::{self, PktgenOptions};
 use sluice_apps::traffic::frame;
@@ -76,37 +73,19 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<ExitCode, AppError> {
-    let config = match &args.config {
-        Some(path) => Config::from_file(path)?,
-        None => Config::builtin_default(),
-    };
+    let config = cli::load_config(args.config.as_deref())?;
     let size = usize::from(args.frame_size);
     if !(frame::MIN_FRAME..=frame::MAX_FRAME).contains(&size) && size != frame::JUMBO_FRAME {
         return Err(AppError::Usage(format!(
             "--frame-size {size}: use 64..=1518, or 9000 on a port that carries jumbo frames"
         )));
     }
-    let duration = match args.duration {
-        Some(s) if !(s.is_finite() && s > 0.0) => {
-            return Err(AppError::Usage(format!(
-                "--duration: {s} is not a positive number of seconds"
-            )));
-        }
-        s => s.map(Duration::from_secs_f64),
-    };
+    let duration = cli::duration(args.duration)?;
     let (tx_port, rx_port) = match (&args.tx_port, &args.rx_port, &args.config) {
         (None, None, None) => (Some("gen0".to_string()), Some("fwd0".to_string())),
         (t, r, _) => (t.clone(), r.clone()),
     };
-    let interrupt = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(sig, 130, interrupt.clone())
-            .and_then(|_| signal_hook::flag::register(sig, interrupt.clone()))
-            .map_err(|source| AppError::Os {
-                what: "installing the SIGINT/SIGTERM handler",
-                source,
-            })?;
-    }
+    let interrupt = cli::stop_on_signals()?;
     let mut run = RunOptions {
         duration,
         json: args.json,
@@ -135,11 +114,4 @@ fn run(args: &Args) -> Result<ExitCode, AppError> {
         eprintln!("sluice-pktgen: error: buffers not returned to their pools (a bug)");
         ExitCode::from(2)
     })
-}
-
-/// Prints to stdout; a closed stdout (`| head`) is not an error worth a panic.
-fn say(text: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
