@@ -133,3 +133,57 @@ fn queue_size_is_capped_at_the_device_maximum() {
     let q = port.take_queues().unwrap();
     assert_eq!(q.rx[0].posted(), 128);
 }
+
+#[test]
+fn a_refused_control_command_is_an_error_naming_class_and_command() {
+    let pool = pool(256);
+    // CTRL_RX not offered: the port has a control queue, but the device answers ERR.
+    let mc = ModelConfig {
+        features: ModelConfig::default().features & !feature::CTRL_RX,
+        ..ModelConfig::default()
+    };
+    let (_dev, mut port) = open(mc, &cfg(64), &pool);
+    let e = port.set_promiscuous(false).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "virtio model: control command class 0 command 0: ack 0x01 (1 = error)"
+    );
+    // Without CTRL_VQ there is no control queue at all.
+    let mc = ModelConfig {
+        features: feature::VERSION_1 | feature::MAC,
+        ..ModelConfig::default()
+    };
+    let (_dev, mut port) = open(mc, &cfg(64), &pool);
+    assert!(
+        port.set_all_multicast(true)
+            .unwrap_err()
+            .to_string()
+            .contains("CTRL_VQ was not negotiated")
+    );
+}
+
+#[test]
+fn virtio_errors_name_the_device_and_keep_their_source() {
+    use std::error::Error as _;
+    let e = Error::VirtioFeatureMissing {
+        device: "0000:00:02.0".into(),
+        missing: feature::names(feature::VERSION_1 | 1 << 40),
+        offered: 0x30bf_8024,
+    };
+    assert_eq!(
+        e.to_string(),
+        "virtio 0000:00:02.0: required feature(s) VERSION_1|bit 40 not offered (device offers \
+         0x0000000030bf8024)"
+    );
+    let e = Error::VirtioDma {
+        what: "0000:00:02.0 queue 1".into(),
+        len: 8192,
+        source: Box::new(sluice_mempool::Error::Mmap {
+            page: sluice_mempool::PageSize::Size4K,
+            bytes: 8192,
+            source: std::io::Error::from_raw_os_error(libc::ENOMEM),
+        }),
+    };
+    assert!(e.source().is_some());
+    assert!(e.to_string().contains("for 0000:00:02.0 queue 1"), "{e}");
+}
