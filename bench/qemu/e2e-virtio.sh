@@ -3,19 +3,23 @@
 #
 #   bench/qemu/run-in-guest.sh --nics 4 -- bench/qemu/e2e-virtio.sh TARGET/release
 #
-# TARGET/release must hold sluice-devbind and sluice-fwd (cargo build --release -p
-# sluice-apps --bin sluice-devbind --bin sluice-fwd). The four NICs are wired in pairs by
+# TARGET/release must hold sluice-devbind, sluice-fwd and examples/virtio_echo (cargo build
+# --release -p sluice-apps --bin sluice-devbind --bin sluice-fwd -p sluice-pmd --example
+# virtio_echo). The four NICs are wired in pairs by
 # QEMU hubports (0-1, 2-3). sluice-fwd runs the generator on NIC 0, forwards NIC 1 -> NIC 2
 # on its own lcore, and sinks on NIC 3, all through VFIO:
 #
 #   generator -> nic0 ==hub== nic1 -> [lcore: io] -> nic2 ==hub== nic3 -> sink
 #
 # and must see exactly the frames it sent, none lost, corrupted, duplicated or reordered,
-# and every buffer back in its pool.
+# and every buffer back in its pool. Then the embedding example: NIC 1 goes back to the
+# kernel's virtio-net, and the kernel's UDP socket on it talks to examples/virtio_echo on
+# NIC 0 (the kernel resolves the address by ARP, which the example answers).
 set -eu
 bin=${1:?usage: e2e-virtio.sh DIR-WITH-sluice-devbind-AND-sluice-fwd}
 devbind=$bin/sluice-devbind
 fwd=$bin/sluice-fwd
+echo_svc=$bin/examples/virtio_echo
 nics=${SLUICE_GUEST_NICS:?not in the guest of run-in-guest.sh}
 frames=${SLUICE_E2E_FRAMES:-10000}
 
@@ -104,6 +108,43 @@ for p in $pools; do
     [ "${a#*:}" = "${c#*:}" ] || fail "buffers not back in their pool: $p"
 done
 echo "ok: every buffer back in its pool"
+
+step "examples/virtio_echo on $nic0 (10.99.0.2) <- the kernel's UDP socket on $nic1 (10.99.0.1)"
+"$devbind" bind --driver virtio-pci "$nic1"
+i=0
+until iface=$(ls /sys/bus/pci/devices/"$nic1"/virtio*/net/ 2>/dev/null) && [ -n "$iface" ]; do
+    i=$((i + 1))
+    [ $i -lt 100 ] || fail "no kernel interface on $nic1"
+    sleep 0.1
+done
+ip addr add 10.99.0.1/24 dev "$iface"
+ip link set "$iface" up
+"$echo_svc" "$nic0" 10.99.0.2 20 > /tmp/echo.log 2>&1 &
+svc=$!
+sleep 3
+/usr/bin/python3 - <<'PY' || { cat /tmp/echo.log; fail "UDP echo through virtio_echo"; }
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.99.0.1", 40000))
+s.settimeout(2.0)
+ok = 0
+for i in range(20):
+    msg = b"sluice-echo-%d-" % i + bytes(range(64))
+    for _ in range(5):
+        s.sendto(msg, ("10.99.0.2", 7))
+        try:
+            data, peer = s.recvfrom(2048)
+        except socket.timeout:
+            continue
+        if data == msg and peer == ("10.99.0.2", 7):
+            ok += 1
+            break
+print("udp echo: %d/20 answered intact" % ok)
+sys.exit(0 if ok == 20 else 1)
+PY
+ip neigh show dev "$iface"
+wait "$svc" || { cat /tmp/echo.log; fail "virtio_echo exited non-zero"; }
+cat /tmp/echo.log
 
 echo
 echo "e2e-virtio: PASS"

@@ -9,7 +9,8 @@
 //! - [`queue`]: [`SplitQueue`], the split-ring protocol (B5, B6) with the driver's own
 //!   shadow of what it posted; every used entry the device writes is checked against it.
 //! - [`net`]: the receive and transmit queue handles and the control queue (B7).
-//! - [`port`]: [`VirtioPort`], the [`NetPort`](crate::net::NetPort) over all of that.
+//! - [`port`]: [`VirtioPort`], the [`NetPort`](crate::net::NetPort) over all of that;
+//!   [`shared`]: what the device may touch, freed only after its reset.
 //! - `model` (feature `test-utils`): a software virtio-net device for tests.
 //!
 //! # Call sequence
@@ -55,6 +56,7 @@ pub mod net;
 pub mod pci_transport;
 pub mod port;
 pub mod queue;
+pub mod shared;
 
 #[cfg(test)]
 mod tests;

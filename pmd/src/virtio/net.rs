@@ -20,8 +20,8 @@ use sluice_mempool::{Batch, OffloadFlags, PktBuf, PktPool};
 
 use super::NET_HDR_LEN;
 use super::pci_transport::{Notifier, VirtioRegs};
-use super::port::Shared;
 use super::queue::{Segment, SplitQueue, Used};
+use super::shared::Shared;
 use crate::net::{QueueCounters, RxQueue, TxQueue};
 
 /// Buffers allocated from the pool per request when refilling.
