@@ -10,6 +10,7 @@ use sluice_pmd::soft::ring_port::{RingPairConfig, ring_pair};
 use crate::error::AppError;
 
 mod af_xdp;
+mod virtio;
 
 /// Creates the configuration's mempools, in file order. A pool that asks for hugepages
 /// requires them (a clear error names the sysfs knob when there are too few); `"none"` uses
@@ -49,6 +50,7 @@ pub fn open_pools(config: &Config) -> Result<Vec<PktPool>, AppError> {
 pub fn open_ports(config: &Config, pools: &[PktPool]) -> Result<Vec<AnyPort>, AppError> {
     let ports = config.ports();
     let mut umems = af_xdp::Umems::default();
+    let mut vfio = virtio::Vfio::default();
     let mut opened: Vec<Option<AnyPort>> = ports.iter().map(|_| None).collect();
     for (i, port) in ports.iter().enumerate() {
         match &port.driver {
@@ -85,11 +87,8 @@ pub fn open_ports(config: &Config, pools: &[PktPool]) -> Result<Vec<AnyPort>, Ap
                     config, pools, &mut umems, i, port, interface, *mode,
                 )?);
             }
-            PortDriver::Virtio { .. } => {
-                return Err(AppError::DriverNotBuilt {
-                    port: port.name.clone(),
-                    driver: "virtio",
-                });
+            PortDriver::Virtio { pci } => {
+                opened[i] = Some(virtio::open(&mut vfio, pools, i, port, pci)?);
             }
         }
     }

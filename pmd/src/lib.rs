@@ -18,6 +18,7 @@
 //! - [`net`]: the net-port API (per-queue [`net::RxQueue`]/[`net::TxQueue`] handles, burst
 //!   calls over [`Batch`]es, per-queue counters) and [`net::any`], the run-time driver choice.
 //! - [`soft`]: drivers that need no device (the in-memory port pair).
+//! - [`virtio`]: the virtio-net poll-mode driver (modern PCI over VFIO, split virtqueues).
 //!
 //! # Storage
 //!
@@ -28,7 +29,8 @@
 //!
 //! # Features
 //! - `test-utils`: `pci::fake::FakeSysfs`, a sysfs tree in a temporary directory, and
-//!   `nvme::model::SoftNvme`, a software NVMe controller.
+//!   `nvme::model::SoftNvme`, a software NVMe controller, and `virtio::model::SoftVirtioNet`,
+//!   a software virtio-net device.
 #![deny(unsafe_code)]
 
 pub mod block;
@@ -40,6 +42,7 @@ pub mod nvme;
 pub mod pci;
 pub mod soft;
 pub mod vfio;
+pub mod virtio;
 
 pub use error::{Error, Target};
 pub use mmio::MmioRegion;

@@ -10,8 +10,10 @@ use std::sync::Arc;
 use sluice_mempool::{Batch, PktBuf};
 
 use super::{LinkStatus, NetPort, PortCounters, PortInfo, QueueCounters, Queues, RxQueue, TxQueue};
+use crate::MmioRegion;
 use crate::soft::af_xdp::{AfXdpPort, AfXdpRxQueue, AfXdpTxQueue};
 use crate::soft::ring_port::{RingPort, RingRxQueue, RingTxQueue};
+use crate::virtio::{VirtioPort, VirtioRxQueue, VirtioTxQueue};
 
 /// A port of any driver.
 // Queue handles live one per lcore for the run, so size does not matter and boxing would
@@ -23,6 +25,8 @@ pub enum AnyPort {
     Ring(RingPort),
     /// An AF_XDP port.
     AfXdp(AfXdpPort),
+    /// A virtio-net port over VFIO.
+    Virtio(VirtioPort<MmioRegion>),
 }
 
 /// A receive queue of any driver.
@@ -35,6 +39,8 @@ pub enum AnyRxQueue {
     Ring(RingRxQueue),
     /// Of an AF_XDP port.
     AfXdp(AfXdpRxQueue),
+    /// Of a virtio-net port.
+    Virtio(VirtioRxQueue<MmioRegion>),
 }
 
 /// A transmit queue of any driver.
@@ -47,6 +53,8 @@ pub enum AnyTxQueue {
     Ring(RingTxQueue),
     /// Of an AF_XDP port.
     AfXdp(AfXdpTxQueue),
+    /// Of a virtio-net port.
+    Virtio(VirtioTxQueue<MmioRegion>),
 }
 
 impl From<RingPort> for AnyPort {
@@ -61,6 +69,12 @@ impl From<AfXdpPort> for AnyPort {
     }
 }
 
+impl From<VirtioPort<MmioRegion>> for AnyPort {
+    fn from(p: VirtioPort<MmioRegion>) -> Self {
+        Self::Virtio(p)
+    }
+}
+
 impl NetPort for AnyPort {
     type Rx = AnyRxQueue;
     type Tx = AnyTxQueue;
@@ -69,6 +83,7 @@ impl NetPort for AnyPort {
         match self {
             Self::Ring(p) => p.info(),
             Self::AfXdp(p) => p.info(),
+            Self::Virtio(p) => p.info(),
         }
     }
 
@@ -76,6 +91,7 @@ impl NetPort for AnyPort {
         match self {
             Self::Ring(p) => p.link(),
             Self::AfXdp(p) => p.link(),
+            Self::Virtio(p) => p.link(),
         }
     }
 
@@ -89,6 +105,10 @@ impl NetPort for AnyPort {
                 rx: q.rx.into_iter().map(AnyRxQueue::AfXdp).collect(),
                 tx: q.tx.into_iter().map(AnyTxQueue::AfXdp).collect(),
             }),
+            Self::Virtio(p) => p.take_queues().map(|q| Queues {
+                rx: q.rx.into_iter().map(AnyRxQueue::Virtio).collect(),
+                tx: q.tx.into_iter().map(AnyTxQueue::Virtio).collect(),
+            }),
         }
     }
 
@@ -96,6 +116,7 @@ impl NetPort for AnyPort {
         match self {
             Self::Ring(p) => p.counters(),
             Self::AfXdp(p) => p.counters(),
+            Self::Virtio(p) => p.counters(),
         }
     }
 }
@@ -106,6 +127,7 @@ impl RxQueue for AnyRxQueue {
         match self {
             Self::Ring(q) => q.rx_burst(out),
             Self::AfXdp(q) => q.rx_burst(out),
+            Self::Virtio(q) => q.rx_burst(out),
         }
     }
 
@@ -113,6 +135,7 @@ impl RxQueue for AnyRxQueue {
         match self {
             Self::Ring(q) => q.counters(),
             Self::AfXdp(q) => q.counters(),
+            Self::Virtio(q) => q.counters(),
         }
     }
 }
@@ -123,6 +146,7 @@ impl TxQueue for AnyTxQueue {
         match self {
             Self::Ring(q) => q.tx_burst(pkts),
             Self::AfXdp(q) => q.tx_burst(pkts),
+            Self::Virtio(q) => q.tx_burst(pkts),
         }
     }
 
@@ -130,6 +154,7 @@ impl TxQueue for AnyTxQueue {
         match self {
             Self::Ring(q) => q.counters(),
             Self::AfXdp(q) => q.counters(),
+            Self::Virtio(q) => q.counters(),
         }
     }
 }

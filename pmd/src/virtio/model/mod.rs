@@ -1,0 +1,607 @@
+//! A software virtio-net device for tests (feature `test-utils`): the modern PCI register
+//! layout of QEMU 7.2 (REFERENCE B8: common @0, ISR @0x1000, device @0x2000, notify @0x3000
+//! with multiplier 4) behind [`VirtioRegs`], feature negotiation with FEATURES_OK checked,
+//! split virtqueues walked on the driver's real ring memory, a control queue, mergeable
+//! receive buffers, multiqueue, and fault injection into the used ring.
+//!
+//! Frames the driver transmits on queue pair `q` are captured ([`SoftVirtioNet::take_sent`])
+//! and, with `loopback`, delivered to receive queue `q`. Frames handed to
+//! [`SoftVirtioNet::inject`] wait until the receive queue has buffers. By default a notify
+//! processes the queue at once (inline, deterministic); with [`SoftVirtioNet::set_auto`]
+//! `(false)` nothing moves until [`SoftVirtioNet::step`], which a test may call from a
+//! thread of its own, as a polling device would.
+//!
+//! **IOVA = virtual address**: the model dereferences the addresses the driver gives it;
+//! use it only with memory from the identity mapper.
+
+#[allow(unsafe_code)]
+mod mem;
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::pci_transport::{VirtioRegs, common};
+use super::{NET_HDR_LEN, feature, status};
+use crate::error::Error;
+use crate::pci::caps::{VirtioCfgType, VirtioPciCap};
+
+const ISR: usize = 0x1000;
+const DEVICE: usize = 0x2000;
+const NOTIFY: usize = 0x3000;
+const NOTIFY_MULT: u32 = 4;
+/// The BAR's size.
+pub const BAR_LEN: usize = 0x4000;
+
+/// The model's shape.
+#[derive(Clone, Debug)]
+pub struct ModelConfig {
+    /// Features offered.
+    pub features: u64,
+    /// Features the device insists on (FEATURES_OK is refused without them), as QEMU
+    /// behind an IOMMU does with ACCESS_PLATFORM.
+    pub insists_on: u64,
+    /// `max_virtqueue_pairs` (used with MQ).
+    pub max_pairs: u16,
+    /// Every queue's maximum size.
+    pub queue_max: u16,
+    /// The MAC address in device config.
+    pub mac: [u8; 6],
+    /// Link up (device config `status` bit 0).
+    pub link_up: bool,
+    /// Transmitted frames are delivered to the same pair's receive queue.
+    pub loopback: bool,
+    /// Sets `VIRTQ_USED_F_NO_NOTIFY` (without EVENT_IDX the driver should not notify).
+    pub no_notify: bool,
+    /// The status register never reads 0 after a reset.
+    pub stuck_reset: bool,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            // What QEMU 7.2 offers with a hubport backend (REFERENCE B8), plus MQ.
+            features: feature::VERSION_1
+                | feature::EVENT_IDX
+                | feature::MAC
+                | feature::MRG_RXBUF
+                | feature::STATUS
+                | feature::CTRL_VQ
+                | feature::CTRL_RX
+                | feature::MQ,
+            insists_on: 0,
+            max_pairs: 4,
+            queue_max: 256,
+            mac: [0x52, 0x54, 0, 0x12, 0x34, 0x56],
+            link_up: true,
+            loopback: false,
+            no_notify: false,
+            stuck_reset: false,
+        }
+    }
+}
+
+/// What the driver did to the model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ModelStats {
+    /// Notify writes, by kind.
+    pub notifies: u64,
+    /// Frames dropped because a receive buffer was too small (QEMU drops them silently).
+    pub rx_too_small: u64,
+    /// Control commands executed.
+    pub ctrl_commands: u64,
+}
+
+/// One descriptor as the device sees it: address, length, device-writable.
+type Buf = (u64, u32, bool);
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Queue {
+    size: u16,
+    desc: u64,
+    avail: u64,
+    used: u64,
+    enabled: bool,
+    last_avail: u16,
+    used_idx: u16,
+}
+
+struct State {
+    cfg: ModelConfig,
+    status: u8,
+    dev_sel: u32,
+    drv_sel: u32,
+    driver_features: u64,
+    queue_sel: u16,
+    queues: Vec<Queue>,
+    pending: Vec<VecDeque<Vec<u8>>>,
+    sent: Vec<(u16, Vec<u8>)>,
+    auto: bool,
+    promisc: bool,
+    allmulti: bool,
+    active_pairs: u16,
+    stats: ModelStats,
+}
+
+/// The software device; share it as `Arc<SoftVirtioNet>` between the driver (as its
+/// [`VirtioRegs`]) and the test.
+pub struct SoftVirtioNet {
+    state: Mutex<State>,
+}
+
+impl SoftVirtioNet {
+    /// A device as `cfg` says, reset.
+    pub fn new(cfg: ModelConfig) -> Arc<Self> {
+        let nq = 2 * usize::from(cfg.max_pairs) + 1;
+        Arc::new(Self {
+            state: Mutex::new(State {
+                pending: vec![VecDeque::new(); usize::from(cfg.max_pairs)],
+                queues: vec![Queue::default(); nq],
+                cfg,
+                status: 0,
+                dev_sel: 0,
+                drv_sel: 0,
+                driver_features: 0,
+                queue_sel: 0,
+                sent: Vec::new(),
+                auto: true,
+                promisc: true,
+                allmulti: false,
+                active_pairs: 1,
+                stats: ModelStats::default(),
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The virtio PCI capabilities of this device (all in BAR 4, as QEMU lays them out).
+    pub fn caps(&self) -> Vec<VirtioPciCap> {
+        let cap = |cfg_type, offset: usize, length: usize, mult| VirtioPciCap {
+            cap_offset: 0x40,
+            cfg_type,
+            bar: 4,
+            id: 0,
+            offset: offset as u32,
+            length: length as u32,
+            notify_off_multiplier: mult,
+        };
+        vec![
+            cap(VirtioCfgType::Common, 0, 0x1000, None),
+            cap(VirtioCfgType::Isr, ISR, 0x1000, None),
+            cap(VirtioCfgType::Device, DEVICE, 0x1000, None),
+            cap(VirtioCfgType::Notify, NOTIFY, 0x1000, Some(NOTIFY_MULT)),
+        ]
+    }
+
+    /// Processes notifications as they come (`true`, the default) or only in [`step`](Self::step).
+    pub fn set_auto(&self, auto: bool) {
+        self.lock().auto = auto;
+    }
+
+    /// Processes every enabled queue once, as a polling device would.
+    pub fn step(&self) {
+        let mut s = self.lock();
+        if s.status & status::DRIVER_OK == 0 {
+            return;
+        }
+        for q in 0..s.queues.len() as u16 {
+            s.process(q);
+        }
+    }
+
+    /// Queues `frame` for receive queue `pair`; it is written when that queue has buffers.
+    pub fn inject(&self, pair: u16, frame: &[u8]) {
+        let mut s = self.lock();
+        s.pending[usize::from(pair)].push_back(frame.to_vec());
+        if s.auto && s.status & status::DRIVER_OK != 0 {
+            s.deliver(pair);
+        }
+    }
+
+    /// Frames still waiting for receive buffers on `pair`.
+    pub fn pending(&self, pair: u16) -> usize {
+        self.lock().pending[usize::from(pair)].len()
+    }
+
+    /// Takes the frames transmitted so far, with their queue pair, headers stripped.
+    pub fn take_sent(&self) -> Vec<(u16, Vec<u8>)> {
+        std::mem::take(&mut self.lock().sent)
+    }
+
+    /// The device status register.
+    pub fn status(&self) -> u8 {
+        self.lock().status
+    }
+
+    /// The features the driver accepted.
+    pub fn driver_features(&self) -> u64 {
+        self.lock().driver_features
+    }
+
+    /// Promiscuous and all-multicast, as the control queue last set them.
+    pub fn rx_mode(&self) -> (bool, bool) {
+        let s = self.lock();
+        (s.promisc, s.allmulti)
+    }
+
+    /// Queue pairs made active by MQ_VQ_PAIRS_SET.
+    pub fn active_pairs(&self) -> u16 {
+        self.lock().active_pairs
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> ModelStats {
+        self.lock().stats
+    }
+
+    /// Sets the link bit.
+    pub fn set_link(&self, up: bool) {
+        self.lock().cfg.link_up = up;
+    }
+
+    /// Fault: writes a used entry `{id, len}` on queue `q` and publishes it.
+    pub fn inject_used(&self, q: u16, id: u32, len: u32) {
+        let mut s = self.lock();
+        s.push_used(q, id, len);
+    }
+
+    /// Fault: moves queue `q`'s used index `n` ahead without writing entries.
+    pub fn jump_used(&self, q: u16, n: u16) {
+        let mut s = self.lock();
+        let qu = &mut s.queues[usize::from(q)];
+        qu.used_idx = qu.used_idx.wrapping_add(n);
+        mem::store_u16(qu.used + 2, qu.used_idx, Ordering::Release);
+    }
+}
+
+impl State {
+    fn reset(&mut self) {
+        self.status = 0;
+        self.driver_features = 0;
+        for q in &mut self.queues {
+            *q = Queue::default();
+        }
+        self.promisc = true;
+        self.allmulti = false;
+        self.active_pairs = 1;
+    }
+
+    fn has(&self, f: u64) -> bool {
+        self.driver_features & f != 0
+    }
+
+    /// Queue index of the control queue (REFERENCE B7).
+    fn ctrl_index(&self) -> u16 {
+        if self.has(feature::MQ) {
+            2 * self.cfg.max_pairs
+        } else {
+            2
+        }
+    }
+
+    fn num_queues(&self) -> u16 {
+        2 * self.cfg.max_pairs + 1
+    }
+
+    fn write_status(&mut self, v: u8) {
+        if v == 0 {
+            self.reset();
+            if self.cfg.stuck_reset {
+                self.status = status::ACKNOWLEDGE;
+            }
+            return;
+        }
+        let mut v = v;
+        if v & status::FEATURES_OK != 0 && self.status & status::FEATURES_OK == 0 {
+            let f = self.driver_features;
+            let ok = f & !self.cfg.features == 0 && f & self.cfg.insists_on == self.cfg.insists_on;
+            if !ok {
+                v &= !status::FEATURES_OK;
+            }
+        }
+        self.status = v;
+        if v & status::DRIVER_OK != 0 {
+            for pair in 0..self.cfg.max_pairs {
+                self.deliver(pair);
+            }
+        }
+    }
+
+    fn process(&mut self, q: u16) {
+        if usize::from(q) >= self.queues.len() || !self.queues[usize::from(q)].enabled {
+            return;
+        }
+        if q == self.ctrl_index() {
+            self.control();
+        } else if q % 2 == 1 {
+            self.transmit(q);
+        } else {
+            self.deliver(q / 2);
+        }
+    }
+
+    /// The next available chain as (head, [(addr, len, writable)]), or `None`.
+    fn pop_avail(&mut self, q: u16) -> Option<(u16, Vec<Buf>)> {
+        let qu = self.queues[usize::from(q)];
+        let avail_idx = mem::load_u16(qu.avail + 2, Ordering::Acquire);
+        if avail_idx == qu.last_avail {
+            return None;
+        }
+        let slot = qu.last_avail & (qu.size - 1);
+        let head = mem::load_u16(qu.avail + 4 + 2 * u64::from(slot), Ordering::Relaxed);
+        let mut chain = Vec::new();
+        let mut d = head;
+        loop {
+            assert!(d < qu.size, "model: descriptor {d} out of range");
+            let at = qu.desc + 16 * u64::from(d);
+            let (addr, len) = (mem::load_u64(at), mem::load_u32(at + 8));
+            let flags = mem::load_u16(at + 12, Ordering::Relaxed);
+            // QEMU: "zero sized buffers are not allowed".
+            assert!(len > 0, "model: zero-sized descriptor");
+            chain.push((addr, len, flags & 2 != 0));
+            if flags & 1 == 0 || chain.len() > usize::from(qu.size) {
+                break;
+            }
+            d = mem::load_u16(at + 14, Ordering::Relaxed);
+        }
+        let qu = &mut self.queues[usize::from(q)];
+        qu.last_avail = qu.last_avail.wrapping_add(1);
+        if self.driver_features & feature::EVENT_IDX != 0 {
+            // Ask to be notified of the next chain (avail_event = what we will read next).
+            let at = qu.used + 4 + 8 * u64::from(qu.size);
+            mem::store_u16(at, qu.last_avail, Ordering::Relaxed);
+        }
+        Some((head, chain))
+    }
+
+    fn push_used(&mut self, q: u16, id: u32, len: u32) {
+        let qu = &mut self.queues[usize::from(q)];
+        let at = qu.used + 4 + 8 * u64::from(qu.used_idx & (qu.size - 1));
+        mem::store_u32(at, id);
+        mem::store_u32(at + 4, len);
+        qu.used_idx = qu.used_idx.wrapping_add(1);
+        // The entry before the index (the device's half of B6).
+        mem::store_u16(qu.used + 2, qu.used_idx, Ordering::Release);
+    }
+
+    fn transmit(&mut self, q: u16) {
+        while let Some((head, chain)) = self.pop_avail(q) {
+            let mut bytes = Vec::new();
+            for &(addr, len, writable) in &chain {
+                assert!(!writable, "model: writable descriptor on a transmit queue");
+                bytes.extend(mem::read_bytes(addr, len as usize));
+            }
+            assert!(
+                bytes.len() > NET_HDR_LEN,
+                "model: transmit chain without a frame"
+            );
+            let frame = bytes.split_off(NET_HDR_LEN);
+            self.push_used(q, u32::from(head), 0);
+            if self.cfg.loopback {
+                self.pending[usize::from(q / 2)].push_back(frame.clone());
+            }
+            self.sent.push((q / 2, frame));
+        }
+        if self.cfg.loopback {
+            self.deliver(q / 2);
+        }
+    }
+
+    fn deliver(&mut self, pair: u16) {
+        let q = 2 * pair;
+        if !self.queues[usize::from(q)].enabled || self.status & status::DRIVER_OK == 0 {
+            return;
+        }
+        let mrg = self.has(feature::MRG_RXBUF);
+        while let Some(frame) = self.pending[usize::from(pair)].front().cloned() {
+            let mut data = vec![0u8; NET_HDR_LEN];
+            data.extend_from_slice(&frame);
+            // Take chains until the frame fits (one without MRG_RXBUF).
+            let mut taken: Vec<(u16, u64, u32)> = Vec::new();
+            let mut room = 0usize;
+            while room < data.len() && (mrg || taken.is_empty()) {
+                let Some((head, chain)) = self.pop_avail(q) else {
+                    break;
+                };
+                let &(addr, len, writable) = &chain[0];
+                assert!(writable, "model: readable descriptor on a receive queue");
+                taken.push((head, addr, len));
+                room += len as usize;
+            }
+            if room < data.len() && (mrg || taken.is_empty()) {
+                // Out of buffers: give back what was taken and, as QEMU does, ask to be
+                // notified when the driver posts more.
+                let qu = &mut self.queues[usize::from(q)];
+                qu.last_avail = qu.last_avail.wrapping_sub(taken.len() as u16);
+                let published = mem::load_u16(qu.avail + 2, Ordering::Acquire);
+                mem::store_u16(
+                    qu.used + 4 + 8 * u64::from(qu.size),
+                    published,
+                    Ordering::Relaxed,
+                );
+                return;
+            }
+            self.pending[usize::from(pair)].pop_front();
+            if room < data.len() {
+                // Too small without MRG_RXBUF: QEMU drops it silently; the buffer is not used.
+                self.stats.rx_too_small += 1;
+                let qu = &mut self.queues[usize::from(q)];
+                qu.last_avail = qu.last_avail.wrapping_sub(1);
+                continue;
+            }
+            let n = taken.len() as u16;
+            data[10..12].copy_from_slice(&n.to_le_bytes());
+            let mut at = 0;
+            for (head, addr, len) in taken {
+                let k = (len as usize).min(data.len() - at);
+                mem::write_bytes(addr, &data[at..at + k]);
+                at += k;
+                self.push_used(q, u32::from(head), k as u32);
+            }
+        }
+    }
+
+    fn control(&mut self) {
+        let q = self.ctrl_index();
+        while let Some((head, chain)) = self.pop_avail(q) {
+            let mut cmd = Vec::new();
+            let mut ack = None;
+            for &(addr, len, writable) in &chain {
+                if writable {
+                    ack = Some(addr);
+                } else {
+                    cmd.extend(mem::read_bytes(addr, len as usize));
+                }
+            }
+            let Some(ack) = ack else {
+                panic!("model: control chain without an ack buffer");
+            };
+            let ok = match (
+                cmd.first().copied(),
+                cmd.get(1).copied(),
+                cmd.get(2).copied(),
+            ) {
+                (Some(0), Some(0), Some(on)) if self.has(feature::CTRL_RX) => {
+                    self.promisc = on != 0;
+                    true
+                }
+                (Some(0), Some(1), Some(on)) if self.has(feature::CTRL_RX) => {
+                    self.allmulti = on != 0;
+                    true
+                }
+                (Some(4), Some(0), Some(_)) if self.has(feature::MQ) && cmd.len() >= 4 => {
+                    let n = u16::from_le_bytes([cmd[2], cmd[3]]);
+                    let fits = (1..=self.cfg.max_pairs).contains(&n);
+                    if fits {
+                        self.active_pairs = n;
+                    }
+                    fits
+                }
+                _ => false,
+            };
+            self.stats.ctrl_commands += 1;
+            mem::write_bytes(ack, &[u8::from(!ok)]);
+            self.push_used(q, u32::from(head), 1);
+        }
+    }
+
+    fn read(&self, offset: usize, width: usize) -> u32 {
+        let qu = self.queues.get(usize::from(self.queue_sel)).copied();
+        match offset {
+            o if o == common::DEVICE_FEATURE => match self.dev_sel {
+                0 => self.cfg.features as u32,
+                1 => (self.cfg.features >> 32) as u32,
+                _ => 0,
+            },
+            o if o == common::NUM_QUEUES => u32::from(self.num_queues()),
+            o if o == common::DEVICE_STATUS => u32::from(self.status),
+            o if o == common::CONFIG_GENERATION => 0,
+            o if o == common::QUEUE_SIZE => qu.map_or(0, |q| {
+                if q.size == 0 {
+                    u32::from(self.cfg.queue_max)
+                } else {
+                    u32::from(q.size)
+                }
+            }),
+            o if o == common::QUEUE_NOTIFY_OFF => u32::from(self.queue_sel),
+            o if o == common::QUEUE_ENABLE => qu.map_or(0, |q| u32::from(q.enabled)),
+            ISR => 0,
+            o if (DEVICE..DEVICE + 6).contains(&o) && width == 1 => {
+                u32::from(self.cfg.mac[o - DEVICE])
+            }
+            o if o == DEVICE + 6 => u32::from(self.cfg.link_up),
+            o if o == DEVICE + 8 => u32::from(self.cfg.max_pairs),
+            _ => 0,
+        }
+    }
+
+    fn write(&mut self, offset: usize, v: u32) {
+        let sel = usize::from(self.queue_sel);
+        let set_half = |cur: u64, lo: bool| {
+            if lo {
+                (cur & !0xffff_ffff) | u64::from(v)
+            } else {
+                (cur & 0xffff_ffff) | u64::from(v) << 32
+            }
+        };
+        match offset {
+            o if o == common::DEVICE_FEATURE_SELECT => self.dev_sel = v,
+            o if o == common::DRIVER_FEATURE_SELECT => self.drv_sel = v,
+            o if o == common::DRIVER_FEATURE => match self.drv_sel {
+                0 => self.driver_features = (self.driver_features & !0xffff_ffff) | u64::from(v),
+                1 => {
+                    self.driver_features = (self.driver_features & 0xffff_ffff) | u64::from(v) << 32
+                }
+                _ => {}
+            },
+            o if o == common::DEVICE_STATUS => self.write_status(v as u8),
+            o if o == common::QUEUE_SELECT => self.queue_sel = v as u16,
+            o if sel < self.queues.len() && (common::QUEUE_SIZE..common::LEN).contains(&o) => {
+                let q = &mut self.queues[sel];
+                match o {
+                    o if o == common::QUEUE_SIZE => q.size = v as u16,
+                    o if o == common::QUEUE_ENABLE => q.enabled = v == 1,
+                    0x20 | 0x24 => q.desc = set_half(q.desc, o == 0x20),
+                    0x28 | 0x2c => q.avail = set_half(q.avail, o == 0x28),
+                    0x30 | 0x34 => q.used = set_half(q.used, o == 0x30),
+                    _ => {}
+                }
+                if o == common::QUEUE_ENABLE && self.cfg.no_notify {
+                    let used = self.queues[sel].used;
+                    mem::store_u16(used, 1, Ordering::Relaxed);
+                }
+            }
+            o if (NOTIFY..NOTIFY + 4 * usize::from(self.num_queues())).contains(&o) => {
+                self.stats.notifies += 1;
+                if self.auto && self.status & status::DRIVER_OK != 0 {
+                    self.process(((o - NOTIFY) / 4) as u16);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn check(offset: usize, width: usize) -> Result<(), Error> {
+    if offset + width > BAR_LEN || !offset.is_multiple_of(width) {
+        return Err(Error::MmioBounds {
+            offset,
+            width,
+            len: BAR_LEN,
+        });
+    }
+    Ok(())
+}
+
+impl VirtioRegs for SoftVirtioNet {
+    fn read8(&self, offset: usize) -> Result<u8, Error> {
+        check(offset, 1)?;
+        Ok(self.lock().read(offset, 1) as u8)
+    }
+    fn read16(&self, offset: usize) -> Result<u16, Error> {
+        check(offset, 2)?;
+        Ok(self.lock().read(offset, 2) as u16)
+    }
+    fn read32(&self, offset: usize) -> Result<u32, Error> {
+        check(offset, 4)?;
+        Ok(self.lock().read(offset, 4))
+    }
+    fn write8(&self, offset: usize, value: u8) -> Result<(), Error> {
+        check(offset, 1)?;
+        self.lock().write(offset, u32::from(value));
+        Ok(())
+    }
+    fn write16(&self, offset: usize, value: u16) -> Result<(), Error> {
+        check(offset, 2)?;
+        self.lock().write(offset, u32::from(value));
+        Ok(())
+    }
+    fn write32(&self, offset: usize, value: u32) -> Result<(), Error> {
+        check(offset, 4)?;
+        self.lock().write(offset, value);
+        Ok(())
+    }
+}

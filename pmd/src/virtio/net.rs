@@ -1,0 +1,361 @@
+//! The datapath: receive and transmit queue handles (REFERENCE B7), each owning its split
+//! queue, its ring memory and its doorbell. No allocation, no formatting, no locks; the only
+//! MMIO is the notify store, made when the device asks for it.
+//!
+//! - Receive: every posted buffer is one device-writable descriptor starting
+//!   [`NET_HDR_LEN`] bytes before the buffer's data offset, so the device writes the
+//!   virtio-net header into the headroom and the frame where the data starts (zero copy).
+//!   With `MRG_RXBUF` a frame may span several buffers (`num_buffers` > 1); a [`PktBuf`]
+//!   holds one segment, so such a frame is dropped (counted in `drops`) and all of its
+//!   buffers go back to the pool — with the default 2 KiB data room this happens only for
+//!   frames above 2 KiB, which the ports do not carry.
+//! - Transmit: a zero header is prepended into the headroom and header and frame go out as
+//!   one device-readable descriptor (VERSION_1 lets the header share it); the buffer stays
+//!   in the queue's shadow until the used ring returns it, and completions are reclaimed in
+//!   bulk at the start of each burst.
+
+use std::sync::Arc;
+
+use sluice_mempool::{Batch, OffloadFlags, PktBuf, PktPool};
+
+use super::NET_HDR_LEN;
+use super::pci_transport::{Notifier, VirtioRegs};
+use super::queue::{Segment, SplitQueue, Used};
+use super::shared::Shared;
+use crate::net::{QueueCounters, RxQueue, TxQueue};
+
+/// Buffers allocated from the pool per request when refilling.
+const REFILL_BURST: usize = 32;
+/// `virtio_net_hdr.flags`: the checksum is partial (RX: the driver must complete it).
+const HDR_F_NEEDS_CSUM: u8 = 1;
+/// `virtio_net_hdr.flags`: the device validated the checksum.
+const HDR_F_DATA_VALID: u8 = 2;
+
+/// Receive queue of a [`VirtioPort`](super::VirtioPort).
+pub struct VirtioRxQueue<R: VirtioRegs> {
+    vq: SplitQueue<PktBuf>,
+    notify: Notifier<R>,
+    pool: PktPool,
+    counters: Arc<QueueCounters>,
+    /// Used entries still to skip: the rest of a merged frame that was dropped.
+    skip: u16,
+    /// Refill once this many descriptors are free (a burst, or a quarter of a small ring).
+    refill_at: usize,
+    guest_csum: bool,
+    port: u16,
+    queue: u16,
+    // Last: keeps the device (and its reset on drop) alive until the ring is parked.
+    shared: Arc<Shared<R>>,
+}
+
+impl<R: VirtioRegs> core::fmt::Debug for VirtioRxQueue<R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("VirtioRxQueue")
+            .field("queue", &self.queue)
+            .field("vq", &self.vq)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: VirtioRegs> VirtioRxQueue<R> {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        vq: SplitQueue<PktBuf>,
+        notify: Notifier<R>,
+        pool: PktPool,
+        counters: Arc<QueueCounters>,
+        guest_csum: bool,
+        port: u16,
+        queue: u16,
+        shared: Arc<Shared<R>>,
+    ) -> Self {
+        Self {
+            refill_at: (usize::from(vq.size()) / 4).clamp(1, REFILL_BURST),
+            vq,
+            notify,
+            pool,
+            counters,
+            skip: 0,
+            guest_csum,
+            port,
+            queue,
+            shared,
+        }
+    }
+
+    /// Buffers posted to the device.
+    pub fn posted(&self) -> usize {
+        self.vq.in_flight()
+    }
+
+    /// Whether a device fault stopped the queue.
+    pub fn is_broken(&self) -> bool {
+        self.vq.is_broken()
+    }
+
+    /// Posts as many buffers as there are free descriptors and pool buffers (in bursts),
+    /// publishes them once, and notifies the device if it asks. Returns how many were posted.
+    pub fn refill(&mut self) -> usize {
+        let mut done = 0;
+        while self.vq.free_descs() > 0 {
+            let ask = REFILL_BURST.min(self.vq.free_descs());
+            let mut bufs: Batch<PktBuf, REFILL_BURST> = Batch::new();
+            let got = self.pool.alloc_burst(&mut bufs, ask);
+            for pkt in bufs.drain() {
+                let head = pkt.headroom();
+                // A fresh buffer's data offset is the pool's headroom (>= 128): the header
+                // goes in the 12 bytes before it.
+                let seg = Segment {
+                    iova: pkt.buf_iova().add((head - NET_HDR_LEN) as u64),
+                    len: (pkt.buf_len() - head + NET_HDR_LEN) as u32,
+                    writable: true,
+                };
+                if self.vq.add(&[seg], pkt).is_ok() {
+                    done += 1;
+                }
+            }
+            if got < ask {
+                self.counters.add_rx_nombuf((ask - got) as u64);
+                break;
+            }
+        }
+        // REFERENCE B8: QEMU parks frames when it runs out of buffers and looks again only
+        // when notified, so a refill notifies if the device asks for it.
+        if self.vq.publish() && self.notify.notify().is_err() {
+            self.counters.add_errors(1);
+        }
+        done
+    }
+}
+
+impl<R: VirtioRegs> RxQueue for VirtioRxQueue<R> {
+    #[inline]
+    fn rx_burst<const N: usize>(&mut self, out: &mut Batch<PktBuf, N>) -> usize {
+        let (mut got, mut bytes, mut bad, mut drops) = (0usize, 0u64, 0u64, 0u64);
+        if self.vq.used_ready().is_err() {
+            bad += 1;
+        }
+        while out.remaining() > 0 {
+            let Some(used) = self.vq.pop_used() else {
+                break;
+            };
+            let (mut pkt, len) = match used {
+                Used::Done(pkt, len) => (pkt, len as usize),
+                Used::BadLen(pkt, _) => {
+                    bad += 1;
+                    drop(pkt);
+                    continue;
+                }
+                Used::BadId(_) => {
+                    bad += 1;
+                    continue;
+                }
+            };
+            if self.skip > 0 {
+                // A continuation of a merged frame already dropped.
+                self.skip -= 1;
+                continue;
+            }
+            let hdr_at = pkt.headroom() - NET_HDR_LEN;
+            // `len <= descriptor length` was checked by the queue, so this fits the buffer.
+            if len < NET_HDR_LEN || !pkt.set_data(hdr_at, len) {
+                bad += 1;
+                continue;
+            }
+            let hdr = pkt.data();
+            let (flags, num_buffers) = (hdr[0], u16::from_le_bytes([hdr[10], hdr[11]]));
+            if num_buffers > 1 {
+                self.skip = num_buffers - 1;
+                drops += 1;
+                continue;
+            }
+            pkt.trim_front(NET_HDR_LEN);
+            let meta = pkt.meta_mut();
+            meta.port = self.port;
+            meta.queue = self.queue;
+            meta.ol_flags = OffloadFlags::default();
+            if self.guest_csum {
+                if flags & HDR_F_DATA_VALID != 0 {
+                    meta.ol_flags.insert(OffloadFlags::RX_L4_CSUM_GOOD);
+                }
+                if flags & HDR_F_NEEDS_CSUM != 0 {
+                    meta.ol_flags.insert(OffloadFlags::RX_L4_CSUM_NONE);
+                }
+            }
+            bytes += (len - NET_HDR_LEN) as u64;
+            if out.push(pkt).is_ok() {
+                got += 1;
+            }
+        }
+        if got > 0 {
+            self.counters.add_packets(got as u64, bytes);
+        }
+        if bad > 0 {
+            self.counters.add_errors(bad);
+        }
+        if drops > 0 {
+            self.counters.add_drops(drops);
+        }
+        // Refill in bursts, not one buffer at a time.
+        if self.vq.free_descs() >= self.refill_at || (got == 0 && self.vq.free_descs() > 0) {
+            self.refill();
+        }
+        got
+    }
+
+    fn counters(&self) -> &Arc<QueueCounters> {
+        &self.counters
+    }
+}
+
+impl<R: VirtioRegs> Drop for VirtioRxQueue<R> {
+    fn drop(&mut self) {
+        // The device may still write into posted buffers until it is reset: park them (and
+        // the ring) with the device, which frees them after its reset.
+        self.shared.park(&mut self.vq);
+    }
+}
+
+/// Transmit queue of a [`VirtioPort`](super::VirtioPort).
+pub struct VirtioTxQueue<R: VirtioRegs> {
+    vq: SplitQueue<PktBuf>,
+    notify: Notifier<R>,
+    counters: Arc<QueueCounters>,
+    queue: u16,
+    // Last: see `VirtioRxQueue`.
+    shared: Arc<Shared<R>>,
+}
+
+impl<R: VirtioRegs> core::fmt::Debug for VirtioTxQueue<R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("VirtioTxQueue")
+            .field("queue", &self.queue)
+            .field("vq", &self.vq)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: VirtioRegs> VirtioTxQueue<R> {
+    pub(super) fn new(
+        vq: SplitQueue<PktBuf>,
+        notify: Notifier<R>,
+        counters: Arc<QueueCounters>,
+        queue: u16,
+        shared: Arc<Shared<R>>,
+    ) -> Self {
+        Self {
+            vq,
+            notify,
+            counters,
+            queue,
+            shared,
+        }
+    }
+
+    /// Buffers handed to the device and not yet reclaimed.
+    pub fn in_flight(&self) -> usize {
+        self.vq.in_flight()
+    }
+
+    /// Whether a device fault stopped the queue.
+    pub fn is_broken(&self) -> bool {
+        self.vq.is_broken()
+    }
+
+    /// Returns completed buffers to their pools, in bulk.
+    #[inline]
+    pub fn reclaim(&mut self) {
+        let mut bad = 0u64;
+        if self.vq.used_ready().is_err() {
+            bad += 1;
+        }
+        let mut done: Batch<PktBuf> = Batch::new();
+        while let Some(used) = self.vq.pop_used() {
+            match used {
+                // QEMU reports 0 bytes for TX. The queue checks `len <= writable bytes`
+                // (0 for a transmit chain), so a device reporting more is `BadLen` below,
+                // and the buffer still goes back.
+                Used::Done(pkt, _) => {
+                    if let Err(pkt) = done.push(pkt) {
+                        PktBuf::free_bulk(&mut done);
+                        // `done` is empty now.
+                        let _ = done.push(pkt);
+                    }
+                }
+                Used::BadLen(pkt, _) => {
+                    bad += 1;
+                    drop(pkt);
+                }
+                Used::BadId(_) => bad += 1,
+            }
+        }
+        PktBuf::free_bulk(&mut done);
+        if bad > 0 {
+            self.counters.add_errors(bad);
+        }
+    }
+}
+
+impl<R: VirtioRegs> TxQueue for VirtioTxQueue<R> {
+    #[inline]
+    fn tx_burst<const N: usize>(&mut self, pkts: &mut Batch<PktBuf, N>) -> usize {
+        self.reclaim();
+        let offered = pkts.len();
+        if offered == 0 {
+            return 0;
+        }
+        // A broken queue takes nothing: the caller keeps its packets (and may drop them).
+        let take = if self.vq.is_broken() {
+            0
+        } else {
+            offered.min(self.vq.free_descs())
+        };
+        let (mut sent, mut bytes, mut bad) = (0u64, 0u64, 0u64);
+        for mut pkt in pkts.drain_front(take) {
+            let len = pkt.len();
+            let Some(hdr) = pkt.prepend(NET_HDR_LEN) else {
+                // No headroom for the header: cannot go out without a copy.
+                bad += 1;
+                continue;
+            };
+            hdr.fill(0);
+            let seg = Segment {
+                iova: pkt.data_iova(),
+                len: pkt.len() as u32,
+                writable: false,
+            };
+            match self.vq.add(&[seg], pkt) {
+                Ok(()) => {
+                    sent += 1;
+                    bytes += len as u64;
+                }
+                Err(_) => bad += 1,
+            }
+        }
+        // One publish (and at most one doorbell) per burst.
+        if self.vq.publish() && self.notify.notify().is_err() {
+            bad += 1;
+        }
+        if sent > 0 {
+            self.counters.add_packets(sent, bytes);
+        }
+        if bad > 0 {
+            self.counters.add_errors(bad);
+        }
+        if take < offered {
+            self.counters.add_full(1);
+        }
+        take
+    }
+
+    fn counters(&self) -> &Arc<QueueCounters> {
+        &self.counters
+    }
+}
+
+impl<R: VirtioRegs> Drop for VirtioTxQueue<R> {
+    fn drop(&mut self) {
+        self.reclaim();
+        self.shared.park(&mut self.vq);
+    }
+}

@@ -1,0 +1,451 @@
+//! The modern virtio PCI transport (virtio 1.2 §4.1, REFERENCE B1–B3): the register blocks
+//! the vendor capabilities point at, the reset and status handshake, feature negotiation,
+//! queue set-up and notification.
+//!
+//! This is control path: it may allocate, sleep in bounded waits and format errors. The only
+//! hot-path piece is [`Notifier`], one 16-bit store.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sluice_mempool::Iova;
+
+use super::{feature, status};
+use crate::error::Error;
+use crate::mmio::MmioRegion;
+use crate::pci::caps::{VirtioCfgType, VirtioPciCap};
+
+/// Common configuration offsets (virtio 1.2 §4.1.4.3, REFERENCE B2).
+pub mod common {
+    /// Selects which 32 bits `DEVICE_FEATURE` shows (le32).
+    pub const DEVICE_FEATURE_SELECT: usize = 0x00;
+    /// 32 bits of the device's features (le32, read-only).
+    pub const DEVICE_FEATURE: usize = 0x04;
+    /// Selects which 32 bits `DRIVER_FEATURE` takes (le32).
+    pub const DRIVER_FEATURE_SELECT: usize = 0x08;
+    /// 32 bits of the features the driver accepts (le32).
+    pub const DRIVER_FEATURE: usize = 0x0C;
+    /// MSI-X vector for configuration changes (le16; 0xFFFF = none).
+    pub const CONFIG_MSIX_VECTOR: usize = 0x10;
+    /// Number of queues the device has (le16).
+    pub const NUM_QUEUES: usize = 0x12;
+    /// Device status (u8, REFERENCE B3).
+    pub const DEVICE_STATUS: usize = 0x14;
+    /// Changes whenever the device configuration does (u8).
+    pub const CONFIG_GENERATION: usize = 0x15;
+    /// Selects the queue the fields below refer to (le16).
+    pub const QUEUE_SELECT: usize = 0x16;
+    /// Queue size: the device's maximum on read, 0 if absent (le16).
+    pub const QUEUE_SIZE: usize = 0x18;
+    /// MSI-X vector of the queue (le16; 0xFFFF = none).
+    pub const QUEUE_MSIX_VECTOR: usize = 0x1A;
+    /// 1 once the queue is set up; never write 0 (le16).
+    pub const QUEUE_ENABLE: usize = 0x1C;
+    /// The queue's notify offset, in `notify_off_multiplier` units (le16).
+    pub const QUEUE_NOTIFY_OFF: usize = 0x1E;
+    /// Descriptor table IOVA (le64 as two le32, low first).
+    pub const QUEUE_DESC: usize = 0x20;
+    /// Available ring IOVA.
+    pub const QUEUE_DRIVER: usize = 0x28;
+    /// Used ring IOVA.
+    pub const QUEUE_DEVICE: usize = 0x30;
+    /// Bytes the driver needs (up to `QUEUE_DEVICE` + 8).
+    pub const LEN: usize = 0x38;
+}
+
+/// "No MSI-X vector" (virtio 1.2 §4.1.5.1.2): the driver polls.
+pub const NO_VECTOR: u16 = 0xFFFF;
+
+/// Register access at byte offsets of a BAR: the seam between the transport and the device
+/// ([`MmioRegion`] behind VFIO; the software device in tests).
+pub trait VirtioRegs: Send + Sync {
+    /// Reads 8 bits.
+    fn read8(&self, offset: usize) -> Result<u8, Error>;
+    /// Reads 16 bits (little-endian).
+    fn read16(&self, offset: usize) -> Result<u16, Error>;
+    /// Reads 32 bits (little-endian).
+    fn read32(&self, offset: usize) -> Result<u32, Error>;
+    /// Writes 8 bits.
+    fn write8(&self, offset: usize, value: u8) -> Result<(), Error>;
+    /// Writes 16 bits.
+    fn write16(&self, offset: usize, value: u16) -> Result<(), Error>;
+    /// Writes 32 bits.
+    fn write32(&self, offset: usize, value: u32) -> Result<(), Error>;
+}
+
+impl VirtioRegs for MmioRegion {
+    #[inline]
+    fn read8(&self, offset: usize) -> Result<u8, Error> {
+        MmioRegion::read8(self, offset)
+    }
+    #[inline]
+    fn read16(&self, offset: usize) -> Result<u16, Error> {
+        MmioRegion::read16(self, offset)
+    }
+    #[inline]
+    fn read32(&self, offset: usize) -> Result<u32, Error> {
+        MmioRegion::read32(self, offset)
+    }
+    #[inline]
+    fn write8(&self, offset: usize, value: u8) -> Result<(), Error> {
+        MmioRegion::write8(self, offset, value)
+    }
+    #[inline]
+    fn write16(&self, offset: usize, value: u16) -> Result<(), Error> {
+        MmioRegion::write16(self, offset, value)
+    }
+    #[inline]
+    fn write32(&self, offset: usize, value: u32) -> Result<(), Error> {
+        MmioRegion::write32(self, offset, value)
+    }
+}
+
+/// One register block: a window of a BAR as a capability described it.
+struct Block<R> {
+    regs: Arc<R>,
+    base: usize,
+    len: usize,
+}
+
+impl<R> Clone for Block<R> {
+    fn clone(&self) -> Self {
+        Self {
+            regs: self.regs.clone(),
+            base: self.base,
+            len: self.len,
+        }
+    }
+}
+
+impl<R: VirtioRegs> Block<R> {
+    fn at(&self, offset: usize, width: usize) -> Result<usize, Error> {
+        if offset + width > self.len {
+            return Err(Error::MmioBounds {
+                offset,
+                width,
+                len: self.len,
+            });
+        }
+        Ok(self.base + offset)
+    }
+    fn read8(&self, o: usize) -> Result<u8, Error> {
+        self.regs.read8(self.at(o, 1)?)
+    }
+    fn read16(&self, o: usize) -> Result<u16, Error> {
+        self.regs.read16(self.at(o, 2)?)
+    }
+    fn read32(&self, o: usize) -> Result<u32, Error> {
+        self.regs.read32(self.at(o, 4)?)
+    }
+    fn write8(&self, o: usize, v: u8) -> Result<(), Error> {
+        self.regs.write8(self.at(o, 1)?, v)
+    }
+    fn write16(&self, o: usize, v: u16) -> Result<(), Error> {
+        self.regs.write16(self.at(o, 2)?, v)
+    }
+    fn write32(&self, o: usize, v: u32) -> Result<(), Error> {
+        self.regs.write32(self.at(o, 4)?, v)
+    }
+    /// virtio 1.2 §4.1.3.1: 64-bit fields as two 32-bit accesses, low first.
+    fn write64(&self, o: usize, v: u64) -> Result<(), Error> {
+        self.write32(o, v as u32)?;
+        self.write32(o + 4, (v >> 32) as u32)
+    }
+}
+
+/// A queue's doorbell: the one register its owner writes on the hot path.
+pub struct Notifier<R> {
+    regs: Arc<R>,
+    offset: usize,
+    queue: u16,
+}
+
+impl<R: VirtioRegs> Notifier<R> {
+    /// Tells the device the queue has new buffers (virtio 1.2 §4.1.4.4: the value written is
+    /// the queue index). Bounds were checked at set-up, so this cannot fail for a mapped BAR;
+    /// an error is returned anyway rather than hidden.
+    #[inline]
+    pub fn notify(&self) -> Result<(), Error> {
+        self.regs.write16(self.offset, self.queue)
+    }
+}
+
+impl<R> core::fmt::Debug for Notifier<R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Notifier")
+            .field("queue", &self.queue)
+            .field("offset", &format_args!("{:#x}", self.offset))
+            .finish()
+    }
+}
+
+/// The transport of one device: its common, notify, ISR and device-specific blocks.
+pub struct Transport<R> {
+    device: String,
+    common: Block<R>,
+    notify: Block<R>,
+    notify_mult: u32,
+    device_cfg: Option<Block<R>>,
+    timeout: Duration,
+}
+
+impl<R> core::fmt::Debug for Transport<R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Transport")
+            .field("device", &self.device)
+            .field("notify_off_multiplier", &self.notify_mult)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: VirtioRegs> Transport<R> {
+    /// Finds the common, notify and device blocks among `caps` (the first of each type whose
+    /// BAR is valid, as virtio 1.2 §4.1.4 asks), mapping BARs with `map_bar` (called once per
+    /// distinct BAR). `device` names it in errors; `timeout` bounds every wait.
+    ///
+    /// # Errors
+    /// [`Error::VirtioNoCap`] if the common or notify block is missing; what `map_bar` returns.
+    pub fn new(
+        device: String,
+        caps: &[VirtioPciCap],
+        mut map_bar: impl FnMut(u8) -> Result<Arc<R>, Error>,
+        timeout: Duration,
+    ) -> Result<Self, Error> {
+        let mut mapped: Vec<(u8, Arc<R>)> = Vec::new();
+        // A block and, for the notify block, its multiplier.
+        type Found<R> = Option<(Block<R>, Option<u32>)>;
+        let mut block = |ty: VirtioCfgType| -> Result<Found<R>, Error> {
+            let Some(cap) = caps.iter().find(|c| c.cfg_type == ty && c.bar <= 5) else {
+                return Ok(None);
+            };
+            let regs = match mapped.iter().find(|(b, _)| *b == cap.bar) {
+                Some((_, r)) => r.clone(),
+                None => {
+                    let r = map_bar(cap.bar)?;
+                    mapped.push((cap.bar, r.clone()));
+                    r
+                }
+            };
+            Ok(Some((
+                Block {
+                    regs,
+                    base: cap.offset as usize,
+                    len: cap.length as usize,
+                },
+                cap.notify_off_multiplier,
+            )))
+        };
+        let missing = |cap| Error::VirtioNoCap {
+            device: device.clone(),
+            cap,
+        };
+        let (common, _) = block(VirtioCfgType::Common)?.ok_or_else(|| missing("common"))?;
+        let (notify, mult) = block(VirtioCfgType::Notify)?.ok_or_else(|| missing("notify"))?;
+        let notify_mult = mult.unwrap_or(0);
+        let device_cfg = block(VirtioCfgType::Device)?.map(|(b, _)| b);
+        if common.len < common::LEN {
+            return Err(missing("common (shorter than 0x38 bytes)"));
+        }
+        Ok(Self {
+            device,
+            common,
+            notify,
+            notify_mult,
+            device_cfg,
+            timeout,
+        })
+    }
+
+    /// The name used in errors.
+    pub fn device(&self) -> &str {
+        &self.device
+    }
+
+    /// The device status register.
+    pub fn status(&self) -> Result<u8, Error> {
+        self.common.read8(common::DEVICE_STATUS)
+    }
+
+    fn add_status(&self, bits: u8) -> Result<(), Error> {
+        let s = self.status()?;
+        self.common.write8(common::DEVICE_STATUS, s | bits)
+    }
+
+    /// Writes FAILED (the driver gives up on the device).
+    pub fn fail(&self) -> Result<(), Error> {
+        self.add_status(status::FAILED)
+    }
+
+    /// Resets the device (virtio 1.2 §4.1.4.3.2): writes 0 and waits, bounded, until status
+    /// reads 0. Afterwards the device touches no queue memory.
+    ///
+    /// # Errors
+    /// [`Error::VirtioTimeout`] naming `device_status` and its last value.
+    pub fn reset(&self) -> Result<(), Error> {
+        self.common.write8(common::DEVICE_STATUS, 0)?;
+        let start = Instant::now();
+        loop {
+            let s = self.status()?;
+            if s == 0 {
+                return Ok(());
+            }
+            if start.elapsed() >= self.timeout {
+                return Err(Error::VirtioTimeout {
+                    device: self.device.clone(),
+                    register: "device_status (waiting for 0 after a reset)",
+                    value: u32::from(s),
+                    waited_ms: start.elapsed().as_millis() as u64,
+                });
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+
+    /// The device's feature bits (both halves).
+    pub fn device_features(&self) -> Result<u64, Error> {
+        let mut f = 0u64;
+        for half in 0..2u32 {
+            self.common.write32(common::DEVICE_FEATURE_SELECT, half)?;
+            f |= u64::from(self.common.read32(common::DEVICE_FEATURE)?) << (32 * half);
+        }
+        Ok(f)
+    }
+
+    /// Steps 1–4 of REFERENCE B3: reset, ACKNOWLEDGE, DRIVER, then accepts `offered &
+    /// wanted` (plus ACCESS_PLATFORM whenever offered: behind an IOMMU the device refuses
+    /// FEATURES_OK without it), sets FEATURES_OK and reads it back. Returns the accepted set.
+    ///
+    /// # Errors
+    /// [`Error::VirtioFeatureMissing`] naming the bits of `required` the device does not
+    /// offer; [`Error::VirtioFeaturesRefused`] if FEATURES_OK did not stick. Both after
+    /// writing FAILED.
+    pub fn negotiate(&self, wanted: u64, required: u64) -> Result<u64, Error> {
+        self.reset()?;
+        self.add_status(status::ACKNOWLEDGE)?;
+        self.add_status(status::DRIVER)?;
+        let offered = self.device_features()?;
+        let missing = required & !offered;
+        if missing != 0 {
+            let _ = self.fail();
+            return Err(Error::VirtioFeatureMissing {
+                device: self.device.clone(),
+                missing: feature::names(missing),
+                offered,
+            });
+        }
+        let accepted = offered & (wanted | required | feature::ACCESS_PLATFORM);
+        for half in 0..2u32 {
+            self.common.write32(common::DRIVER_FEATURE_SELECT, half)?;
+            self.common
+                .write32(common::DRIVER_FEATURE, (accepted >> (32 * half)) as u32)?;
+        }
+        self.add_status(status::FEATURES_OK)?;
+        let s = self.status()?;
+        if s & status::FEATURES_OK == 0 {
+            let _ = self.fail();
+            return Err(Error::VirtioFeaturesRefused {
+                device: self.device.clone(),
+                features: feature::names(accepted),
+                status: s,
+            });
+        }
+        // No config-change interrupts: the driver polls.
+        self.common.write16(common::CONFIG_MSIX_VECTOR, NO_VECTOR)?;
+        Ok(accepted)
+    }
+
+    /// How many queues the device has.
+    pub fn num_queues(&self) -> Result<u16, Error> {
+        self.common.read16(common::NUM_QUEUES)
+    }
+
+    /// The largest size queue `index` may have (0 if absent).
+    pub fn queue_max_size(&self, index: u16) -> Result<u16, Error> {
+        self.common.write16(common::QUEUE_SELECT, index)?;
+        self.common.read16(common::QUEUE_SIZE)
+    }
+
+    /// Step 5 of REFERENCE B3 for queue `index`: size, ring addresses, no MSI-X vector,
+    /// enable. Returns its notifier.
+    ///
+    /// # Errors
+    /// [`Error::VirtioQueue`] when the notify offset falls outside the notify block.
+    pub fn enable_queue(
+        &self,
+        index: u16,
+        size: u16,
+        (desc, avail, used): (Iova, Iova, Iova),
+    ) -> Result<Notifier<R>, Error> {
+        let c = &self.common;
+        c.write16(common::QUEUE_SELECT, index)?;
+        c.write16(common::QUEUE_SIZE, size)?;
+        c.write16(common::QUEUE_MSIX_VECTOR, NO_VECTOR)?;
+        c.write64(common::QUEUE_DESC, desc.as_u64())?;
+        c.write64(common::QUEUE_DRIVER, avail.as_u64())?;
+        c.write64(common::QUEUE_DEVICE, used.as_u64())?;
+        let off = usize::from(c.read16(common::QUEUE_NOTIFY_OFF)?) * self.notify_mult as usize;
+        if off + 2 > self.notify.len {
+            return Err(Error::VirtioQueue {
+                device: self.device.clone(),
+                queue: index,
+                why: format!(
+                    "notify offset {off:#x} outside the {:#x}-byte notify block",
+                    self.notify.len
+                ),
+            });
+        }
+        c.write16(common::QUEUE_ENABLE, 1)?;
+        Ok(Notifier {
+            regs: self.notify.regs.clone(),
+            offset: self.notify.base + off,
+            queue: index,
+        })
+    }
+
+    /// Sets DRIVER_OK (step 6, after the receive rings are filled).
+    pub fn driver_ok(&self) -> Result<(), Error> {
+        self.add_status(status::DRIVER_OK)
+    }
+
+    /// Reads device configuration with `f`, retrying while `config_generation` changes
+    /// (virtio 1.2 §2.5), bounded.
+    ///
+    /// # Errors
+    /// [`Error::VirtioNoCap`] without a device block; [`Error::VirtioTimeout`] if the
+    /// generation never settles.
+    pub fn read_config<T>(
+        &self,
+        mut f: impl FnMut(&dyn Fn(usize) -> Result<u8, Error>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let Some(dev) = &self.device_cfg else {
+            return Err(Error::VirtioNoCap {
+                device: self.device.clone(),
+                cap: "device",
+            });
+        };
+        for _ in 0..64 {
+            let before = self.common.read8(common::CONFIG_GENERATION)?;
+            let v = f(&|o| dev.read8(o))?;
+            if self.common.read8(common::CONFIG_GENERATION)? == before {
+                return Ok(v);
+            }
+        }
+        Err(Error::VirtioTimeout {
+            device: self.device.clone(),
+            register: "config_generation (changing across every config read)",
+            value: u32::from(self.common.read8(common::CONFIG_GENERATION)?),
+            waited_ms: 0,
+        })
+    }
+
+    /// A 16-bit device-config field, read as one access (virtio 1.2 §4.1.3.1).
+    pub fn config16(&self, offset: usize) -> Result<u16, Error> {
+        let Some(dev) = &self.device_cfg else {
+            return Err(Error::VirtioNoCap {
+                device: self.device.clone(),
+                cap: "device",
+            });
+        };
+        dev.read16(offset)
+    }
+}

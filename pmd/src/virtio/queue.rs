@@ -1,0 +1,411 @@
+//! [`SplitQueue`]: one split virtqueue (virtio 1.2 §2.7, REFERENCE B5/B6) in [`RingMemory`],
+//! with the driver's own shadow of every chain it posted.
+//!
+//! The driver writes descriptors and available-ring slots as it adds chains, and publishes
+//! the available index once per burst ([`SplitQueue::publish`]), which also says whether the
+//! device asked to be notified. It reaps the used ring with [`SplitQueue::pop_used`]: the
+//! used index is loaded with `Acquire` (the read barrier of B6) and every entry is checked
+//! against the shadow before anything is followed:
+//!
+//! - an id that is out of range, or not the head of a chain in flight → [`Used::BadId`];
+//! - a length larger than the writable bytes posted → [`Used::BadLen`], with the token, so
+//!   the caller recovers the buffer without reading it;
+//! - a used index more than the queue size ahead of what was reaped → the queue is
+//!   [`broken`](SplitQueue::is_broken) and returns nothing more.
+//!
+//! No allocation after construction: the free list and shadow are sized once.
+
+use std::sync::Arc;
+use std::sync::atomic::{Ordering, fence};
+
+use sluice_mempool::Iova;
+
+use super::dma::RingMemory;
+
+/// Descriptor flag: the chain continues in `next`.
+pub const DESC_F_NEXT: u16 = 1;
+/// Descriptor flag: the device writes this buffer (otherwise it reads it).
+pub const DESC_F_WRITE: u16 = 2;
+/// Available-ring flag: the driver wants no interrupts.
+pub const AVAIL_F_NO_INTERRUPT: u16 = 1;
+/// Used-ring flag: the device wants no notifications.
+pub const USED_F_NO_NOTIFY: u16 = 1;
+/// The largest split queue (virtio 1.2 §2.7).
+pub const MAX_QUEUE_SIZE: u16 = 32768;
+
+/// Byte offsets of the three parts of a split ring of `size` entries in one region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingLayout {
+    /// Entries (a power of two).
+    pub size: u16,
+    /// Descriptor table (16-byte aligned, 16 bytes per entry).
+    pub desc: usize,
+    /// Available ring (2-byte aligned: flags, idx, ring\[size\], used_event).
+    pub avail: usize,
+    /// Used ring (4-byte aligned: flags, idx, {id, len}\[size\], avail_event).
+    pub used: usize,
+    /// Total bytes.
+    pub len: usize,
+}
+
+impl RingLayout {
+    /// The layout for `size` entries, or `None` unless `size` is a power of two ≤ 32768.
+    pub fn new(size: u16) -> Option<Self> {
+        if !size.is_power_of_two() || size > MAX_QUEUE_SIZE {
+            return None;
+        }
+        let q = usize::from(size);
+        let avail = 16 * q;
+        // The used ring starts 4-byte aligned after `used_event`; the driver-written and
+        // device-written parts are on separate cache lines (64-byte alignment).
+        let used = (avail + 6 + 2 * q).next_multiple_of(64);
+        let len = used + 6 + 8 * q;
+        Some(Self {
+            size,
+            desc: 0,
+            avail,
+            used,
+            len,
+        })
+    }
+
+    fn avail_ring(&self, slot: u16) -> usize {
+        self.avail + 4 + 2 * usize::from(slot)
+    }
+
+    /// Offset of `used_event` (the driver's interrupt threshold, unused while polling).
+    pub fn used_event(&self) -> usize {
+        self.avail + 4 + 2 * usize::from(self.size)
+    }
+
+    fn used_elem(&self, slot: u16) -> usize {
+        self.used + 4 + 8 * usize::from(slot)
+    }
+
+    /// Offset of `avail_event` (the device's notification threshold).
+    pub fn avail_event(&self) -> usize {
+        self.used + 4 + 8 * usize::from(self.size)
+    }
+}
+
+/// One buffer of a chain to post.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    /// Where it is, for the device.
+    pub iova: Iova,
+    /// Its length (non-zero: QEMU rejects zero-sized buffers).
+    pub len: u32,
+    /// Whether the device writes it.
+    pub writable: bool,
+}
+
+/// What a used entry turned out to be.
+#[derive(Debug)]
+pub enum Used<T> {
+    /// A chain came back: its token and the bytes the device wrote.
+    Done(T, u32),
+    /// A chain came back with a length larger than its writable buffers: a device fault.
+    /// The token is returned so that its buffer can be recovered (not read).
+    BadLen(T, u32),
+    /// An id out of range or not the head of a chain in flight: a device fault; nothing
+    /// was taken.
+    BadId(u32),
+}
+
+/// A device fault found in the used ring (for counters and tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UsedFault {
+    /// Used id out of range or not in flight.
+    BadId(u32),
+    /// Used length larger than the buffer posted.
+    BadLen(u32),
+    /// Used index more than the queue size ahead of the driver.
+    IndexJump {
+        /// What the driver had reaped up to.
+        last: u16,
+        /// What the device wrote.
+        device: u16,
+    },
+}
+
+struct InFlight<T> {
+    token: T,
+    /// Writable bytes in the chain: the most the device may report.
+    writable: u32,
+    /// Descriptors in the chain (freed by following `next` in the shadow).
+    descs: u16,
+}
+
+/// A split virtqueue: ring memory plus the driver's shadow of it.
+pub struct SplitQueue<T> {
+    mem: Arc<RingMemory>,
+    layout: RingLayout,
+    mask: u16,
+    /// Free descriptor ids (a stack; capacity `size`).
+    free: Vec<u16>,
+    /// The driver's copy of each descriptor's `next` (never read back from the device).
+    next: Vec<u16>,
+    /// In-flight chains by head id.
+    shadow: Vec<Option<InFlight<T>>>,
+    /// The next available index to write (shadow of `avail.idx` plus unpublished slots).
+    avail_idx: u16,
+    /// The available index the device last saw.
+    published: u16,
+    /// The next used index to reap.
+    last_used: u16,
+    /// The used index last read from the device (entries up to it are valid to read).
+    seen_used: u16,
+    event_idx: bool,
+    broken: bool,
+}
+
+impl<T> core::fmt::Debug for SplitQueue<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SplitQueue")
+            .field("size", &self.layout.size)
+            .field("in_flight", &self.in_flight())
+            .field("avail_idx", &self.avail_idx)
+            .field("last_used", &self.last_used)
+            .field("broken", &self.broken)
+            .finish()
+    }
+}
+
+impl<T> SplitQueue<T> {
+    /// A queue over `mem` (at least `layout.len` bytes, zeroed), with interrupts suppressed.
+    ///
+    /// # Panics
+    /// If `mem` is shorter than the layout (a driver bug).
+    pub fn new(mem: Arc<RingMemory>, layout: RingLayout, event_idx: bool) -> Self {
+        assert!(
+            mem.len() >= layout.len,
+            "ring memory shorter than its layout"
+        );
+        let size = layout.size;
+        // Polling: no interrupts (B6). With EVENT_IDX the device ignores this flag and looks
+        // at `used_event`; the queue's MSI-X vector is left at NO_VECTOR, so nothing is
+        // raised either way.
+        mem.store_u16(layout.avail, AVAIL_F_NO_INTERRUPT, Ordering::Relaxed);
+        Self {
+            mem,
+            layout,
+            mask: size - 1,
+            free: (0..size).rev().collect(),
+            next: vec![0; usize::from(size)],
+            shadow: (0..size).map(|_| None).collect(),
+            avail_idx: 0,
+            published: 0,
+            last_used: 0,
+            seen_used: 0,
+            event_idx,
+            broken: false,
+        }
+    }
+
+    /// Entries.
+    pub fn size(&self) -> u16 {
+        self.layout.size
+    }
+
+    /// The ring's layout.
+    pub fn layout(&self) -> RingLayout {
+        self.layout
+    }
+
+    /// IOVAs of the descriptor table, available ring and used ring (for queue set-up).
+    pub fn iovas(&self) -> (Iova, Iova, Iova) {
+        (
+            self.mem.iova(self.layout.desc),
+            self.mem.iova(self.layout.avail),
+            self.mem.iova(self.layout.used),
+        )
+    }
+
+    /// Free descriptors.
+    #[inline]
+    pub fn free_descs(&self) -> usize {
+        self.free.len()
+    }
+
+    /// Descriptors in the device's hands (or posted and not yet published).
+    #[inline]
+    pub fn in_flight(&self) -> usize {
+        usize::from(self.layout.size) - self.free.len()
+    }
+
+    /// Whether a device fault stopped the queue.
+    #[inline]
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Adds a chain of `segs` (readable ones first) carrying `token`; it becomes visible to
+    /// the device at the next [`publish`](Self::publish). Gives the token back if the chain
+    /// does not fit, is empty, or the queue is broken.
+    #[inline]
+    pub fn add(&mut self, segs: &[Segment], token: T) -> Result<(), T> {
+        if segs.is_empty() || segs.len() > self.free.len() || self.broken {
+            return Err(token);
+        }
+        let mut writable = 0u32;
+        let mut head = 0u16;
+        // The previous descriptor and its flags: it gets NEXT once its successor is known.
+        let mut prev: Option<(u16, u16)> = None;
+        for (i, s) in segs.iter().enumerate() {
+            // `segs.len() <= free.len()` was checked, so the pop cannot fail.
+            let Some(id) = self.free.pop() else {
+                return Err(token);
+            };
+            if i == 0 {
+                head = id;
+            }
+            if let Some((p, flags)) = prev {
+                self.next[usize::from(p)] = id;
+                let at = self.layout.desc + 16 * usize::from(p);
+                self.mem
+                    .store_u16(at + 12, flags | DESC_F_NEXT, Ordering::Relaxed);
+                self.mem.store_u16(at + 14, id, Ordering::Relaxed);
+            }
+            let mut flags = 0;
+            if s.writable {
+                flags |= DESC_F_WRITE;
+                writable = writable.saturating_add(s.len);
+            }
+            let at = self.layout.desc + 16 * usize::from(id);
+            self.mem.store_u64(at, s.iova.as_u64(), Ordering::Relaxed);
+            self.mem.store_u32(at + 8, s.len, Ordering::Relaxed);
+            self.mem.store_u16(at + 12, flags, Ordering::Relaxed);
+            self.mem.store_u16(at + 14, 0, Ordering::Relaxed);
+            prev = Some((id, flags));
+        }
+        self.shadow[usize::from(head)] = Some(InFlight {
+            token,
+            writable,
+            descs: segs.len() as u16,
+        });
+        let slot = self.avail_idx & self.mask;
+        self.mem
+            .store_u16(self.layout.avail_ring(slot), head, Ordering::Relaxed);
+        self.avail_idx = self.avail_idx.wrapping_add(1);
+        Ok(())
+    }
+
+    /// Makes every chain added since the last call visible to the device and says whether
+    /// it asked to be notified (B6). Returns false when there was nothing to publish.
+    #[inline]
+    pub fn publish(&mut self) -> bool {
+        let (old, new) = (self.published, self.avail_idx);
+        if old == new {
+            return false;
+        }
+        // B6 step 2: the descriptors and ring slots written above must be visible before
+        // the index that hands them over (Linux `virtio_wmb`; the Release store is that
+        // write barrier).
+        self.mem
+            .store_u16(self.layout.avail + 2, new, Ordering::Release);
+        self.published = new;
+        // B6 step 4: a full barrier between publishing the index and reading the device's
+        // suppression state, or the device could miss the new entries while we read a stale
+        // "no notify" (Linux `virtio_mb` in `virtqueue_kick_prepare_split`).
+        fence(Ordering::SeqCst);
+        if self.event_idx {
+            let event = self
+                .mem
+                .load_u16(self.layout.avail_event(), Ordering::Relaxed);
+            // vring_need_event: notify if `event` lies in (old, new].
+            new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
+        } else {
+            self.mem.load_u16(self.layout.used, Ordering::Relaxed) & USED_F_NO_NOTIFY == 0
+        }
+    }
+
+    /// Whether chains were added and not yet published.
+    pub fn has_unpublished(&self) -> bool {
+        self.avail_idx != self.published
+    }
+
+    /// Loads the device's used index (`Acquire`: B6's read barrier before the entries) and
+    /// returns how many entries are ready, or the fault if the index jumped by more than
+    /// the queue size (the queue is then broken).
+    #[inline]
+    pub fn used_ready(&mut self) -> Result<u16, UsedFault> {
+        if self.broken {
+            return Ok(0);
+        }
+        let device = self.mem.load_u16(self.layout.used + 2, Ordering::Acquire);
+        let ready = device.wrapping_sub(self.last_used);
+        // virtio-queue's check: a device cannot have returned more than a ring's worth.
+        // Fewer bogus entries are each caught by the shadow in `pop_used`.
+        if ready > self.layout.size {
+            self.broken = true;
+            return Err(UsedFault::IndexJump {
+                last: self.last_used,
+                device,
+            });
+        }
+        self.seen_used = device;
+        Ok(ready)
+    }
+
+    /// Takes the next used entry among those [`used_ready`](Self::used_ready) counted.
+    #[inline]
+    pub fn pop_used(&mut self) -> Option<Used<T>> {
+        if self.broken || self.last_used == self.seen_used {
+            return None;
+        }
+        let at = self.layout.used_elem(self.last_used & self.mask);
+        self.last_used = self.last_used.wrapping_add(1);
+        let id = self.mem.load_u32(at, Ordering::Relaxed);
+        let len = self.mem.load_u32(at + 4, Ordering::Relaxed);
+        let Some(entry) = usize::try_from(id)
+            .ok()
+            .and_then(|i| self.shadow.get_mut(i))
+            .and_then(Option::take)
+        else {
+            return Some(Used::BadId(id));
+        };
+        // Free the chain by the driver's own `next` links, never the device's.
+        let mut d = id as u16;
+        for _ in 0..entry.descs {
+            self.free.push(d);
+            d = self.next[usize::from(d)];
+        }
+        if len > entry.writable {
+            return Some(Used::BadLen(entry.token, len));
+        }
+        Some(Used::Done(entry.token, len))
+    }
+
+    /// Takes every in-flight token back (after the device was reset, or to park them until
+    /// it is), and forgets the ring's state. The queue must be set up again before use.
+    pub fn take_all(&mut self) -> impl Iterator<Item = T> + '_ {
+        self.free = (0..self.layout.size).rev().collect();
+        self.shadow
+            .iter_mut()
+            .filter_map(|s| s.take().map(|f| f.token))
+    }
+
+    /// The ring memory (to keep it alive until the device is reset).
+    pub fn memory(&self) -> Arc<RingMemory> {
+        self.mem.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_matches_the_spec_sizes() {
+        let l = RingLayout::new(256).unwrap();
+        assert_eq!(l.avail, 4096);
+        assert_eq!(l.used % 4, 0);
+        assert!(l.used >= l.avail + 6 + 512);
+        assert_eq!(l.len, l.used + 6 + 8 * 256);
+        assert_eq!(l.used_event(), l.avail + 4 + 512);
+        assert_eq!(l.avail_event(), l.used + 4 + 2048);
+        assert!(RingLayout::new(100).is_none());
+        assert!(RingLayout::new(0).is_none());
+        assert!(RingLayout::new(32768).is_some());
+    }
+}

@@ -1,0 +1,189 @@
+//! Bring-up: the handshake, feature negotiation, errors naming what is wrong, shutdown.
+
+use super::*;
+use crate::net::{LinkStatus, NetPort};
+use crate::virtio::{feature, status};
+
+#[test]
+fn handshake_accepts_the_poll_mode_set_and_reports_mac_and_link() {
+    let pool = pool(1024);
+    let (dev, mut port) = open(ModelConfig::default(), &cfg(64), &pool);
+    let want = feature::VERSION_1
+        | feature::MAC
+        | feature::STATUS
+        | feature::CTRL_VQ
+        | feature::CTRL_RX
+        | feature::MRG_RXBUF
+        | feature::EVENT_IDX
+        | feature::MQ;
+    assert_eq!(port.features(), want);
+    assert_eq!(dev.driver_features(), want);
+    let s = dev.status();
+    assert_eq!(
+        s,
+        status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK | status::DRIVER_OK
+    );
+    assert_eq!(port.info().mac.0, [0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+    assert_eq!(port.info().driver, "virtio");
+    assert_eq!(port.link(), LinkStatus::Up { speed_mbps: None });
+    dev.set_link(false);
+    assert_eq!(port.link(), LinkStatus::Down);
+    assert_eq!(dev.rx_mode(), (true, false));
+    port.set_promiscuous(false).unwrap();
+    port.set_all_multicast(true).unwrap();
+    assert_eq!(dev.rx_mode(), (false, true));
+    drop(port);
+    assert_eq!(dev.status(), 0, "shutdown resets the device");
+    assert_eq!(pool.available(), 1024, "every posted buffer is back");
+}
+
+#[test]
+fn a_device_without_version_1_is_an_error_naming_it() {
+    let pool = pool(256);
+    let mc = ModelConfig {
+        features: feature::MAC | feature::STATUS,
+        ..ModelConfig::default()
+    };
+    let (dev, r) = try_open(mc, &cfg(64), &pool);
+    let e = r.unwrap_err();
+    assert!(matches!(e, Error::VirtioFeatureMissing { .. }), "{e}");
+    assert!(e.to_string().contains("VERSION_1"), "{e}");
+    assert!(dev.status() & status::FAILED != 0, "FAILED written");
+}
+
+#[test]
+fn access_platform_is_accepted_whenever_offered() {
+    let pool = pool(256);
+    let mc = ModelConfig {
+        features: ModelConfig::default().features | feature::ACCESS_PLATFORM,
+        insists_on: feature::ACCESS_PLATFORM,
+        ..ModelConfig::default()
+    };
+    let mut c = cfg(64);
+    c.features = feature::VERSION_1; // even when not asked for
+    let (dev, port) = open(mc, &c, &pool);
+    assert!(dev.driver_features() & feature::ACCESS_PLATFORM != 0);
+    assert!(port.features() & feature::ACCESS_PLATFORM != 0);
+}
+
+#[test]
+fn a_refused_feature_set_fails_with_the_features_named() {
+    let pool = pool(256);
+    let ring_packed = 1u64 << 34;
+    let mc = ModelConfig {
+        features: ModelConfig::default().features | ring_packed,
+        insists_on: ring_packed,
+        ..ModelConfig::default()
+    };
+    let (dev, r) = try_open(mc, &cfg(64), &pool);
+    let e = r.unwrap_err();
+    assert!(matches!(e, Error::VirtioFeaturesRefused { .. }), "{e}");
+    assert!(e.to_string().contains("VERSION_1"), "{e}");
+    assert!(dev.status() & status::FAILED != 0);
+    assert_eq!(pool.available(), 256);
+}
+
+#[test]
+fn a_reset_that_never_completes_times_out_naming_the_register() {
+    let pool = pool(256);
+    let mc = ModelConfig {
+        stuck_reset: true,
+        ..ModelConfig::default()
+    };
+    let (_dev, r) = try_open(mc, &cfg(64), &pool);
+    let e = r.unwrap_err();
+    assert!(matches!(e, Error::VirtioTimeout { value: 1, .. }), "{e}");
+    assert!(
+        e.to_string().contains("device_status (waiting for 0"),
+        "{e}"
+    );
+}
+
+#[test]
+fn more_queue_pairs_than_the_device_has_is_an_error() {
+    let pool = pool(1024);
+    let mut c = cfg(64);
+    c.queues = 8;
+    let (dev, r) = try_open(ModelConfig::default(), &c, &pool);
+    let e = r.unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("8 queue pairs asked for; the device has 4"),
+        "{e}"
+    );
+    assert_eq!(dev.status(), 0, "reset on the error path");
+    let mc = ModelConfig {
+        features: ModelConfig::default().features & !feature::MQ,
+        ..ModelConfig::default()
+    };
+    c.queues = 2;
+    let (_dev, r) = try_open(mc, &c, &pool);
+    assert!(r.unwrap_err().to_string().contains("MQ not offered"));
+    assert_eq!(pool.available(), 1024);
+}
+
+#[test]
+fn queue_size_is_capped_at_the_device_maximum() {
+    let pool = pool(2048);
+    let mc = ModelConfig {
+        queue_max: 128,
+        ..ModelConfig::default()
+    };
+    let (_dev, mut port) = open(mc, &cfg(1024), &pool);
+    let q = port.take_queues().unwrap();
+    assert_eq!(q.rx[0].posted(), 128);
+}
+
+#[test]
+fn a_refused_control_command_is_an_error_naming_class_and_command() {
+    let pool = pool(256);
+    // CTRL_RX not offered: the port has a control queue, but the device answers ERR.
+    let mc = ModelConfig {
+        features: ModelConfig::default().features & !feature::CTRL_RX,
+        ..ModelConfig::default()
+    };
+    let (_dev, mut port) = open(mc, &cfg(64), &pool);
+    let e = port.set_promiscuous(false).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "virtio model: control command class 0 command 0: ack 0x01 (1 = error)"
+    );
+    // Without CTRL_VQ there is no control queue at all.
+    let mc = ModelConfig {
+        features: feature::VERSION_1 | feature::MAC,
+        ..ModelConfig::default()
+    };
+    let (_dev, mut port) = open(mc, &cfg(64), &pool);
+    assert!(
+        port.set_all_multicast(true)
+            .unwrap_err()
+            .to_string()
+            .contains("CTRL_VQ was not negotiated")
+    );
+}
+
+#[test]
+fn virtio_errors_name_the_device_and_keep_their_source() {
+    use std::error::Error as _;
+    let e = Error::VirtioFeatureMissing {
+        device: "0000:00:02.0".into(),
+        missing: feature::names(feature::VERSION_1 | 1 << 40),
+        offered: 0x30bf_8024,
+    };
+    assert_eq!(
+        e.to_string(),
+        "virtio 0000:00:02.0: required feature(s) VERSION_1|bit 40 not offered (device offers \
+         0x0000000030bf8024)"
+    );
+    let e = Error::VirtioDma {
+        what: "0000:00:02.0 queue 1".into(),
+        len: 8192,
+        source: Box::new(sluice_mempool::Error::Mmap {
+            page: sluice_mempool::PageSize::Size4K,
+            bytes: 8192,
+            source: std::io::Error::from_raw_os_error(libc::ENOMEM),
+        }),
+    };
+    assert!(e.source().is_some());
+    assert!(e.to_string().contains("for 0000:00:02.0 queue 1"), "{e}");
+}

@@ -1,0 +1,73 @@
+//! The driver against the software device (`model`): bring-up, datapath, faults.
+
+mod bringup;
+mod datapath;
+mod faults;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_mempool::{HugePagePolicy, IdentityMapper, PageSize, PktPool, PktPoolConfig};
+
+use super::model::{ModelConfig, SoftVirtioNet};
+use super::{Transport, VirtioConfig, VirtioPort};
+use crate::error::Error;
+
+type Port = VirtioPort<SoftVirtioNet>;
+
+fn pool(n: u32) -> PktPool {
+    let mut c = PktPoolConfig::new("virtio-test", n);
+    c.page_size = PageSize::Size4K;
+    c.huge_pages = HugePagePolicy::Never;
+    c.cache_size = 0;
+    PktPool::new(&c, Arc::new(IdentityMapper)).unwrap()
+}
+
+fn cfg(size: u16) -> VirtioConfig {
+    VirtioConfig {
+        name: "vt".into(),
+        port_id: 7,
+        rx_descriptors: size,
+        tx_descriptors: size,
+        timeout: Duration::from_millis(100),
+        dma_page: PageSize::Size4K,
+        huge_pages: HugePagePolicy::Never,
+        ..VirtioConfig::default()
+    }
+}
+
+fn try_open(
+    mc: ModelConfig,
+    c: &VirtioConfig,
+    pool: &PktPool,
+) -> (Arc<SoftVirtioNet>, Result<Port, Error>) {
+    let dev = SoftVirtioNet::new(mc);
+    let d = dev.clone();
+    let port = Transport::new(
+        "model".into(),
+        &dev.caps(),
+        move |_| Ok(d.clone()),
+        c.timeout,
+    )
+    .and_then(|t| VirtioPort::with_transport(t, c, pool, Arc::new(IdentityMapper)));
+    (dev, port)
+}
+
+fn open(mc: ModelConfig, c: &VirtioConfig, pool: &PktPool) -> (Arc<SoftVirtioNet>, Port) {
+    let (dev, port) = try_open(mc, c, pool);
+    (dev, port.unwrap())
+}
+
+fn loopback() -> ModelConfig {
+    ModelConfig {
+        loopback: true,
+        ..ModelConfig::default()
+    }
+}
+
+/// A frame of `len` bytes that carries `seq` and a pattern derived from it.
+fn frame(seq: u32, len: usize) -> Vec<u8> {
+    let mut f: Vec<u8> = (0..len).map(|i| (i as u32 ^ seq) as u8).collect();
+    f[..4].copy_from_slice(&seq.to_be_bytes());
+    f
+}
