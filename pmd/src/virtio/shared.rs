@@ -124,7 +124,11 @@ pub(super) fn map_pool(
         .iter()
         .any(|&(v, l)| v <= va && va + len <= v + l)
     {
-        // Another port of this container registered it already.
+        // Another port of this container registered it already. Known limit: that port
+        // unregisters it when it closes, so a port sharing the pool that is still running
+        // then has its DMA into the pool refused by the IOMMU (QEMU marks the device
+        // NEEDS_RESET; no memory is touched). Ports of one run close together; a refcount
+        // in the container would lift this.
         return Ok(None);
     }
     let map = container

@@ -55,6 +55,9 @@ pub struct ModelConfig {
     pub no_notify: bool,
     /// The status register never reads 0 after a reset.
     pub stuck_reset: bool,
+    /// `virtio_net_hdr.flags` written with every received frame (with GUEST_CSUM:
+    /// 1 NEEDS_CSUM, 2 DATA_VALID).
+    pub rx_hdr_flags: u8,
 }
 
 impl Default for ModelConfig {
@@ -77,6 +80,7 @@ impl Default for ModelConfig {
             loopback: false,
             no_notify: false,
             stuck_reset: false,
+            rx_hdr_flags: 0,
         }
     }
 }
@@ -433,6 +437,7 @@ impl State {
                 continue;
             }
             let n = taken.len() as u16;
+            data[0] = self.cfg.rx_hdr_flags;
             data[10..12].copy_from_slice(&n.to_le_bytes());
             let mut at = 0;
             for (head, addr, len) in taken {

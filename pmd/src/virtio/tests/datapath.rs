@@ -287,3 +287,41 @@ fn a_device_polling_on_its_own_thread_moves_every_frame_in_order() {
     device.join().unwrap();
     assert_eq!(q.rx[0].counters().snapshot().errors, 0);
 }
+
+#[test]
+fn receive_checksum_flags_reach_the_metadata_only_when_negotiated() {
+    use sluice_mempool::OffloadFlags;
+    let pool = pool(512);
+    let mc = ModelConfig {
+        features: ModelConfig::default().features | feature::GUEST_CSUM,
+        rx_hdr_flags: 2, // DATA_VALID
+        ..ModelConfig::default()
+    };
+    let (dev, mut port) = open(mc.clone(), &cfg(64), &pool);
+    assert!(port.features() & feature::GUEST_CSUM != 0);
+    let mut q = port.take_queues().unwrap();
+    dev.inject(0, &frame(1, 80));
+    let mut got: Batch<PktBuf> = Batch::new();
+    assert_eq!(q.rx[0].rx_burst(&mut got), 1);
+    assert!(
+        got[0]
+            .meta()
+            .ol_flags
+            .contains(OffloadFlags::RX_L4_CSUM_GOOD)
+    );
+    assert!(
+        !got[0]
+            .meta()
+            .ol_flags
+            .contains(OffloadFlags::RX_L4_CSUM_NONE)
+    );
+    // Not negotiated: the header's flags mean nothing and are not carried.
+    let mut c = cfg(64);
+    c.features &= !feature::GUEST_CSUM;
+    let (dev, mut port) = open(mc, &c, &pool);
+    let mut q = port.take_queues().unwrap();
+    dev.inject(0, &frame(2, 80));
+    got.clear();
+    assert_eq!(q.rx[0].rx_burst(&mut got), 1);
+    assert_eq!(got[0].meta().ol_flags, OffloadFlags::default());
+}
