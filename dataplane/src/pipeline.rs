@@ -25,7 +25,7 @@ use sluice_pmd::net::{QueueCounters, RxQueue, TxQueue};
 use sluice_pmd::{Batch, PktBuf};
 
 use crate::fwd::Rewrite;
-use crate::hold::{Held, RingOutlet, TxOutlet};
+use crate::hold::{Held, Outlet, RingOutlet, TxOutlet};
 use crate::lcore::Task;
 
 /// Where a worker sends the packets of one ingress port.
@@ -70,11 +70,7 @@ impl<R: RxQueue + 'static, const N: usize> Task for RxStage<R, N> {
     }
 
     fn drain(&mut self) -> bool {
-        let mut done = true;
-        for out in &mut self.out {
-            done &= out.ready();
-        }
-        done
+        all_ready(&mut self.out)
     }
 }
 
@@ -108,15 +104,10 @@ pub struct WorkerStage<const N: usize> {
     pub(crate) work: Batch<PktBuf, N>,
 }
 
-impl<const N: usize> WorkerStage<N> {
-    #[inline]
-    fn outlets_ready(&mut self) -> bool {
-        let mut ready = true;
-        for o in &mut self.out {
-            ready &= o.ready();
-        }
-        ready
-    }
+/// Whether every outlet can take a whole burst (each gets its chance to flush: no early exit).
+#[inline]
+fn all_ready<O: Outlet, const N: usize>(outs: &mut [Held<O, N>]) -> bool {
+    outs.iter_mut().fold(true, |ready, o| o.ready() & ready)
 }
 
 impl<const N: usize> Task for WorkerStage<N> {
@@ -125,11 +116,7 @@ impl<const N: usize> Task for WorkerStage<N> {
         let mut moved = 0;
         for inlet in &mut self.inlets {
             // Take input only when every outlet can take a whole burst.
-            let mut ready = true;
-            for o in &mut self.out {
-                ready &= o.ready();
-            }
-            if !ready {
+            if !all_ready(&mut self.out) {
                 break;
             }
             let n = inlet.ring.pop_burst(&mut self.work, self.burst);
@@ -167,7 +154,7 @@ impl<const N: usize> Task for WorkerStage<N> {
     fn drain(&mut self) -> bool {
         self.poll();
         // Closed-and-empty is checked after the poll, and the outlets after that.
-        inlets_done(&mut self.inlets) && self.outlets_ready()
+        inlets_done(&mut self.inlets) && all_ready(&mut self.out)
     }
 }
 
@@ -182,27 +169,12 @@ pub struct TxStage<T: TxQueue, const N: usize> {
     pub(crate) work: Batch<PktBuf, N>,
 }
 
-impl<T: TxQueue + 'static, const N: usize> TxStage<T, N> {
-    #[inline]
-    fn outlets_ready(&mut self) -> bool {
-        let mut ready = true;
-        for o in &mut self.tx {
-            ready &= o.ready();
-        }
-        ready
-    }
-}
-
 impl<T: TxQueue + 'static, const N: usize> Task for TxStage<T, N> {
     #[inline]
     fn poll(&mut self) -> usize {
         let mut moved = 0;
         for inlet in &mut self.inlets {
-            let mut ready = true;
-            for o in &mut self.tx {
-                ready &= o.ready();
-            }
-            if !ready {
+            if !all_ready(&mut self.tx) {
                 break;
             }
             let n = inlet.ring.pop_burst(&mut self.work, self.burst);
@@ -240,6 +212,6 @@ impl<T: TxQueue + 'static, const N: usize> Task for TxStage<T, N> {
 
     fn drain(&mut self) -> bool {
         self.poll();
-        inlets_done(&mut self.inlets) && self.outlets_ready()
+        inlets_done(&mut self.inlets) && all_ready(&mut self.tx)
     }
 }
