@@ -200,6 +200,18 @@ pub struct BlockCompletion {
     pub status: Result<(), BlockError>,
 }
 
+impl BlockCompletion {
+    /// The completion of `req`, handing its buffer back.
+    pub(crate) fn of(req: BlockRequest, status: Result<(), BlockError>) -> Self {
+        Self {
+            tag: req.tag,
+            op: req.op,
+            buf: req.buf,
+            status,
+        }
+    }
+}
+
 /// Geometry and limits of what a queue reads and writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlockInfo {

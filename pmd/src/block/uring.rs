@@ -278,12 +278,7 @@ impl BlockQueue for UringQueue {
             };
             self.stats.completed += 1;
             n += 1;
-            f(BlockCompletion {
-                tag: req.tag,
-                op: req.op,
-                buf: req.buf,
-                status,
-            });
+            f(BlockCompletion::of(req, status));
         }
         Ok(n)
     }
