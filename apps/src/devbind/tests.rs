@@ -9,59 +9,9 @@ fn a(s: &str) -> PciAddr {
     s.parse().unwrap()
 }
 
-fn guest() -> FakeSysfs {
-    let f = FakeSysfs::new();
-    for d in [
-        FakeDevice {
-            addr: "00:03.0",
-            vendor: 0x1b36,
-            device: 0x0010,
-            class: 0x010802,
-            driver: Some("nvme"),
-            group: Some(1),
-        },
-        FakeDevice {
-            addr: "00:04.0",
-            vendor: 0x1af4,
-            device: 0x1041,
-            class: 0x020000,
-            driver: Some("virtio-pci"),
-            group: Some(2),
-        },
-        FakeDevice {
-            addr: "00:05.0",
-            vendor: 0x1af4,
-            device: 0x1041,
-            class: 0x020000,
-            driver: Some("vfio-pci"),
-            group: Some(3),
-        },
-        FakeDevice {
-            addr: "00:1f.0",
-            vendor: 0x8086,
-            device: 0x2918,
-            class: 0x060100,
-            driver: Some("lpc_ich"),
-            group: Some(6),
-        },
-        FakeDevice {
-            addr: "00:1f.2",
-            vendor: 0x8086,
-            device: 0x2922,
-            class: 0x010601,
-            driver: Some("ahci"),
-            group: Some(6),
-        },
-    ] {
-        f.add(&d);
-    }
-    f.add_netdev(a("00:04.0"), true, "eth0", true);
-    f
-}
-
 #[test]
 fn status_lists_nics_and_storage_with_verdicts() {
-    let f = guest();
+    let f = FakeSysfs::q35_guest();
     let s = Devbind::new(f.root()).status().unwrap();
     assert!(
         s.contains("Network devices\n  0000:00:04.0  1af4:1041  driver=virtio-pci"),
@@ -109,7 +59,7 @@ fn status_says_when_the_iommu_is_off() {
 
 #[test]
 fn refuses_a_nic_whose_interface_is_up() {
-    let f = guest();
+    let f = FakeSysfs::q35_guest();
     f.add_driver("vfio-pci");
     let e = Devbind::new(f.root())
         .bind(&[a("00:04.0")], VFIO_PCI, false)
@@ -128,7 +78,7 @@ fn refuses_a_nic_whose_interface_is_up() {
 
 #[test]
 fn checks_every_device_before_touching_any() {
-    let f = guest();
+    let f = FakeSysfs::q35_guest();
     let e = Devbind::new(f.root())
         .bind(&[a("00:03.0"), a("00:04.0")], VFIO_PCI, false)
         .unwrap_err();
@@ -142,7 +92,7 @@ fn checks_every_device_before_touching_any() {
 
 #[test]
 fn bind_writes_override_unbind_probe_then_restores_when_not_taken() {
-    let f = guest();
+    let f = FakeSysfs::q35_guest();
     let e = Devbind::new(f.root())
         .bind(&[a("00:04.0")], VFIO_PCI, true)
         .unwrap_err();
@@ -163,7 +113,7 @@ fn bind_writes_override_unbind_probe_then_restores_when_not_taken() {
 
 #[test]
 fn already_bound_is_a_no_op_and_missing_driver_is_named() {
-    let f = guest();
+    let f = FakeSysfs::q35_guest();
     let d = Devbind::new(f.root());
     assert_eq!(
         d.bind(&[a("00:05.0")], VFIO_PCI, false).unwrap(),
@@ -204,7 +154,7 @@ fn bind_refuses_without_an_iommu_group() {
 
 #[test]
 fn unbind_clears_override_and_unbinds() {
-    let f = guest();
+    let f = FakeSysfs::q35_guest();
     let r = Devbind::new(f.root()).unbind(&[a("00:05.0")]).unwrap();
     assert_eq!(r, ["0000:00:05.0: unbound from vfio-pci"]);
     assert_eq!(f.read("bus/pci/drivers/vfio-pci/unbind"), "0000:00:05.0");

@@ -38,6 +38,67 @@ pub struct FakeDevice<'a> {
 }
 
 impl FakeSysfs {
+    /// The q35 guest of `bench/qemu`: NVMe at 00:03.0, two virtio-net NICs (00:04.0 on
+    /// virtio-pci with `eth0` up, 00:05.0 on vfio-pci), and the ICH9 functions sharing
+    /// IOMMU group 6.
+    pub fn q35_guest() -> Self {
+        let f = FakeSysfs::new();
+        for d in [
+            FakeDevice {
+                addr: "0000:00:03.0",
+                vendor: 0x1b36,
+                device: 0x0010,
+                class: 0x010802,
+                driver: Some("nvme"),
+                group: Some(1),
+            },
+            FakeDevice {
+                addr: "0000:00:04.0",
+                vendor: 0x1af4,
+                device: 0x1041,
+                class: 0x020000,
+                driver: Some("virtio-pci"),
+                group: Some(2),
+            },
+            FakeDevice {
+                addr: "0000:00:05.0",
+                vendor: 0x1af4,
+                device: 0x1041,
+                class: 0x020000,
+                driver: Some("vfio-pci"),
+                group: Some(3),
+            },
+            FakeDevice {
+                addr: "0000:00:1f.0",
+                vendor: 0x8086,
+                device: 0x2918,
+                class: 0x060100,
+                driver: Some("lpc_ich"),
+                group: Some(6),
+            },
+            FakeDevice {
+                addr: "0000:00:1f.2",
+                vendor: 0x8086,
+                device: 0x2922,
+                class: 0x010601,
+                driver: Some("ahci"),
+                group: Some(6),
+            },
+            FakeDevice {
+                addr: "0000:00:1f.3",
+                vendor: 0x8086,
+                device: 0x2930,
+                class: 0x0c0500,
+                driver: None,
+                group: Some(6),
+            },
+        ] {
+            f.add(&d);
+        }
+        f.add_netdev("00:04.0".parse().expect("address"), true, "eth0", true);
+        f
+    }
+
     /// An empty tree with `bus/pci/{devices,drivers}`, `drivers_probe` and
     /// `kernel/iommu_groups`.
     pub fn new() -> Self {

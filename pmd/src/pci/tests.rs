@@ -1,6 +1,6 @@
 //! Enumeration and binding against a fake sysfs tree.
 
-use super::fake::{FakeDevice, FakeSysfs};
+use super::fake::FakeSysfs;
 use super::*;
 use crate::error::Error;
 
@@ -8,68 +8,9 @@ fn a(s: &str) -> PciAddr {
     s.parse().unwrap()
 }
 
-/// The q35 guest of `bench/qemu`: NVMe, two NICs, the ICH9 functions sharing group 6.
-fn q35() -> FakeSysfs {
-    let f = FakeSysfs::new();
-    for d in [
-        FakeDevice {
-            addr: "0000:00:03.0",
-            vendor: 0x1b36,
-            device: 0x0010,
-            class: 0x010802,
-            driver: Some("nvme"),
-            group: Some(1),
-        },
-        FakeDevice {
-            addr: "0000:00:04.0",
-            vendor: 0x1af4,
-            device: 0x1041,
-            class: 0x020000,
-            driver: Some("virtio-pci"),
-            group: Some(2),
-        },
-        FakeDevice {
-            addr: "0000:00:05.0",
-            vendor: 0x1af4,
-            device: 0x1041,
-            class: 0x020000,
-            driver: Some("vfio-pci"),
-            group: Some(3),
-        },
-        FakeDevice {
-            addr: "0000:00:1f.0",
-            vendor: 0x8086,
-            device: 0x2918,
-            class: 0x060100,
-            driver: Some("lpc_ich"),
-            group: Some(6),
-        },
-        FakeDevice {
-            addr: "0000:00:1f.2",
-            vendor: 0x8086,
-            device: 0x2922,
-            class: 0x010601,
-            driver: Some("ahci"),
-            group: Some(6),
-        },
-        FakeDevice {
-            addr: "0000:00:1f.3",
-            vendor: 0x8086,
-            device: 0x2930,
-            class: 0x0c0500,
-            driver: None,
-            group: Some(6),
-        },
-    ] {
-        f.add(&d);
-    }
-    f.add_netdev(a("00:04.0"), true, "eth0", true);
-    f
-}
-
 #[test]
 fn enumerates_devices_with_driver_group_and_class() {
-    let f = q35();
+    let f = FakeSysfs::q35_guest();
     let devs = f.sysfs().devices().unwrap();
     assert_eq!(devs.len(), 6);
     let nic = &devs[1];
@@ -106,7 +47,7 @@ fn enumerates_devices_with_driver_group_and_class() {
 
 #[test]
 fn noiommu_groups_are_named_for_dev_vfio() {
-    let f = q35();
+    let f = FakeSysfs::q35_guest();
     std::fs::write(
         f.root().join("kernel/iommu_groups/2/name"),
         "vfio-noiommu\n",
@@ -127,7 +68,7 @@ fn noiommu_groups_are_named_for_dev_vfio() {
 
 #[test]
 fn missing_device_and_bad_attributes_are_typed_errors() {
-    let f = q35();
+    let f = FakeSysfs::q35_guest();
     let e = f.sysfs().device(a("00:09.0")).unwrap_err();
     assert!(matches!(e, Error::NoDevice { .. }), "{e}");
     assert!(e.to_string().starts_with("no PCI device 0000:00:09.0"));
@@ -152,7 +93,7 @@ fn missing_device_and_bad_attributes_are_typed_errors() {
 
 #[test]
 fn binding_writes_override_unbind_and_probe() {
-    let f = q35();
+    let f = FakeSysfs::q35_guest();
     let s = f.sysfs();
     s.set_driver_override(a("00:03.0"), Some("vfio-pci"))
         .unwrap();
@@ -171,7 +112,7 @@ fn binding_writes_override_unbind_and_probe() {
 
 #[test]
 fn sysfs_config_and_caps_through_the_tree() {
-    let f = q35();
+    let f = FakeSysfs::q35_guest();
     let addr = a("00:04.0");
     f.set_config(addr, include_bytes!("testdata/virtio-net-modern.cfg"));
     let cfg = SysfsConfig::open(addr, &f.sysfs().device_dir(addr)).unwrap();
