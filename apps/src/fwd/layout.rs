@@ -235,9 +235,12 @@ pub fn start(
             .get(port.mempool.index())
             .cloned()
             .ok_or_else(|| AppError::Usage(format!("port {}: no mempool", port.name)))?;
+        // Frames are addressed to where they are meant to end up: a ring's other end, or on a
+        // device port the sink's port (a wire with a MAC-learning bridge drops frames addressed
+        // back to their sender), or the generator's own port when nothing sinks them.
         let peer = match port.driver {
             sluice_config::PortDriver::Ring { peer } => peer,
-            _ => g.port,
+            _ => config.sink().map_or(g.port, |s| s.port),
         };
         let cfg = GenConfig {
             frame_size: usize::from(g.frame_size),
