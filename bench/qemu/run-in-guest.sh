@@ -4,7 +4,7 @@
 #
 #   bench/qemu/run-in-guest.sh [options] -- COMMAND [ARG...]
 #
-# The guest: q35, 2 vCPUs, TCG (no hardware KVM is assumed), an emulated Intel IOMMU, 2 MiB
+# The guest: q35, 2 vCPUs (--cpus), TCG (no hardware KVM is assumed), an emulated Intel IOMMU, 2 MiB
 # hugepages reserved on the kernel command line, N modern virtio-net NICs wired in pairs
 # (NIC 2i <-> NIC 2i+1 through a two-port QEMU hub), one emulated NVMe controller on a raw
 # image. Its root is the host's / shared read-only over virtio-9p, so COMMAND runs at the same
@@ -14,9 +14,17 @@
 #   SLUICE_GUEST_NICS  PCI addresses of the NICs, in wiring order (space-separated)
 #   SLUICE_GUEST_NVME  PCI address of the NVMe controller (empty with --no-nvme)
 #   SLUICE_GUEST_OUT   a directory shared read-write with the host (see --out)
+#   SLUICE_GUEST_TAP_QUEUES  queue pairs per NIC with --tap-queues (0: hubport wiring)
+#   SLUICE_GUEST_CPUS  the number of vCPUs
 #
 # Options:
 #   --nics N             virtio-net NICs (default 2, at most 8)
+#   --tap-queues Q       wire the NIC pairs through multi-queue taps instead of hubports:
+#                        each NIC gets Q queue pairs (mq=on), its tap Q queues, and the two
+#                        taps of a pair are joined by a bridge, all in a network namespace
+#                        of this run's own (QEMU runs in it); the host's tun steers frames
+#                        to receive queues by flow. Needs root and /dev/net/tun.
+#   --cpus N             vCPUs (default 2)
 #   --no-nvme            no NVMe controller
 #   --mem MIB            guest memory (default 1024)
 #   --hugepages N        2 MiB hugepages to reserve (default 128)
@@ -37,7 +45,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 work=${SLUICE_QEMU_WORK:-$here/work}
-nics=2 nvme=1 mem=1024 hugepages=128 cmd_timeout=600 boot_timeout=120 out= keep=0
+nics=2 tap_queues=0 cpus=2 nvme=1 mem=1024 hugepages=128 cmd_timeout=600 boot_timeout=120 out= keep=0
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit "${1:-0}"; }
 fail() { echo "run-in-guest: $*" >&2; exit 125; }
@@ -45,6 +53,8 @@ fail() { echo "run-in-guest: $*" >&2; exit 125; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --nics) nics=$2; shift 2 ;;
+        --tap-queues) tap_queues=$2; shift 2 ;;
+        --cpus) cpus=$2; shift 2 ;;
         --no-nvme) nvme=0; shift ;;
         --nvme) nvme=1; shift ;;
         --mem) mem=$2; shift 2 ;;
@@ -59,10 +69,17 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ $# -gt 0 ] || { echo "run-in-guest: no command given" >&2; usage 2; }
-for v in nics mem hugepages cmd_timeout boot_timeout; do
+for v in nics tap_queues cpus mem hugepages cmd_timeout boot_timeout; do
     [[ ${!v} =~ ^[0-9]+$ ]] || fail "--${v//_/-} wants a number, got '${!v}'"
 done
 [ "$nics" -le 8 ] || fail "--nics $nics: at most 8"
+[ "$cpus" -ge 1 ] || fail "--cpus $cpus: at least 1"
+# QEMU 7.2's virtio-net takes at most 1024 queues; the driver uses at most 16 pairs.
+[ "$tap_queues" -le 16 ] || fail "--tap-queues $tap_queues: at most 16"
+if [ "$tap_queues" -gt 0 ]; then
+    [ "$(id -u)" = 0 ] || fail "--tap-queues needs root (a network namespace with taps)"
+    [ -c /dev/net/tun ] || fail "--tap-queues needs /dev/net/tun"
+fi
 
 # --- first use: tools, kernel, initramfs -------------------------------------------------
 
@@ -132,9 +149,11 @@ fi
 # --- this run -----------------------------------------------------------------------------
 
 run=$(mktemp -d "$work/run.XXXXXX")
-qpid=
+qpid= netns=
 cleanup() {
     [ -n "$qpid" ] && kill "$qpid" 2>/dev/null || true
+    [ -n "$qpid" ] && wait "$qpid" 2>/dev/null || true
+    [ -n "$netns" ] && ip netns delete "$netns" 2>/dev/null || true
     if [ "$keep" = 1 ]; then
         echo "run-in-guest: run directory kept: $run" >&2
     else
@@ -156,16 +175,41 @@ if [ "$nvme" = 1 ]; then
     qemu_devs+=(-drive "file=$run/nvme.img,if=none,id=nvm,format=raw"
         -device "nvme,serial=sluice0,drive=nvm,addr=0x3")
 fi
+in_netns=()
+if [ "$tap_queues" -gt 0 ]; then
+    # The taps and bridges live in a namespace of this run's own, so nothing of the host's
+    # networking sees them; IPv6 is off before any device exists, so the kernel sends no
+    # neighbour or router solicitations of its own into the wire.
+    netns=sluice-guest-$$
+    ip netns add "$netns" || fail "cannot create network namespace $netns"
+    in_netns=(ip netns exec "$netns")
+    "${in_netns[@]}" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    for ((i = 0; i < nics; i += 2)); do
+        "${in_netns[@]}" ip link add "br$((i / 2))" type bridge || fail "cannot create a bridge"
+        "${in_netns[@]}" ip link set "br$((i / 2))" up
+    done
+fi
 for ((i = 0; i < nics; i++)); do
     slot=$((4 + i))
     nic_addrs+=("$(printf '0000:00:%02x.0' "$slot")")
-    # Two ports per hub: a point-to-point wire inside QEMU with back-pressure.
-    qemu_devs+=(-netdev "hubport,id=net$i,hubid=$((i / 2))"
-        -device "virtio-net-pci,netdev=net$i,disable-legacy=on,iommu_platform=on,mac=52:54:00:5c:00:$(printf %02x $i),addr=$(printf 0x%x $slot)")
+    dev="virtio-net-pci,netdev=net$i,disable-legacy=on,iommu_platform=on,mac=52:54:00:5c:00:$(printf %02x $i),addr=$(printf 0x%x $slot)"
+    if [ "$tap_queues" -gt 0 ]; then
+        # Two taps per bridge: a wire through the host's kernel; a full tap queue drops.
+        "${in_netns[@]}" ip tuntap add dev "tap$i" mode tap multi_queue ||
+            fail "cannot create multi-queue tap tap$i"
+        "${in_netns[@]}" ip link set "tap$i" master "br$((i / 2))" up
+        qemu_devs+=(-netdev "tap,id=net$i,ifname=tap$i,script=no,downscript=no,vhost=off,queues=$tap_queues"
+            -device "$dev,mq=on,vectors=$((2 * tap_queues + 2))")
+    else
+        # Two ports per hub: a point-to-point wire inside QEMU with back-pressure.
+        qemu_devs+=(-netdev "hubport,id=net$i,hubid=$((i / 2))" -device "$dev")
+    fi
 done
 
 {
     echo "export SLUICE_GUEST_NICS='${nic_addrs[*]}'"
+    echo "export SLUICE_GUEST_TAP_QUEUES='$tap_queues'"
+    echo "export SLUICE_GUEST_CPUS='$cpus'"
     echo "export SLUICE_GUEST_NVME='$([ "$nvme" = 1 ] && echo 0000:00:03.0)'"
     echo "export SLUICE_GUEST_OUT='$out'"
     echo "export PATH='/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'"
@@ -184,7 +228,7 @@ append+=" sluice.run=$run/cmd.sh sluice.out=$out sluice.timeout=$cmd_timeout"
 # The IOMMU is listed before the devices it translates for; aw-bits=48 so that IOVA = VA
 # fits; intremap needs the split irqchip.
 qemu=(qemu-system-x86_64
-    -machine q35,kernel-irqchip=split -accel tcg,thread=multi -cpu max -smp 2 -m "$mem"
+    -machine q35,kernel-irqchip=split -accel tcg,thread=multi -cpu max -smp "$cpus" -m "$mem"
     -nodefaults -no-user-config -display none -vga none -monitor none -no-reboot
     -serial "file:$run/console.log"
     -device intel-iommu,intremap=on,caching-mode=on,aw-bits=48
@@ -196,7 +240,7 @@ qemu=(qemu-system-x86_64
     "${qemu_devs[@]}")
 
 : > "$run/console.log"
-"${qemu[@]}" > "$run/qemu.log" 2>&1 &
+"${in_netns[@]}" "${qemu[@]}" > "$run/qemu.log" 2>&1 &
 qpid=$!
 
 # Stream the console (without the serial line's CRs) while waiting for the markers.
