@@ -16,6 +16,7 @@ on_both_engines!(
     short_receive_bursts_leave_the_rest_on_the_ring,
     a_receive_ring_out_of_buffers_counts_rx_nombuf_and_recovers,
     a_frame_merged_over_several_buffers_is_dropped_and_its_buffers_recovered,
+    a_merged_frame_short_of_buffers_waits_for_the_refill_to_notify,
     without_mrg_rxbuf_a_frame_too_large_is_dropped_by_the_device,
     multiqueue_pairs_are_activated_and_polled_independently,
     the_device_is_notified_only_when_it_asks,
@@ -182,6 +183,37 @@ fn a_frame_merged_over_several_buffers_is_dropped_and_its_buffers_recovered(engi
     drop(q);
     drop(port);
     assert_eq!(pool.available(), 256);
+}
+
+fn a_merged_frame_short_of_buffers_waits_for_the_refill_to_notify(engine: RingEngine) {
+    let pool = small_pool(3);
+    // One buffer held back: the driver can post two, and the frame needs three.
+    let held = pool.alloc().unwrap();
+    let (dev, mut port) = open(model(engine), &cfg(64), &pool);
+    let mut q = port.take_queues().unwrap();
+    assert_eq!(q.rx[0].posted(), 2);
+    dev.inject(0, &frame(1, 1400));
+    assert_eq!(dev.pending(0), 1, "two buffers are not enough");
+    let mut got: Batch<PktBuf> = Batch::new();
+    assert_eq!(q.rx[0].rx_burst(&mut got), 0);
+    // The refill posts the third buffer, and only a notification tells the device
+    // (nothing calls `step`): it must have asked for one when it ran short.
+    drop(held);
+    assert_eq!(q.rx[0].rx_burst(&mut got), 0);
+    assert_eq!(q.rx[0].posted(), 3);
+    assert_eq!(dev.pending(0), 0, "delivered over three buffers");
+    // The driver takes one segment per packet: the merged frame is dropped whole.
+    assert_eq!(q.rx[0].rx_burst(&mut got), 0);
+    let s = q.rx[0].counters().snapshot();
+    assert_eq!((s.drops, s.errors, s.packets), (1, 0, 0));
+    // And the ring goes on.
+    dev.inject(0, &frame(2, 300));
+    assert_eq!(q.rx[0].rx_burst(&mut got), 1);
+    assert_eq!(got[0].data(), &frame(2, 300)[..]);
+    drop(got);
+    drop(q);
+    drop(port);
+    assert_eq!(pool.available(), 3);
 }
 
 fn without_mrg_rxbuf_a_frame_too_large_is_dropped_by_the_device(engine: RingEngine) {
