@@ -85,6 +85,10 @@ pub struct ModelConfig {
     /// Sets `VIRTQ_USED_F_NO_NOTIFY` (without EVENT_IDX the driver should not notify), and
     /// keeps it set.
     pub no_notify: bool,
+    /// Transmit chains are used in the reverse of the order they were taken in, per pass:
+    /// without IN_ORDER a device may use buffers in any order (virtio 1.2 §2.7.8), as
+    /// backends completing asynchronous I/O do.
+    pub tx_out_of_order: bool,
     /// The status register never reads 0 after a reset.
     pub stuck_reset: bool,
     /// `virtio_net_hdr.flags` written with every received frame (with GUEST_CSUM:
@@ -112,6 +116,7 @@ impl Default for ModelConfig {
             link_up: true,
             loopback: false,
             no_notify: false,
+            tx_out_of_order: false,
             stuck_reset: false,
             rx_hdr_flags: 0,
         }
@@ -471,15 +476,21 @@ impl State {
 
     /// Every available transmit chain's bytes, in order; each chain is used with length 0.
     fn own_transmit(&mut self, q: u16) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
+        let (mut out, mut heads) = (Vec::new(), Vec::new());
         while let Some((head, chain)) = self.pop_avail(q) {
             let mut bytes = Vec::new();
             for &(addr, len, writable) in &chain {
                 assert!(!writable, "model: writable descriptor on a transmit queue");
                 bytes.extend(mem::read_bytes(addr, len as usize));
             }
-            self.push_used(q, u32::from(head), 0);
+            heads.push(head);
             out.push(bytes);
+        }
+        if self.cfg.tx_out_of_order {
+            heads.reverse();
+        }
+        for head in heads {
+            self.push_used(q, u32::from(head), 0);
         }
         out
     }

@@ -57,6 +57,8 @@ pub(super) struct RustVmmRings {
     mem: Option<Mem>,
     /// [`ModelConfig::no_notify`].
     no_notify: bool,
+    /// [`ModelConfig::tx_out_of_order`].
+    tx_out_of_order: bool,
 }
 
 fn fail(q: u16, what: &str, e: impl core::fmt::Debug) -> ! {
@@ -71,6 +73,7 @@ impl RustVmmRings {
             pools: Vec::new(),
             mem: None,
             no_notify: cfg.no_notify,
+            tx_out_of_order: cfg.tx_out_of_order,
         }
     }
 
@@ -178,9 +181,9 @@ impl RustVmmRings {
     /// order; each is used with length 0 (the device wrote nothing).
     pub(super) fn transmit(&mut self, q: u16) -> Vec<Vec<u8>> {
         let mem = self.memory();
-        let no_notify = self.no_notify;
+        let (no_notify, reverse) = (self.no_notify, self.tx_out_of_order);
         let ring = self.ring(q);
-        let mut frames = Vec::new();
+        let (mut frames, mut heads) = (Vec::new(), Vec::new());
         // virtio-queue's consumer loop: notifications off while draining, back on after, and
         // drain again if the driver published more in between.
         loop {
@@ -195,6 +198,12 @@ impl RustVmmRings {
                     .read_to_end(&mut bytes)
                     .unwrap_or_else(|e| fail(q, "reading a transmit chain", e));
                 frames.push(bytes);
+                heads.push(head);
+            }
+            if reverse {
+                heads.reverse();
+            }
+            for head in heads.drain(..) {
                 ring.queue
                     .add_used(&*mem, head, 0)
                     .unwrap_or_else(|e| fail(q, "add_used", e));
