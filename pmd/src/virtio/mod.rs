@@ -11,7 +11,8 @@
 //! - [`net`]: the receive and transmit queue handles and the control queue (B7).
 //! - [`port`]: [`VirtioPort`], the [`NetPort`](crate::net::NetPort) over all of that;
 //!   [`shared`]: what the device may touch, freed only after its reset.
-//! - `model` (feature `test-utils`): a software virtio-net device for tests.
+//! - `model` (feature `test-utils`): a software virtio-net device for tests, whose receive
+//!   and transmit rings are walked by its own code or by rust-vmm's `virtio-queue`.
 //!
 //! # Call sequence
 //! ```no_run

@@ -13,18 +13,35 @@
 //!
 //! **IOVA = virtual address**: the model dereferences the addresses the driver gives it;
 //! use it only with memory from the identity mapper.
+//!
+//! # Ring engines
+//! [`ModelConfig::engine`] says which code walks the receive and transmit rings:
+//! - [`RingEngine::Own`] (the default): this module's, over raw atomics. It is the one with
+//!   fault injection ([`SoftVirtioNet::inject_used`], [`SoftVirtioNet::jump_used`]).
+//! - [`RingEngine::RustVmm`]: rust-vmm's `virtio-queue` over a `vm-memory` guest memory made
+//!   of the queues' rings and the pools mapped with [`SoftVirtioNet::map_pool`] — an
+//!   implementation not written with the driver, which also refuses any address outside
+//!   that memory. See `vmm.rs`.
+//!
+//! The register file, feature negotiation and the control queue are the model's own in both.
 
 #[allow(unsafe_code)]
+mod guest;
+#[allow(unsafe_code)]
 mod mem;
+mod vmm;
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use sluice_mempool::PktPool;
+
 use super::pci_transport::{VirtioRegs, common};
 use super::{NET_HDR_LEN, feature, status};
 use crate::error::Error;
 use crate::pci::caps::{VirtioCfgType, VirtioPciCap};
+use vmm::{RustVmmRings, RxShape};
 
 const ISR: usize = 0x1000;
 const DEVICE: usize = 0x2000;
@@ -33,9 +50,23 @@ const NOTIFY_MULT: u32 = 4;
 /// The BAR's size.
 pub const BAR_LEN: usize = 0x4000;
 
+/// Which code walks the split rings of the receive and transmit queues (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RingEngine {
+    /// The model's own ring code; fault injection needs it.
+    #[default]
+    Own,
+    /// rust-vmm's `virtio_queue::Queue` over a `vm_memory::GuestMemoryMmap` of the queues'
+    /// rings and the pools given to [`SoftVirtioNet::map_pool`] (every pool the driver posts
+    /// buffers of must be mapped).
+    RustVmm,
+}
+
 /// The model's shape.
 #[derive(Clone, Debug)]
 pub struct ModelConfig {
+    /// Which code walks the receive and transmit rings.
+    pub engine: RingEngine,
     /// Features offered.
     pub features: u64,
     /// Features the device insists on (FEATURES_OK is refused without them), as QEMU
@@ -51,8 +82,13 @@ pub struct ModelConfig {
     pub link_up: bool,
     /// Transmitted frames are delivered to the same pair's receive queue.
     pub loopback: bool,
-    /// Sets `VIRTQ_USED_F_NO_NOTIFY` (without EVENT_IDX the driver should not notify).
+    /// Sets `VIRTQ_USED_F_NO_NOTIFY` (without EVENT_IDX the driver should not notify), and
+    /// keeps it set.
     pub no_notify: bool,
+    /// Transmit chains are used in the reverse of the order they were taken in, per pass:
+    /// without IN_ORDER a device may use buffers in any order (virtio 1.2 §2.7.8), as
+    /// backends completing asynchronous I/O do.
+    pub tx_out_of_order: bool,
     /// The status register never reads 0 after a reset.
     pub stuck_reset: bool,
     /// `virtio_net_hdr.flags` written with every received frame (with GUEST_CSUM:
@@ -63,6 +99,7 @@ pub struct ModelConfig {
 impl Default for ModelConfig {
     fn default() -> Self {
         Self {
+            engine: RingEngine::Own,
             // What QEMU 7.2 offers with a hubport backend (REFERENCE B8), plus MQ.
             features: feature::VERSION_1
                 | feature::EVENT_IDX
@@ -79,6 +116,7 @@ impl Default for ModelConfig {
             link_up: true,
             loopback: false,
             no_notify: false,
+            tx_out_of_order: false,
             stuck_reset: false,
             rx_hdr_flags: 0,
         }
@@ -125,6 +163,8 @@ struct State {
     allmulti: bool,
     active_pairs: u16,
     stats: ModelStats,
+    /// The rust-vmm engine (runs no queue with [`RingEngine::Own`]).
+    vmm: RustVmmRings,
 }
 
 /// The software device; share it as `Arc<SoftVirtioNet>` between the driver (as its
@@ -141,6 +181,7 @@ impl SoftVirtioNet {
             state: Mutex::new(State {
                 pending: vec![VecDeque::new(); usize::from(cfg.max_pairs)],
                 queues: vec![Queue::default(); nq],
+                vmm: RustVmmRings::new(nq, &cfg),
                 cfg,
                 status: 0,
                 dev_sel: 0,
@@ -178,6 +219,17 @@ impl SoftVirtioNet {
             cap(VirtioCfgType::Device, DEVICE, 0x1000, None),
             cap(VirtioCfgType::Notify, NOTIFY, 0x1000, Some(NOTIFY_MULT)),
         ]
+    }
+
+    /// Lets the device reach `pool`'s buffers (its whole DMA region, at IOVA = VA). The
+    /// rust-vmm engine reaches nothing else but the rings, so every pool the driver posts
+    /// buffers of must be mapped; the own engine needs no mapping. The model keeps a handle of
+    /// the pool, so the memory outlives the device.
+    ///
+    /// # Panics
+    /// If the pool was not made with the identity mapper.
+    pub fn map_pool(&self, pool: &PktPool) {
+        self.lock().vmm.map_pool(pool);
     }
 
     /// Processes notifications as they come (`true`, the default) or only in [`step`](Self::step).
@@ -247,14 +299,23 @@ impl SoftVirtioNet {
     }
 
     /// Fault: writes a used entry `{id, len}` on queue `q` and publishes it.
+    ///
+    /// # Panics
+    /// With [`RingEngine::RustVmm`]: this writes the used ring behind the engine's back
+    /// (virtio-queue keeps its own used index).
     pub fn inject_used(&self, q: u16, id: u32, len: u32) {
         let mut s = self.lock();
+        s.own_engine_only("inject_used");
         s.push_used(q, id, len);
     }
 
     /// Fault: moves queue `q`'s used index `n` ahead without writing entries.
+    ///
+    /// # Panics
+    /// As [`inject_used`](Self::inject_used).
     pub fn jump_used(&self, q: u16, n: u16) {
         let mut s = self.lock();
+        s.own_engine_only("jump_used");
         let qu = &mut s.queues[usize::from(q)];
         qu.used_idx = qu.used_idx.wrapping_add(n);
         mem::store_u16(qu.used + 2, qu.used_idx, Ordering::Release);
@@ -271,6 +332,15 @@ impl State {
         self.promisc = true;
         self.allmulti = false;
         self.active_pairs = 1;
+        self.vmm.reset();
+    }
+
+    fn own_engine_only(&self, what: &str) {
+        assert_eq!(
+            self.cfg.engine,
+            RingEngine::Own,
+            "model: {what} writes the own engine's used ring"
+        );
     }
 
     fn has(&self, f: u64) -> bool {
@@ -311,6 +381,17 @@ impl State {
             for pair in 0..self.cfg.max_pairs {
                 self.deliver(pair);
             }
+        }
+    }
+
+    /// Queue `q` was just enabled: hands it to the engine that runs it.
+    fn enable_queue(&mut self, q: u16) {
+        let regs = self.queues[usize::from(q)];
+        if self.cfg.engine == RingEngine::RustVmm && q != self.ctrl_index() {
+            let event_idx = self.has(feature::EVENT_IDX);
+            self.vmm.enable(q, &regs, self.cfg.queue_max, event_idx);
+        } else if self.cfg.no_notify {
+            mem::store_u16(regs.used, 1, Ordering::Relaxed);
         }
     }
 
@@ -372,18 +453,17 @@ impl State {
     }
 
     fn transmit(&mut self, q: u16) {
-        while let Some((head, chain)) = self.pop_avail(q) {
-            let mut bytes = Vec::new();
-            for &(addr, len, writable) in &chain {
-                assert!(!writable, "model: writable descriptor on a transmit queue");
-                bytes.extend(mem::read_bytes(addr, len as usize));
-            }
+        let frames = if self.vmm.runs(q) {
+            self.vmm.transmit(q)
+        } else {
+            self.own_transmit(q)
+        };
+        for mut bytes in frames {
             assert!(
                 bytes.len() > NET_HDR_LEN,
                 "model: transmit chain without a frame"
             );
             let frame = bytes.split_off(NET_HDR_LEN);
-            self.push_used(q, u32::from(head), 0);
             if self.cfg.loopback {
                 self.pending[usize::from(q / 2)].push_back(frame.clone());
             }
@@ -394,19 +474,48 @@ impl State {
         }
     }
 
+    /// Every available transmit chain's bytes, in order; each chain is used with length 0.
+    fn own_transmit(&mut self, q: u16) -> Vec<Vec<u8>> {
+        let (mut out, mut heads) = (Vec::new(), Vec::new());
+        while let Some((head, chain)) = self.pop_avail(q) {
+            let mut bytes = Vec::new();
+            for &(addr, len, writable) in &chain {
+                assert!(!writable, "model: writable descriptor on a transmit queue");
+                bytes.extend(mem::read_bytes(addr, len as usize));
+            }
+            heads.push(head);
+            out.push(bytes);
+        }
+        if self.cfg.tx_out_of_order {
+            heads.reverse();
+        }
+        for head in heads {
+            self.push_used(q, u32::from(head), 0);
+        }
+        out
+    }
+
     fn deliver(&mut self, pair: u16) {
         let q = 2 * pair;
         if !self.queues[usize::from(q)].enabled || self.status & status::DRIVER_OK == 0 {
             return;
         }
         let mrg = self.has(feature::MRG_RXBUF);
+        if self.vmm.runs(q) {
+            let rx = RxShape {
+                mrg,
+                hdr_flags: self.cfg.rx_hdr_flags,
+            };
+            let pending = &mut self.pending[usize::from(pair)];
+            self.stats.rx_too_small += self.vmm.receive(q, pending, rx);
+            return;
+        }
         while let Some(frame) = self.pending[usize::from(pair)].front().cloned() {
-            let mut data = vec![0u8; NET_HDR_LEN];
-            data.extend_from_slice(&frame);
+            let need = NET_HDR_LEN + frame.len();
             // Take chains until the frame fits (one without MRG_RXBUF).
             let mut taken: Vec<(u16, u64, u32)> = Vec::new();
             let mut room = 0usize;
-            while room < data.len() && (mrg || taken.is_empty()) {
+            while room < need && (mrg || taken.is_empty()) {
                 let Some((head, chain)) = self.pop_avail(q) else {
                     break;
                 };
@@ -415,7 +524,7 @@ impl State {
                 taken.push((head, addr, len));
                 room += len as usize;
             }
-            if room < data.len() && (mrg || taken.is_empty()) {
+            if room < need && (mrg || taken.is_empty()) {
                 // Out of buffers: give back what was taken and, as QEMU does, ask to be
                 // notified when the driver posts more.
                 let qu = &mut self.queues[usize::from(q)];
@@ -429,16 +538,14 @@ impl State {
                 return;
             }
             self.pending[usize::from(pair)].pop_front();
-            if room < data.len() {
+            if room < need {
                 // Too small without MRG_RXBUF: QEMU drops it silently; the buffer is not used.
                 self.stats.rx_too_small += 1;
                 let qu = &mut self.queues[usize::from(q)];
                 qu.last_avail = qu.last_avail.wrapping_sub(1);
                 continue;
             }
-            let n = taken.len() as u16;
-            data[0] = self.cfg.rx_hdr_flags;
-            data[10..12].copy_from_slice(&n.to_le_bytes());
+            let data = rx_frame(&frame, self.cfg.rx_hdr_flags, taken.len() as u16);
             let mut at = 0;
             for (head, addr, len) in taken {
                 let k = (len as usize).min(data.len() - at);
@@ -554,9 +661,8 @@ impl State {
                     0x30 | 0x34 => q.used = set_half(q.used, o == 0x30),
                     _ => {}
                 }
-                if o == common::QUEUE_ENABLE && self.cfg.no_notify {
-                    let used = self.queues[sel].used;
-                    mem::store_u16(used, 1, Ordering::Relaxed);
+                if o == common::QUEUE_ENABLE && v == 1 {
+                    self.enable_queue(sel as u16);
                 }
             }
             o if (NOTIFY..NOTIFY + 4 * usize::from(self.num_queues())).contains(&o) => {
@@ -568,6 +674,16 @@ impl State {
             _ => {}
         }
     }
+}
+
+/// A received frame as the device writes it: `virtio_net_hdr_v1` (REFERENCE B7) with
+/// `flags` and `num_buffers`, then the frame.
+fn rx_frame(frame: &[u8], flags: u8, num_buffers: u16) -> Vec<u8> {
+    let mut data = vec![0u8; NET_HDR_LEN];
+    data[0] = flags;
+    data[10..12].copy_from_slice(&num_buffers.to_le_bytes());
+    data.extend_from_slice(frame);
+    data
 }
 
 fn check(offset: usize, width: usize) -> Result<(), Error> {

@@ -4,10 +4,16 @@ use super::*;
 use crate::net::{LinkStatus, NetPort};
 use crate::virtio::{feature, status};
 
-#[test]
-fn handshake_accepts_the_poll_mode_set_and_reports_mac_and_link() {
+// Queue set-up against both engines: virtio-queue checks sizes, alignment and that the rings
+// are in the device's memory.
+on_both_engines!(
+    handshake_accepts_the_poll_mode_set_and_reports_mac_and_link,
+    queue_size_is_capped_at_the_device_maximum,
+);
+
+fn handshake_accepts_the_poll_mode_set_and_reports_mac_and_link(engine: RingEngine) {
     let pool = pool(1024);
-    let (dev, mut port) = open(ModelConfig::default(), &cfg(64), &pool);
+    let (dev, mut port) = open(model(engine), &cfg(64), &pool);
     let want = feature::VERSION_1
         | feature::MAC
         | feature::STATUS
@@ -122,12 +128,11 @@ fn more_queue_pairs_than_the_device_has_is_an_error() {
     assert_eq!(pool.available(), 1024);
 }
 
-#[test]
-fn queue_size_is_capped_at_the_device_maximum() {
+fn queue_size_is_capped_at_the_device_maximum(engine: RingEngine) {
     let pool = pool(2048);
     let mc = ModelConfig {
         queue_max: 128,
-        ..ModelConfig::default()
+        ..model(engine)
     };
     let (_dev, mut port) = open(mc, &cfg(1024), &pool);
     let q = port.take_queues().unwrap();

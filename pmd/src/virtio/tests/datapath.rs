@@ -1,5 +1,6 @@
 //! The datapath: zero-copy round trips, wrap-around, full rings, short bursts, mergeable
-//! buffers, multiqueue, notification suppression, a device on its own thread.
+//! buffers, multiqueue, notification suppression, a device on its own thread. Each test runs
+//! once per ring engine of the model (`own::*`, `rust_vmm::*`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -7,6 +8,32 @@ use super::*;
 use crate::net::{NetPort, RxQueue, TxQueue};
 use crate::virtio::feature;
 use sluice_mempool::{Batch, PktBuf};
+
+on_both_engines!(
+    frames_loop_back_intact_across_many_wraps,
+    the_free_running_indices_wrap_past_u16,
+    a_full_transmit_ring_takes_a_prefix_and_leaves_the_rest,
+    transmit_completions_out_of_order_return_every_buffer,
+    short_receive_bursts_leave_the_rest_on_the_ring,
+    a_receive_ring_out_of_buffers_counts_rx_nombuf_and_recovers,
+    a_frame_merged_over_several_buffers_is_dropped_and_its_buffers_recovered,
+    a_merged_frame_short_of_buffers_waits_for_the_refill_to_notify,
+    without_mrg_rxbuf_a_frame_too_large_is_dropped_by_the_device,
+    multiqueue_pairs_are_activated_and_polled_independently,
+    the_device_is_notified_only_when_it_asks,
+    a_device_polling_on_its_own_thread_moves_every_frame_in_order,
+    receive_checksum_flags_reach_the_metadata_only_when_negotiated,
+);
+
+/// `n` buffers of 512 data bytes (524 with the header): a 1400-byte frame takes three.
+fn small_pool(n: u32) -> PktPool {
+    let mut c = PktPoolConfig::new("small", n);
+    c.page_size = PageSize::Size4K;
+    c.huge_pages = HugePagePolicy::Never;
+    c.cache_size = 0;
+    c.data_room = 512;
+    PktPool::new(&c, Arc::new(IdentityMapper)).unwrap()
+}
 
 fn fill(pool: &PktPool, out: &mut Batch<PktBuf>, first: u32, n: usize, len: usize) {
     for i in 0..n {
@@ -16,10 +43,9 @@ fn fill(pool: &PktPool, out: &mut Batch<PktBuf>, first: u32, n: usize, len: usiz
     }
 }
 
-#[test]
-fn frames_loop_back_intact_across_many_wraps() {
+fn frames_loop_back_intact_across_many_wraps(engine: RingEngine) {
     let pool = pool(1024);
-    let (_dev, mut port) = open(loopback(), &cfg(64), &pool);
+    let (_dev, mut port) = open(loopback(engine), &cfg(64), &pool);
     let mut q = port.take_queues().unwrap();
     let (mut seq, mut expect) = (0u32, 0u32);
     for round in 0..40 {
@@ -48,10 +74,9 @@ fn frames_loop_back_intact_across_many_wraps() {
     assert_eq!(pool.available(), 1024);
 }
 
-#[test]
-fn the_free_running_indices_wrap_past_u16() {
+fn the_free_running_indices_wrap_past_u16(engine: RingEngine) {
     let pool = pool(512);
-    let (_dev, mut port) = open(loopback(), &cfg(16), &pool);
+    let (_dev, mut port) = open(loopback(engine), &cfg(16), &pool);
     let mut q = port.take_queues().unwrap();
     let mut seq = 0u32;
     while seq < 70_000 {
@@ -66,10 +91,9 @@ fn the_free_running_indices_wrap_past_u16() {
     assert_eq!(q.rx[0].counters().snapshot().errors, 0);
 }
 
-#[test]
-fn a_full_transmit_ring_takes_a_prefix_and_leaves_the_rest() {
+fn a_full_transmit_ring_takes_a_prefix_and_leaves_the_rest(engine: RingEngine) {
     let pool = pool(1024);
-    let (dev, mut port) = open(ModelConfig::default(), &cfg(32), &pool);
+    let (dev, mut port) = open(model(engine), &cfg(32), &pool);
     dev.set_auto(false);
     let mut q = port.take_queues().unwrap();
     let mut out: Batch<PktBuf> = Batch::new();
@@ -96,10 +120,43 @@ fn a_full_transmit_ring_takes_a_prefix_and_leaves_the_rest() {
     assert_eq!(q.tx[0].in_flight(), 0);
 }
 
-#[test]
-fn short_receive_bursts_leave_the_rest_on_the_ring() {
+fn transmit_completions_out_of_order_return_every_buffer(engine: RingEngine) {
+    let pool = pool(512);
+    let mc = ModelConfig {
+        tx_out_of_order: true,
+        ..loopback(engine)
+    };
+    let (dev, mut port) = open(mc, &cfg(32), &pool);
+    dev.set_auto(false);
+    let mut q = port.take_queues().unwrap();
+    let (mut seq, mut expect) = (0u32, 0u32);
+    for round in 0..60 {
+        // Bursts of varying size, so that the free descriptors get shuffled.
+        let n = 1 + (round * 7) % 32;
+        let mut out: Batch<PktBuf> = Batch::new();
+        fill(&pool, &mut out, seq, n, 64);
+        assert_eq!(q.tx[0].tx_burst(&mut out), n);
+        seq += n as u32;
+        dev.step();
+        q.tx[0].reclaim();
+        assert_eq!(q.tx[0].in_flight(), 0, "every completion reclaimed");
+        let mut got: Batch<PktBuf> = Batch::new();
+        assert_eq!(q.rx[0].rx_burst(&mut got), n);
+        for p in got.iter() {
+            assert_eq!(p.data(), &frame(expect, 64)[..], "sent in ring order");
+            expect += 1;
+        }
+    }
+    let tx = q.tx[0].counters().snapshot();
+    assert_eq!((tx.packets, tx.errors), (u64::from(seq), 0));
+    drop(q);
+    drop(port);
+    assert_eq!(pool.available(), 512);
+}
+
+fn short_receive_bursts_leave_the_rest_on_the_ring(engine: RingEngine) {
     let pool = pool(1024);
-    let (dev, mut port) = open(ModelConfig::default(), &cfg(64), &pool);
+    let (dev, mut port) = open(model(engine), &cfg(64), &pool);
     let mut q = port.take_queues().unwrap();
     for i in 0..10 {
         dev.inject(0, &frame(i, 100));
@@ -115,10 +172,9 @@ fn short_receive_bursts_leave_the_rest_on_the_ring() {
     assert_eq!(q.rx[0].rx_burst(&mut got), 0);
 }
 
-#[test]
-fn a_receive_ring_out_of_buffers_counts_rx_nombuf_and_recovers() {
+fn a_receive_ring_out_of_buffers_counts_rx_nombuf_and_recovers(engine: RingEngine) {
     let pool = pool(80);
-    let (dev, mut port) = open(ModelConfig::default(), &cfg(64), &pool);
+    let (dev, mut port) = open(model(engine), &cfg(64), &pool);
     let mut q = port.take_queues().unwrap();
     // 64 posted, 16 left in the pool: hold them and the ring cannot refill.
     let mut held: Batch<PktBuf> = Batch::new();
@@ -144,15 +200,9 @@ fn a_receive_ring_out_of_buffers_counts_rx_nombuf_and_recovers() {
     assert_eq!(dev.pending(0), 0);
 }
 
-#[test]
-fn a_frame_merged_over_several_buffers_is_dropped_and_its_buffers_recovered() {
-    let mut c = PktPoolConfig::new("small", 256);
-    c.page_size = PageSize::Size4K;
-    c.huge_pages = HugePagePolicy::Never;
-    c.cache_size = 0;
-    c.data_room = 512;
-    let pool = PktPool::new(&c, Arc::new(IdentityMapper)).unwrap();
-    let (dev, mut port) = open(ModelConfig::default(), &cfg(64), &pool);
+fn a_frame_merged_over_several_buffers_is_dropped_and_its_buffers_recovered(engine: RingEngine) {
+    let pool = small_pool(256);
+    let (dev, mut port) = open(model(engine), &cfg(64), &pool);
     assert!(port.features() & feature::MRG_RXBUF != 0);
     let mut q = port.take_queues().unwrap();
     dev.inject(0, &frame(1, 100));
@@ -170,17 +220,42 @@ fn a_frame_merged_over_several_buffers_is_dropped_and_its_buffers_recovered() {
     assert_eq!(pool.available(), 256);
 }
 
-#[test]
-fn without_mrg_rxbuf_a_frame_too_large_is_dropped_by_the_device() {
-    let mut c = PktPoolConfig::new("small", 256);
-    c.page_size = PageSize::Size4K;
-    c.huge_pages = HugePagePolicy::Never;
-    c.cache_size = 0;
-    c.data_room = 512;
-    let pool = PktPool::new(&c, Arc::new(IdentityMapper)).unwrap();
+fn a_merged_frame_short_of_buffers_waits_for_the_refill_to_notify(engine: RingEngine) {
+    let pool = small_pool(3);
+    // One buffer held back: the driver can post two, and the frame needs three.
+    let held = pool.alloc().unwrap();
+    let (dev, mut port) = open(model(engine), &cfg(64), &pool);
+    let mut q = port.take_queues().unwrap();
+    assert_eq!(q.rx[0].posted(), 2);
+    dev.inject(0, &frame(1, 1400));
+    assert_eq!(dev.pending(0), 1, "two buffers are not enough");
+    let mut got: Batch<PktBuf> = Batch::new();
+    assert_eq!(q.rx[0].rx_burst(&mut got), 0);
+    // The refill posts the third buffer, and only a notification tells the device
+    // (nothing calls `step`): it must have asked for one when it ran short.
+    drop(held);
+    assert_eq!(q.rx[0].rx_burst(&mut got), 0);
+    assert_eq!(q.rx[0].posted(), 3);
+    assert_eq!(dev.pending(0), 0, "delivered over three buffers");
+    // The driver takes one segment per packet: the merged frame is dropped whole.
+    assert_eq!(q.rx[0].rx_burst(&mut got), 0);
+    let s = q.rx[0].counters().snapshot();
+    assert_eq!((s.drops, s.errors, s.packets), (1, 0, 0));
+    // And the ring goes on.
+    dev.inject(0, &frame(2, 300));
+    assert_eq!(q.rx[0].rx_burst(&mut got), 1);
+    assert_eq!(got[0].data(), &frame(2, 300)[..]);
+    drop(got);
+    drop(q);
+    drop(port);
+    assert_eq!(pool.available(), 3);
+}
+
+fn without_mrg_rxbuf_a_frame_too_large_is_dropped_by_the_device(engine: RingEngine) {
+    let pool = small_pool(256);
     let mut vc = cfg(64);
     vc.features &= !feature::MRG_RXBUF;
-    let (dev, mut port) = open(ModelConfig::default(), &vc, &pool);
+    let (dev, mut port) = open(model(engine), &vc, &pool);
     let mut q = port.take_queues().unwrap();
     dev.inject(0, &frame(1, 1000));
     dev.inject(0, &frame(2, 200));
@@ -190,12 +265,11 @@ fn without_mrg_rxbuf_a_frame_too_large_is_dropped_by_the_device() {
     assert_eq!(dev.stats().rx_too_small, 1);
 }
 
-#[test]
-fn multiqueue_pairs_are_activated_and_polled_independently() {
+fn multiqueue_pairs_are_activated_and_polled_independently(engine: RingEngine) {
     let pool = pool(2048);
     let mut c = cfg(64);
     c.queues = 3;
-    let (dev, mut port) = open(loopback(), &c, &pool);
+    let (dev, mut port) = open(loopback(engine), &c, &pool);
     assert_eq!(dev.active_pairs(), 3);
     let mut q = port.take_queues().unwrap();
     assert_eq!((q.rx.len(), q.tx.len()), (3, 3));
@@ -214,13 +288,12 @@ fn multiqueue_pairs_are_activated_and_polled_independently() {
     assert_eq!(totals.rx_total().packets, 5 + 6 + 7);
 }
 
-#[test]
-fn the_device_is_notified_only_when_it_asks() {
+fn the_device_is_notified_only_when_it_asks(engine: RingEngine) {
     let pool = pool(1024);
     // NO_NOTIFY without EVENT_IDX: no transmit notifications at all.
     let mc = ModelConfig {
         no_notify: true,
-        ..ModelConfig::default()
+        ..model(engine)
     };
     let mut c = cfg(64);
     c.features &= !feature::EVENT_IDX;
@@ -236,7 +309,7 @@ fn the_device_is_notified_only_when_it_asks() {
     assert_eq!(dev.take_sent().len(), 8, "a polling device still sees them");
 
     // EVENT_IDX: one notification per burst past the device's avail_event, not per packet.
-    let (dev, mut port) = open(ModelConfig::default(), &cfg(64), &pool);
+    let (dev, mut port) = open(model(engine), &cfg(64), &pool);
     let mut q = port.take_queues().unwrap();
     let before = dev.stats().notifies;
     for i in 0..4 {
@@ -247,10 +320,9 @@ fn the_device_is_notified_only_when_it_asks() {
     assert_eq!(dev.take_sent().len(), 32);
 }
 
-#[test]
-fn a_device_polling_on_its_own_thread_moves_every_frame_in_order() {
+fn a_device_polling_on_its_own_thread_moves_every_frame_in_order(engine: RingEngine) {
     let pool = pool(2048);
-    let (dev, mut port) = open(loopback(), &cfg(128), &pool);
+    let (dev, mut port) = open(loopback(engine), &cfg(128), &pool);
     dev.set_auto(false);
     let stop = Arc::new(AtomicBool::new(false));
     let device = {
@@ -288,14 +360,13 @@ fn a_device_polling_on_its_own_thread_moves_every_frame_in_order() {
     assert_eq!(q.rx[0].counters().snapshot().errors, 0);
 }
 
-#[test]
-fn receive_checksum_flags_reach_the_metadata_only_when_negotiated() {
+fn receive_checksum_flags_reach_the_metadata_only_when_negotiated(engine: RingEngine) {
     use sluice_mempool::OffloadFlags;
     let pool = pool(512);
     let mc = ModelConfig {
-        features: ModelConfig::default().features | feature::GUEST_CSUM,
+        features: model(engine).features | feature::GUEST_CSUM,
         rx_hdr_flags: 2, // DATA_VALID
-        ..ModelConfig::default()
+        ..model(engine)
     };
     let (dev, mut port) = open(mc.clone(), &cfg(64), &pool);
     assert!(port.features() & feature::GUEST_CSUM != 0);
@@ -324,4 +395,29 @@ fn receive_checksum_flags_reach_the_metadata_only_when_negotiated() {
     got.clear();
     assert_eq!(q.rx[0].rx_burst(&mut got), 1);
     assert_eq!(got[0].meta().ol_flags, OffloadFlags::default());
+}
+
+/// The rust-vmm engine reaches only what was mapped: a receive buffer in a pool the device
+/// was not given is refused by vm-memory rather than written.
+#[test]
+#[should_panic(expected = "queue 0: receive chain: GuestMemoryError")]
+fn a_buffer_outside_the_mapped_memory_is_refused_by_the_rust_vmm_engine() {
+    let pool = pool(256);
+    let dev = SoftVirtioNet::new(model(RingEngine::RustVmm));
+    let mut port = attach(&dev, &cfg(64), &pool).unwrap();
+    let _q = port.take_queues().unwrap();
+    dev.inject(0, &frame(1, 64));
+}
+
+/// Likewise a transmit buffer.
+#[test]
+#[should_panic(expected = "queue 1: transmit chain: GuestMemoryError")]
+fn a_transmit_buffer_outside_the_mapped_memory_is_refused_by_the_rust_vmm_engine() {
+    let pool = pool(256);
+    let dev = SoftVirtioNet::new(model(RingEngine::RustVmm));
+    let mut port = attach(&dev, &cfg(64), &pool).unwrap();
+    let mut q = port.take_queues().unwrap();
+    let mut out: Batch<PktBuf> = Batch::new();
+    fill(&pool, &mut out, 0, 1, 64);
+    q.tx[0].tx_burst(&mut out);
 }

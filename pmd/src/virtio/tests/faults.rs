@@ -16,7 +16,7 @@ fn one(pool: &PktPool, seq: u32) -> Batch<PktBuf> {
 #[test]
 fn used_ids_out_of_range_or_not_in_flight_are_counted_and_ignored() {
     let pool = pool(512);
-    let (dev, mut port) = open(loopback(), &cfg(64), &pool);
+    let (dev, mut port) = open(loopback(RingEngine::Own), &cfg(64), &pool);
     let mut q = port.take_queues().unwrap();
     dev.inject_used(1, 999, 0); // out of range
     dev.inject_used(1, 5, 0); // in range, nothing in flight
@@ -41,7 +41,7 @@ fn used_ids_out_of_range_or_not_in_flight_are_counted_and_ignored() {
 #[test]
 fn a_length_larger_than_the_buffer_recovers_the_buffer_unread() {
     let pool = pool(512);
-    let (dev, mut port) = open(ModelConfig::default(), &cfg(64), &pool);
+    let (dev, mut port) = open(model(RingEngine::Own), &cfg(64), &pool);
     dev.set_auto(false);
     let mut q = port.take_queues().unwrap();
     // Receive: descriptor 0 holds the first posted buffer (2048 + 12 bytes writable).
@@ -64,7 +64,7 @@ fn a_length_larger_than_the_buffer_recovers_the_buffer_unread() {
 #[test]
 fn a_used_index_jump_breaks_the_queue_without_reading_past_it() {
     let pool = pool(512);
-    let (dev, mut port) = open(loopback(), &cfg(64), &pool);
+    let (dev, mut port) = open(loopback(RingEngine::Own), &cfg(64), &pool);
     let mut q = port.take_queues().unwrap();
     dev.jump_used(0, 1000);
     let mut got: Batch<PktBuf> = Batch::new();

@@ -1,4 +1,30 @@
-//! The driver against the software device (`model`): bring-up, datapath, faults.
+//! The driver against the software device (`model`): bring-up, datapath, faults. The
+//! datapath tests and the queue set-up run against both of the model's ring engines, its own
+//! ring code and rust-vmm's `virtio-queue`; fault injection needs the own one.
+
+/// A `#[test]` per ring engine of the model for each function named (each takes the
+/// engine): `own::name` and `rust_vmm::name`, in the module where it is invoked.
+/// (Defined before the test modules: `macro_rules!` scope is textual.)
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod own {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(super::RingEngine::Own);
+                }
+            )*
+        }
+        mod rust_vmm {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(super::RingEngine::RustVmm);
+                }
+            )*
+        }
+    };
+}
 
 mod bringup;
 mod datapath;
@@ -9,7 +35,7 @@ use std::time::Duration;
 
 use sluice_mempool::{HugePagePolicy, IdentityMapper, PageSize, PktPool, PktPoolConfig};
 
-use super::model::{ModelConfig, SoftVirtioNet};
+use super::model::{ModelConfig, RingEngine, SoftVirtioNet};
 use super::{Transport, VirtioConfig, VirtioPort};
 use crate::error::Error;
 
@@ -42,15 +68,22 @@ fn try_open(
     pool: &PktPool,
 ) -> (Arc<SoftVirtioNet>, Result<Port, Error>) {
     let dev = SoftVirtioNet::new(mc);
+    // The rust-vmm engine reaches only the rings and the mapped pools.
+    dev.map_pool(pool);
+    let port = attach(&dev, c, pool);
+    (dev, port)
+}
+
+/// Brings the driver up on `dev` with receive buffers from `pool`.
+fn attach(dev: &Arc<SoftVirtioNet>, c: &VirtioConfig, pool: &PktPool) -> Result<Port, Error> {
     let d = dev.clone();
-    let port = Transport::new(
+    Transport::new(
         "model".into(),
         &dev.caps(),
         move |_| Ok(d.clone()),
         c.timeout,
     )
-    .and_then(|t| VirtioPort::with_transport(t, c, pool, Arc::new(IdentityMapper)));
-    (dev, port)
+    .and_then(|t| VirtioPort::with_transport(t, c, pool, Arc::new(IdentityMapper)))
 }
 
 fn open(mc: ModelConfig, c: &VirtioConfig, pool: &PktPool) -> (Arc<SoftVirtioNet>, Port) {
@@ -58,10 +91,18 @@ fn open(mc: ModelConfig, c: &VirtioConfig, pool: &PktPool) -> (Arc<SoftVirtioNet
     (dev, port.unwrap())
 }
 
-fn loopback() -> ModelConfig {
+/// The default model with its rings walked by `engine`.
+fn model(engine: RingEngine) -> ModelConfig {
+    ModelConfig {
+        engine,
+        ..ModelConfig::default()
+    }
+}
+
+fn loopback(engine: RingEngine) -> ModelConfig {
     ModelConfig {
         loopback: true,
-        ..ModelConfig::default()
+        ..model(engine)
     }
 }
 
