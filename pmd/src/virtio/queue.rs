@@ -242,7 +242,10 @@ impl<T> SplitQueue<T> {
     /// Adds a chain of `segs` (readable ones first) carrying `token`; it becomes visible to
     /// the device at the next [`publish`](Self::publish). Gives the token back if the chain
     /// does not fit, is empty, or the queue is broken.
-    #[inline]
+    // Always inlined, as is `pop_used`: left to itself the compiler calls both out of line
+    // from every burst loop (once per packet), and the call keeps the queue's fields from
+    // staying in registers across the loop.
+    #[inline(always)]
     pub fn add(&mut self, segs: &[Segment], token: T) -> Result<(), T> {
         if segs.is_empty() || segs.len() > self.free.len() || self.broken {
             return Err(token);
@@ -358,7 +361,7 @@ impl<T> SplitQueue<T> {
     }
 
     /// Takes the next used entry among those [`used_ready`](Self::used_ready) counted.
-    #[inline]
+    #[inline(always)]
     pub fn pop_used(&mut self) -> Option<Used<T>> {
         if self.broken || self.last_used == self.seen_used {
             return None;
