@@ -5,7 +5,8 @@
 //! and DPDK's `rte_ring`), the latency of a burst through the ring, and the mempool get+put
 //! cost (against DPDK's `rte_mempool` and `rte_pktmbuf`, on the same page size: [`pages`]). DPDK runs as a C peer compiled at run time
 //! ([`dpdk`]); when it is absent its columns say `n/a`. [`fwd_bench`] measures the forwarder
-//! itself on in-memory ports. See `bench/README.md` for the
+//! itself on in-memory ports, and [`virtio_bench`] the virtio-net driver's own cost per packet
+//! against the software device. See `bench/README.md` for the
 //! methodology and the figures.
 #![forbid(unsafe_code)]
 
@@ -22,3 +23,4 @@ pub mod ring_bench;
 pub mod stats;
 pub mod table;
 pub mod targets;
+pub mod virtio_bench;

@@ -1,7 +1,7 @@
 //! `sluice-bench`: Sluice's ring and mempool against their peers, side by side in one run.
 //!
 //! ```text
-//! cargo run --release -p sluice-bench -- [ring|mempool|fwd|all] [--quick] [--dpdk auto|off]
+//! cargo run --release -p sluice-bench -- [ring|mempool|fwd|virtio|all] [--quick] [--dpdk auto|off]
 //! ```
 #![forbid(unsafe_code)]
 
@@ -13,6 +13,7 @@ use sluice_bench::pages::Pages;
 use sluice_bench::pin::CorePair;
 use sluice_bench::report::{self, Plan};
 use sluice_bench::targets::{self, Figures};
+use sluice_bench::virtio_bench;
 
 /// Which sections to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -23,6 +24,9 @@ enum Section {
     Mempool,
     /// Forwarding rate at 64 B through sluice-fwd on in-memory ports.
     Fwd,
+    /// The virtio-net driver's cost per packet against the software device, beside the
+    /// ring port.
+    Virtio,
     /// All of the above.
     All,
 }
@@ -56,6 +60,7 @@ fn main() {
     let ring = matches!(args.section, Section::Ring | Section::All);
     let pool = matches!(args.section, Section::Mempool | Section::All);
     let fwd = matches!(args.section, Section::Fwd | Section::All);
+    let virtio = matches!(args.section, Section::Virtio | Section::All);
     let cores = CorePair::detect();
     let plan = Plan::new(args.quick, cores);
 
@@ -120,6 +125,10 @@ fn main() {
     }
     if fwd {
         println!("{}", sluice_bench::fwd_bench::fwd_section(args.quick));
+    }
+    if virtio {
+        let plan = virtio_bench::Plan::new(args.quick, cores.producer, pages.pool_pages());
+        println!("{}", virtio_bench::virtio_section(&plan));
     }
     if ring || pool {
         println!("Targets (DESIGN.md §5), from this run's figures:\n");

@@ -63,7 +63,7 @@ fn pkt_pool(bench: &PoolBenchConfig, cache: CacheMode) -> PktPool {
 }
 
 /// Runs `body` on a thread pinned to `core`, registered as lcore `lcore` when `register`.
-fn on_lcore<R: Send>(core: usize, lcore: Option<usize>, body: impl FnOnce() -> R + Send) -> R {
+pub fn on_lcore<R: Send>(core: usize, lcore: Option<usize>, body: impl FnOnce() -> R + Send) -> R {
     std::thread::scope(|s| {
         s.spawn(|| {
             pin_current(core);

@@ -242,15 +242,18 @@ impl<T> SplitQueue<T> {
     /// Adds a chain of `segs` (readable ones first) carrying `token`; it becomes visible to
     /// the device at the next [`publish`](Self::publish). Gives the token back if the chain
     /// does not fit, is empty, or the queue is broken.
-    #[inline]
+    // Always inlined, as is `pop_used`: left to itself the compiler calls both out of line
+    // from every burst loop (once per packet), and the call keeps the queue's fields from
+    // staying in registers across the loop.
+    #[inline(always)]
     pub fn add(&mut self, segs: &[Segment], token: T) -> Result<(), T> {
         if segs.is_empty() || segs.len() > self.free.len() || self.broken {
             return Err(token);
         }
         let mut writable = 0u32;
         let mut head = 0u16;
-        // The previous descriptor and its flags: it gets NEXT once its successor is known.
-        let mut prev: Option<(u16, u16)> = None;
+        // The previous descriptor: written once its successor (its `next`) is known.
+        let mut prev: Option<(u16, &Segment)> = None;
         for (i, s) in segs.iter().enumerate() {
             // `segs.len() <= free.len()` was checked, so the pop cannot fail.
             let Some(id) = self.free.pop() else {
@@ -259,24 +262,17 @@ impl<T> SplitQueue<T> {
             if i == 0 {
                 head = id;
             }
-            if let Some((p, flags)) = prev {
+            if let Some((p, ps)) = prev {
                 self.next[usize::from(p)] = id;
-                let at = self.layout.desc + 16 * usize::from(p);
-                self.mem
-                    .store_u16(at + 12, flags | DESC_F_NEXT, Ordering::Relaxed);
-                self.mem.store_u16(at + 14, id, Ordering::Relaxed);
+                self.store_desc(p, ps, DESC_F_NEXT, id);
             }
-            let mut flags = 0;
             if s.writable {
-                flags |= DESC_F_WRITE;
                 writable = writable.saturating_add(s.len);
             }
-            let at = self.layout.desc + 16 * usize::from(id);
-            self.mem.store_u64(at, s.iova.as_u64(), Ordering::Relaxed);
-            self.mem.store_u32(at + 8, s.len, Ordering::Relaxed);
-            self.mem.store_u16(at + 12, flags, Ordering::Relaxed);
-            self.mem.store_u16(at + 14, 0, Ordering::Relaxed);
-            prev = Some((id, flags));
+            prev = Some((id, s));
+        }
+        if let Some((p, ps)) = prev {
+            self.store_desc(p, ps, 0, 0);
         }
         self.shadow[usize::from(head)] = Some(InFlight {
             token,
@@ -288,6 +284,23 @@ impl<T> SplitQueue<T> {
             .store_u16(self.layout.avail_ring(slot), head, Ordering::Relaxed);
         self.avail_idx = self.avail_idx.wrapping_add(1);
         Ok(())
+    }
+
+    /// Writes descriptor `id` for `seg`, with `flags` (besides WRITE) and `next`.
+    #[inline]
+    fn store_desc(&self, id: u16, seg: &Segment, flags: u16, next: u16) {
+        let flags = if seg.writable {
+            flags | DESC_F_WRITE
+        } else {
+            flags
+        };
+        self.mem.store_desc(
+            self.layout.desc + 16 * usize::from(id),
+            seg.iova.as_u64(),
+            seg.len,
+            flags,
+            next,
+        );
     }
 
     /// Makes every chain added since the last call visible to the device and says whether
@@ -348,15 +361,14 @@ impl<T> SplitQueue<T> {
     }
 
     /// Takes the next used entry among those [`used_ready`](Self::used_ready) counted.
-    #[inline]
+    #[inline(always)]
     pub fn pop_used(&mut self) -> Option<Used<T>> {
         if self.broken || self.last_used == self.seen_used {
             return None;
         }
         let at = self.layout.used_elem(self.last_used & self.mask);
         self.last_used = self.last_used.wrapping_add(1);
-        let id = self.mem.load_u32(at, Ordering::Relaxed);
-        let len = self.mem.load_u32(at + 4, Ordering::Relaxed);
+        let (id, len) = self.mem.load_used_elem(at);
         let Some(entry) = usize::try_from(id)
             .ok()
             .and_then(|i| self.shadow.get_mut(i))
