@@ -311,13 +311,7 @@ impl<T> PackedQueue<T> {
             return None;
         }
         let id = self.mem.load_u16(at + 12, Ordering::Relaxed);
-        // §2.8.4: the length means something only with WRITE set; a returned read-only
-        // buffer was written 0 bytes.
-        let len = if flags & DESC_F_WRITE != 0 {
-            self.mem.load_u32(at + 8, Ordering::Relaxed)
-        } else {
-            0
-        };
+        let len = self.mem.load_u32(at + 8, Ordering::Relaxed);
         let Some(entry) = self.shadow.get_mut(usize::from(id)).and_then(Option::take) else {
             // Move past this one descriptor: a device that wrote it there consumed it.
             self.advance_used(1);
@@ -326,6 +320,15 @@ impl<T> PackedQueue<T> {
         self.free_ids.push(id);
         self.free_descs += entry.descs;
         self.advance_used(entry.descs);
+        // §2.8.4 makes the length reserved in a used descriptor without WRITE, but QEMU 7.2
+        // never sets WRITE there (`virtqueue_packed_fill_desc`) and Linux reads the length
+        // regardless: it counts for any buffer with writable bytes. A read-only buffer
+        // (transmit) was written nothing, whatever a device leaves there without WRITE.
+        let len = if entry.writable == 0 && flags & DESC_F_WRITE == 0 {
+            0
+        } else {
+            len
+        };
         if len > entry.writable {
             return Some(Used::BadLen(entry.token, len));
         }
@@ -445,7 +448,7 @@ mod tests {
         assert!(matches!(q.pop_used(), Some(Used::BadId(9))));
         used(&q, 1, 3, 10, USED_LAP1); // in range, not in flight
         assert!(matches!(q.pop_used(), Some(Used::BadId(3))));
-        used(&q, 2, 1, 101, USED_LAP1);
+        used(&q, 2, 1, 101, DESC_F_AVAIL | DESC_F_USED); // no WRITE, as QEMU writes them
         assert!(matches!(q.pop_used(), Some(Used::BadLen(1, 101))));
         // A read-only buffer returned with a length but no WRITE: the length is ignored.
         q.add(&[seg(60, false)], 4).unwrap();

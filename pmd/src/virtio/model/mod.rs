@@ -333,7 +333,10 @@ impl SoftVirtioNet {
         } else {
             1
         };
-        s.push_used(q, id, len, descs);
+        // A device claiming to have written something says so with WRITE on a packed ring
+        // (which QEMU never sets: see `push_used`).
+        let flags = if len > 0 { DESC_F_WRITE } else { 0 };
+        s.push_used_flags(q, id, len, descs, flags);
     }
 
     /// Fault: moves queue `q`'s used index `n` ahead without writing entries.
@@ -556,23 +559,25 @@ impl State {
 
     /// Returns buffer `id` with `len` bytes written; on a packed ring it took `descs` slots.
     fn push_used(&mut self, q: u16, id: u32, len: u32, descs: u16) {
+        self.push_used_flags(q, id, len, descs, 0);
+    }
+
+    /// [`push_used`](Self::push_used) with `flags` added to a packed used descriptor.
+    fn push_used_flags(&mut self, q: u16, id: u32, len: u32, descs: u16, flags: u16) {
         let qu = &mut self.queues[usize::from(q)];
         if qu.packed {
             // §2.8.6: id and length first, then the flags (Release) with AVAIL = USED = the
-            // used wrap counter; WRITE when something was written (QEMU sets it for buffers
-            // with writable descriptors, which are the ones written here).
+            // used wrap counter. Like QEMU 7.2 (`virtqueue_packed_fill_desc`), no WRITE even
+            // for written buffers.
             let at = qu.desc + 16 * u64::from(qu.used_idx);
             mem::store_u32(at + 8, len);
             mem::store_u16(at + 12, id as u16, Ordering::Relaxed);
-            let mut flags = if qu.used_wrap {
+            let lap = if qu.used_wrap {
                 DESC_F_AVAIL | DESC_F_USED
             } else {
                 0
             };
-            if len > 0 {
-                flags |= DESC_F_WRITE;
-            }
-            mem::store_u16(at + 14, flags, Ordering::Release);
+            mem::store_u16(at + 14, lap | flags, Ordering::Release);
             let next = u32::from(qu.used_idx) + u32::from(descs);
             if next >= u32::from(qu.size) {
                 qu.used_idx = (next - u32::from(qu.size)) as u16;

@@ -168,8 +168,8 @@ mod packed {
         assert_eq!(q.rx[0].rx_burst(&mut got), 0);
         assert_eq!(q.rx[0].counters().snapshot().errors, 1);
         assert_eq!(q.rx[0].posted(), 64, "refilled");
-        // Transmit: a device must write nothing into a transmit buffer (the model marks a
-        // used descriptor with a length as written).
+        // Transmit: a device must write nothing into a transmit buffer. Here it says it did
+        // (a length with WRITE; without WRITE the length of a read-only buffer means nothing).
         assert_eq!(q.tx[0].tx_burst(&mut one(&pool, 1)), 1);
         dev.inject_used(1, 0, 10);
         q.tx[0].reclaim();
