@@ -1,6 +1,7 @@
 //! The datapath: receive and transmit queue handles (REFERENCE B7), each owning its
-//! virtqueue (split or packed, one code path over [`Virtqueue`]), its ring memory and its doorbell. No allocation, no formatting, no locks; the only
-//! MMIO is the notify store, made when the device asks for it.
+//! virtqueue (split or packed, one code path over [`Virtqueue`]), its ring memory and its
+//! doorbell. No allocation, no formatting, no locks; the only MMIO is the notify store, made
+//! when the device asks for it.
 //!
 //! - Receive: every posted buffer is one device-writable descriptor starting
 //!   [`NET_HDR_LEN`] bytes before the buffer's data offset, so the device writes the
