@@ -1,7 +1,7 @@
 #!/bin/sh
 # End-to-end test of the virtio-net driver, run INSIDE the guest of run-in-guest.sh:
 #
-#   bench/qemu/run-in-guest.sh --nics 4 -- bench/qemu/e2e-virtio.sh TARGET/release
+#   bench/qemu/run-in-guest.sh --nics 4 [--nic-opts packed=on] -- bench/qemu/e2e-virtio.sh TARGET/release
 #
 # TARGET/release must hold sluice-devbind, sluice-fwd and examples/virtio_echo (cargo build
 # --release -p sluice-apps --bin sluice-devbind --bin sluice-fwd -p sluice-pmd --example
@@ -145,6 +145,20 @@ PY
 ip neigh show dev "$iface"
 wait "$svc" || { cat /tmp/echo.log; fail "virtio_echo exited non-zero"; }
 cat /tmp/echo.log
+
+# The ring format: the kernel's driver takes packed rings whenever offered, so what it
+# negotiated on NIC 1 (RING_PACKED is bit 34: the 35th character of the sysfs string) is
+# what sluice must have taken on NIC 0 (QEMU offers packed rings with --nic-opts packed=on).
+kernel_features=$(cat /sys/bus/pci/devices/"$nic1"/virtio*/features)
+case $(echo "$kernel_features" | cut -c35) in
+    1) ring=packed ;;
+    *) ring=split ;;
+esac
+case ${SLUICE_GUEST_NIC_OPTS:-} in
+    *packed=on*) [ $ring = packed ] || fail "packed=on, but the kernel negotiated split rings" ;;
+esac
+grep -q ", $ring rings" /tmp/echo.log || fail "virtio_echo did not run on $ring rings"
+echo "ok: $ring rings"
 
 echo
 echo "e2e-virtio: PASS"

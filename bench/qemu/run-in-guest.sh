@@ -16,6 +16,7 @@
 #   SLUICE_GUEST_OUT   a directory shared read-write with the host (see --out)
 #   SLUICE_GUEST_TAP_QUEUES  queue pairs per NIC with --tap-queues (0: hubport wiring)
 #   SLUICE_GUEST_CPUS  the number of vCPUs
+#   SLUICE_GUEST_NIC_OPTS  what --nic-opts added to every NIC (empty without it)
 #
 # Options:
 #   --nics N             virtio-net NICs (default 2, at most 8)
@@ -24,6 +25,8 @@
 #                        taps of a pair are joined by a bridge, all in a network namespace
 #                        of this run's own (QEMU runs in it); the host's tun steers frames
 #                        to receive queues by flow. Needs root and /dev/net/tun.
+#   --nic-opts OPTS      properties appended to every NIC's -device virtio-net-pci, e.g.
+#                        packed=on (packed virtqueues offered)
 #   --cpus N             vCPUs (default 2)
 #   --no-nvme            no NVMe controller
 #   --mem MIB            guest memory (default 1024)
@@ -45,7 +48,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 work=${SLUICE_QEMU_WORK:-$here/work}
-nics=2 tap_queues=0 cpus=2 nvme=1 mem=1024 hugepages=128 cmd_timeout=600 boot_timeout=120 out= keep=0
+nics=2 nic_opts= tap_queues=0 cpus=2 nvme=1 mem=1024 hugepages=128 cmd_timeout=600 boot_timeout=120 out= keep=0
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit "${1:-0}"; }
 fail() { echo "run-in-guest: $*" >&2; exit 125; }
@@ -53,6 +56,7 @@ fail() { echo "run-in-guest: $*" >&2; exit 125; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --nics) nics=$2; shift 2 ;;
+        --nic-opts) nic_opts=$2; shift 2 ;;
         --tap-queues) tap_queues=$2; shift 2 ;;
         --cpus) cpus=$2; shift 2 ;;
         --no-nvme) nvme=0; shift ;;
@@ -73,6 +77,7 @@ for v in nics tap_queues cpus mem hugepages cmd_timeout boot_timeout; do
     [[ ${!v} =~ ^[0-9]+$ ]] || fail "--${v//_/-} wants a number, got '${!v}'"
 done
 [ "$nics" -le 8 ] || fail "--nics $nics: at most 8"
+[[ $nic_opts =~ ^[A-Za-z0-9_.=,-]*$ ]] || fail "--nic-opts '$nic_opts': properties only (a=b,c=d)"
 [ "$cpus" -ge 1 ] || fail "--cpus $cpus: at least 1"
 # QEMU 7.2's virtio-net takes at most 1024 queues; the driver uses at most 16 pairs.
 [ "$tap_queues" -le 16 ] || fail "--tap-queues $tap_queues: at most 16"
@@ -192,7 +197,7 @@ fi
 for ((i = 0; i < nics; i++)); do
     slot=$((4 + i))
     nic_addrs+=("$(printf '0000:00:%02x.0' "$slot")")
-    dev="virtio-net-pci,netdev=net$i,disable-legacy=on,iommu_platform=on,mac=52:54:00:5c:00:$(printf %02x $i),addr=$(printf 0x%x $slot)"
+    dev="virtio-net-pci,netdev=net$i,disable-legacy=on,iommu_platform=on,mac=52:54:00:5c:00:$(printf %02x $i),addr=$(printf 0x%x $slot)${nic_opts:+,$nic_opts}"
     if [ "$tap_queues" -gt 0 ]; then
         # Two taps per bridge: a wire through the host's kernel; a full tap queue drops.
         "${in_netns[@]}" ip tuntap add dev "tap$i" mode tap multi_queue ||
@@ -210,6 +215,7 @@ done
     echo "export SLUICE_GUEST_NICS='${nic_addrs[*]}'"
     echo "export SLUICE_GUEST_TAP_QUEUES='$tap_queues'"
     echo "export SLUICE_GUEST_CPUS='$cpus'"
+    echo "export SLUICE_GUEST_NIC_OPTS='$nic_opts'"
     echo "export SLUICE_GUEST_NVME='$([ "$nvme" = 1 ] && echo 0000:00:03.0)'"
     echo "export SLUICE_GUEST_OUT='$out'"
     echo "export PATH='/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'"

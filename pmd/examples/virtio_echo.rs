@@ -53,7 +53,11 @@ fn run(args: &[String]) -> Result<()> {
     };
     let mut port = VirtioPort::open(addr.parse()?, &cfg, &pool, &container)?;
     let mac = port.info().mac;
-    println!("virtio_echo: {addr} {mac} {ip}, link {}", port.link());
+    println!(
+        "virtio_echo: {addr} {mac} {ip}, link {}, {} rings",
+        port.link(),
+        port.ring_kind()
+    );
     let mut q = port.take_queues().ok_or("queues already taken")?;
     let (rx, tx) = (&mut q.rx[0], &mut q.tx[0]);
     let end = Instant::now() + Duration::from_secs(secs);

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use super::dma::RingMemory;
 use super::pci_transport::{Notifier, VirtioRegs};
-use super::queue::{Segment, SplitQueue, Used};
+use super::queue::{Segment, Used};
+use super::virtqueue::Virtqueue;
 use crate::error::Error;
 
 /// Class RX: promiscuous and all-multicast modes (needs CTRL_RX).
@@ -28,7 +29,7 @@ const ACK_UNSET: u8 = 0xff;
 
 /// The control queue and its command page.
 pub struct ControlQueue<R> {
-    pub(super) vq: SplitQueue<()>,
+    pub(super) vq: Virtqueue<()>,
     notify: Notifier<R>,
     page: RingMemory,
     device: String,
@@ -45,7 +46,7 @@ impl<R> core::fmt::Debug for ControlQueue<R> {
 
 impl<R: VirtioRegs> ControlQueue<R> {
     pub(super) fn new(
-        vq: SplitQueue<()>,
+        vq: Virtqueue<()>,
         notify: Notifier<R>,
         page: RingMemory,
         device: String,
@@ -128,7 +129,7 @@ impl<R: VirtioRegs> ControlQueue<R> {
     }
 
     /// The ring and command page (to park until the device is reset).
-    pub(super) fn into_parts(self) -> (SplitQueue<()>, RingMemory) {
+    pub(super) fn into_parts(self) -> (Virtqueue<()>, RingMemory) {
         (self.vq, self.page)
     }
 }

@@ -1,5 +1,5 @@
-//! The virtio-net poll-mode driver: modern (virtio 1.x) PCI transport, split virtqueues,
-//! multiqueue, polled with interrupts suppressed.
+//! The virtio-net poll-mode driver: modern (virtio 1.x) PCI transport, split or packed
+//! virtqueues, multiqueue, polled with interrupts suppressed.
 //!
 //! # Layout
 //! - [`pci_transport`]: the capability walk, the status handshake and feature negotiation
@@ -8,6 +8,9 @@
 //! - [`dma`]: [`RingMemory`], the only access path to the memory shared with the device.
 //! - [`queue`]: [`SplitQueue`], the split-ring protocol (B5, B6) with the driver's own
 //!   shadow of what it posted; every used entry the device writes is checked against it.
+//! - [`packed`]: [`PackedQueue`], the packed-ring protocol (virtio 1.2 §2.8, `RING_PACKED`),
+//!   with the same shadow and checks; [`virtqueue`]: [`Virtqueue`], either of the two behind
+//!   one set of calls, which the datapath and the control queue are written against.
 //! - [`net`]: the receive and transmit queue handles and the control queue (B7).
 //! - [`port`]: [`VirtioPort`], the [`NetPort`](crate::net::NetPort) over all of that;
 //!   [`shared`]: what the device may touch, freed only after its reset.
@@ -54,19 +57,23 @@ pub mod dma;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod model;
 pub mod net;
+pub mod packed;
 pub mod pci_transport;
 pub mod port;
 pub mod queue;
 pub mod shared;
+pub mod virtqueue;
 
 #[cfg(test)]
 mod tests;
 
 pub use dma::RingMemory;
 pub use net::{VirtioRxQueue, VirtioTxQueue};
+pub use packed::PackedQueue;
 pub use pci_transport::{Notifier, Transport, VirtioRegs};
 pub use port::{VirtioConfig, VirtioPort};
 pub use queue::{SplitQueue, UsedFault};
+pub use virtqueue::{RingKind, Virtqueue};
 
 /// Device status bits (virtio 1.2 §2.1, REFERENCE B3).
 pub mod status {
@@ -108,6 +115,8 @@ pub mod feature {
     pub const VERSION_1: u64 = 1 << 32;
     /// The device goes through the platform's IOMMU.
     pub const ACCESS_PLATFORM: u64 = 1 << 33;
+    /// Packed virtqueues (virtio 1.2 §2.8) instead of split ones.
+    pub const RING_PACKED: u64 = 1 << 34;
 
     /// What this driver can use; it accepts the intersection with the device's offer.
     pub const SUPPORTED: u64 = GUEST_CSUM
@@ -119,7 +128,8 @@ pub mod feature {
         | MQ
         | EVENT_IDX
         | VERSION_1
-        | ACCESS_PLATFORM;
+        | ACCESS_PLATFORM
+        | RING_PACKED;
 
     /// The name of a single feature bit, for errors.
     pub fn name(bit: u64) -> &'static str {
@@ -135,6 +145,7 @@ pub mod feature {
             EVENT_IDX => "EVENT_IDX",
             VERSION_1 => "VERSION_1",
             ACCESS_PLATFORM => "ACCESS_PLATFORM",
+            RING_PACKED => "RING_PACKED",
             _ => "another feature",
         }
     }

@@ -1,6 +1,7 @@
-//! The datapath: receive and transmit queue handles (REFERENCE B7), each owning its split
-//! queue, its ring memory and its doorbell. No allocation, no formatting, no locks; the only
-//! MMIO is the notify store, made when the device asks for it.
+//! The datapath: receive and transmit queue handles (REFERENCE B7), each owning its
+//! virtqueue (split or packed, one code path over [`Virtqueue`]), its ring memory and its
+//! doorbell. No allocation, no formatting, no locks; the only MMIO is the notify store, made
+//! when the device asks for it.
 //!
 //! - Receive: every posted buffer is one device-writable descriptor starting
 //!   [`NET_HDR_LEN`] bytes before the buffer's data offset, so the device writes the
@@ -20,8 +21,9 @@ use sluice_mempool::{Batch, OffloadFlags, PktBuf, PktPool};
 
 use super::NET_HDR_LEN;
 use super::pci_transport::{Notifier, VirtioRegs};
-use super::queue::{Segment, SplitQueue, Used};
+use super::queue::{Segment, Used};
 use super::shared::Shared;
+use super::virtqueue::Virtqueue;
 use crate::net::{QueueCounters, RxQueue, TxQueue};
 
 /// Buffers allocated from the pool per request when refilling.
@@ -33,7 +35,7 @@ const HDR_F_DATA_VALID: u8 = 2;
 
 /// Receive queue of a [`VirtioPort`](super::VirtioPort).
 pub struct VirtioRxQueue<R: VirtioRegs> {
-    vq: SplitQueue<PktBuf>,
+    vq: Virtqueue<PktBuf>,
     notify: Notifier<R>,
     pool: PktPool,
     counters: Arc<QueueCounters>,
@@ -60,7 +62,7 @@ impl<R: VirtioRegs> core::fmt::Debug for VirtioRxQueue<R> {
 impl<R: VirtioRegs> VirtioRxQueue<R> {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
-        vq: SplitQueue<PktBuf>,
+        vq: Virtqueue<PktBuf>,
         notify: Notifier<R>,
         pool: PktPool,
         counters: Arc<QueueCounters>,
@@ -218,7 +220,7 @@ impl<R: VirtioRegs> Drop for VirtioRxQueue<R> {
 
 /// Transmit queue of a [`VirtioPort`](super::VirtioPort).
 pub struct VirtioTxQueue<R: VirtioRegs> {
-    vq: SplitQueue<PktBuf>,
+    vq: Virtqueue<PktBuf>,
     notify: Notifier<R>,
     counters: Arc<QueueCounters>,
     queue: u16,
@@ -237,7 +239,7 @@ impl<R: VirtioRegs> core::fmt::Debug for VirtioTxQueue<R> {
 
 impl<R: VirtioRegs> VirtioTxQueue<R> {
     pub(super) fn new(
-        vq: SplitQueue<PktBuf>,
+        vq: Virtqueue<PktBuf>,
         notify: Notifier<R>,
         counters: Arc<QueueCounters>,
         queue: u16,

@@ -13,7 +13,7 @@ use sluice_mempool::{IdentityMapper, IovaMap, IovaMapper, PktBuf, PktPool};
 
 use super::dma::RingMemory;
 use super::pci_transport::{Transport, VirtioRegs};
-use super::queue::SplitQueue;
+use super::virtqueue::Virtqueue;
 use crate::error::Error;
 use crate::pci::PciAddr;
 use crate::vfio::{Container, Device, IommuMode};
@@ -68,10 +68,14 @@ pub struct Shared<R: VirtioRegs> {
 
 impl<R: VirtioRegs> Shared<R> {
     /// Takes a queue's posted buffers and keeps them and its ring until the reset.
-    pub(super) fn park<T: Token>(&self, vq: &mut SplitQueue<T>) {
+    pub(super) fn park<T: Token>(&self, vq: &mut Virtqueue<T>) {
         let mut p = self.parked.lock().unwrap_or_else(|e| e.into_inner());
         p.rings.push(vq.memory());
-        let bufs: Vec<PktBuf> = vq.take_all().filter_map(Token::into_buf).collect();
+        let bufs: Vec<PktBuf> = vq
+            .take_all()
+            .into_iter()
+            .filter_map(Token::into_buf)
+            .collect();
         p.bufs.extend(bufs);
     }
 

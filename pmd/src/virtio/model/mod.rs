@@ -1,8 +1,9 @@
 //! A software virtio-net device for tests (feature `test-utils`): the modern PCI register
 //! layout of QEMU 7.2 (REFERENCE B8: common @0, ISR @0x1000, device @0x2000, notify @0x3000
 //! with multiplier 4) behind [`VirtioRegs`], feature negotiation with FEATURES_OK checked,
-//! split virtqueues walked on the driver's real ring memory, a control queue, mergeable
-//! receive buffers, multiqueue, and fault injection into the used ring.
+//! split or packed virtqueues (packed when the driver accepts `RING_PACKED`) walked on the
+//! driver's real ring memory, a control queue, mergeable receive buffers, multiqueue, and
+//! fault injection into the used ring.
 //!
 //! Frames the driver transmits on queue pair `q` are captured ([`SoftVirtioNet::take_sent`])
 //! and, with `loopback`, delivered to receive queue `q`. Frames handed to
@@ -21,7 +22,9 @@
 //! - [`RingEngine::RustVmm`]: rust-vmm's `virtio-queue` over a `vm-memory` guest memory made
 //!   of the queues' rings and the pools mapped with [`SoftVirtioNet::map_pool`] — an
 //!   implementation not written with the driver, which also refuses any address outside
-//!   that memory. See `vmm.rs`.
+//!   that memory. See `vmm.rs`. It has no packed rings: a driver accepting `RING_PACKED`
+//!   from a model on this engine is a test bug, and the model panics when the queue is
+//!   enabled.
 //!
 //! The register file, feature negotiation and the control queue are the model's own in both.
 
@@ -37,7 +40,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use sluice_mempool::PktPool;
 
+use super::packed::{DESC_F_AVAIL, DESC_F_USED, EVENT_F_DESC, EVENT_F_DISABLE};
 use super::pci_transport::{VirtioRegs, common};
+use super::queue::{DESC_F_NEXT, DESC_F_WRITE};
 use super::{NET_HDR_LEN, feature, status};
 use crate::error::Error;
 use crate::pci::caps::{VirtioCfgType, VirtioPciCap};
@@ -144,9 +149,20 @@ struct Queue {
     avail: u64,
     used: u64,
     enabled: bool,
+    /// Split: the next available index to read; packed: the next descriptor slot.
     last_avail: u16,
+    /// Split: the used index; packed: the slot of the next used descriptor.
     used_idx: u16,
+    /// A packed ring (`desc`, `avail`, `used` are then the descriptor ring, driver area and
+    /// device area).
+    packed: bool,
+    /// Packed: the device's wrap counters at `last_avail` and `used_idx`.
+    avail_wrap: bool,
+    used_wrap: bool,
 }
+
+/// Where the device reads next: (index or slot, wrap counter).
+type Cursor = (u16, bool);
 
 struct State {
     cfg: ModelConfig,
@@ -298,15 +314,29 @@ impl SoftVirtioNet {
         self.lock().cfg.link_up = up;
     }
 
-    /// Fault: writes a used entry `{id, len}` on queue `q` and publishes it.
+    /// Fault: writes a used entry `{id, len}` on queue `q` and publishes it. On a packed
+    /// ring a used descriptor takes the place of an available one, so this consumes the
+    /// next available buffer and returns it under `id`/`len` instead of its own (as a device
+    /// mixing up its buffers would).
     ///
     /// # Panics
     /// With [`RingEngine::RustVmm`]: this writes the used ring behind the engine's back
-    /// (virtio-queue keeps its own used index).
+    /// (virtio-queue keeps its own used index). On a packed ring with no buffer available.
     pub fn inject_used(&self, q: u16, id: u32, len: u32) {
         let mut s = self.lock();
         s.own_engine_only("inject_used");
-        s.push_used(q, id, len);
+        let descs = if s.queues[usize::from(q)].packed {
+            let Some((_, chain)) = s.pop_avail(q) else {
+                panic!("model: inject_used on packed queue {q}: no buffer available");
+            };
+            chain.len() as u16
+        } else {
+            1
+        };
+        // A device claiming to have written something says so with WRITE on a packed ring
+        // (which QEMU never sets: see `push_used`).
+        let flags = if len > 0 { DESC_F_WRITE } else { 0 };
+        s.push_used_flags(q, id, len, descs, flags);
     }
 
     /// Fault: moves queue `q`'s used index `n` ahead without writing entries.
@@ -317,6 +347,10 @@ impl SoftVirtioNet {
         let mut s = self.lock();
         s.own_engine_only("jump_used");
         let qu = &mut s.queues[usize::from(q)];
+        assert!(
+            !qu.packed,
+            "model: jump_used: a packed ring has no used index"
+        );
         qu.used_idx = qu.used_idx.wrapping_add(n);
         mem::store_u16(qu.used + 2, qu.used_idx, Ordering::Release);
     }
@@ -386,8 +420,20 @@ impl State {
 
     /// Queue `q` was just enabled: hands it to the engine that runs it.
     fn enable_queue(&mut self, q: u16) {
-        let regs = self.queues[usize::from(q)];
-        if self.cfg.engine == RingEngine::RustVmm && q != self.ctrl_index() {
+        let packed = self.has(feature::RING_PACKED);
+        let qu = &mut self.queues[usize::from(q)];
+        // Both wrap counters start at 1 (virtio 1.2 §2.8.1).
+        (qu.packed, qu.avail_wrap, qu.used_wrap) = (packed, true, true);
+        let regs = *qu;
+        if packed {
+            assert!(
+                self.cfg.engine == RingEngine::Own,
+                "model: rust-vmm's virtio-queue has no packed rings"
+            );
+            if self.cfg.no_notify {
+                mem::store_u16(regs.used + 2, EVENT_F_DISABLE, Ordering::Relaxed);
+            }
+        } else if self.cfg.engine == RingEngine::RustVmm && q != self.ctrl_index() {
             let event_idx = self.has(feature::EVENT_IDX);
             self.vmm.enable(q, &regs, self.cfg.queue_max, event_idx);
         } else if self.cfg.no_notify {
@@ -408,9 +454,12 @@ impl State {
         }
     }
 
-    /// The next available chain as (head, [(addr, len, writable)]), or `None`.
+    /// The next available chain as (head or buffer id, [(addr, len, writable)]), or `None`.
     fn pop_avail(&mut self, q: u16) -> Option<(u16, Vec<Buf>)> {
         let qu = self.queues[usize::from(q)];
+        if qu.packed {
+            return self.pop_avail_packed(q);
+        }
         let avail_idx = mem::load_u16(qu.avail + 2, Ordering::Acquire);
         if avail_idx == qu.last_avail {
             return None;
@@ -442,8 +491,102 @@ impl State {
         Some((head, chain))
     }
 
-    fn push_used(&mut self, q: u16, id: u32, len: u32) {
+    /// The next available buffer of a packed ring (virtio 1.2 §2.8.6), as
+    /// [`pop_avail`](Self::pop_avail).
+    fn pop_avail_packed(&mut self, q: u16) -> Option<(u16, Vec<Buf>)> {
+        let qu = self.queues[usize::from(q)];
+        let (mut slot, mut wrap) = (qu.last_avail, qu.avail_wrap);
+        let at = |slot: u16| qu.desc + 16 * u64::from(slot);
+        // Acquire: the driver stores the first descriptor's flags last, with Release.
+        let mut flags = mem::load_u16(at(slot) + 14, Ordering::Acquire);
+        let lap = if wrap { DESC_F_AVAIL } else { DESC_F_USED };
+        if flags & (DESC_F_AVAIL | DESC_F_USED) != lap {
+            return None;
+        }
+        let mut chain = Vec::new();
+        let id = loop {
+            let (addr, len) = (mem::load_u64(at(slot)), mem::load_u32(at(slot) + 8));
+            assert!(len > 0, "model: zero-sized descriptor");
+            let id = mem::load_u16(at(slot) + 12, Ordering::Relaxed);
+            chain.push((addr, len, flags & DESC_F_WRITE != 0));
+            slot += 1;
+            if slot == qu.size {
+                (slot, wrap) = (0, !wrap);
+            }
+            if flags & DESC_F_NEXT == 0 {
+                break id;
+            }
+            assert!(
+                chain.len() < usize::from(qu.size),
+                "model: chain longer than the ring"
+            );
+            flags = mem::load_u16(at(slot) + 14, Ordering::Relaxed);
+        };
         let qu = &mut self.queues[usize::from(q)];
+        (qu.last_avail, qu.avail_wrap) = (slot, wrap);
+        if self.driver_features & feature::EVENT_IDX != 0 {
+            // Ask to be notified of the next buffer (the one we will read next).
+            self.ask_notify(q, (slot, wrap));
+        }
+        // The buffer id is the last descriptor's (§2.8.6).
+        Some((id, chain))
+    }
+
+    fn avail_cursor(&self, q: u16) -> Cursor {
+        let qu = &self.queues[usize::from(q)];
+        (qu.last_avail, qu.avail_wrap)
+    }
+
+    /// Puts the read position back (buffers taken and not used after all).
+    fn set_avail_cursor(&mut self, q: u16, (at, wrap): Cursor) {
+        let qu = &mut self.queues[usize::from(q)];
+        (qu.last_avail, qu.avail_wrap) = (at, wrap);
+    }
+
+    /// Asks the driver to notify once it makes the buffer at `at` available: `avail_event`
+    /// on a split ring, the device event suppression structure on a packed one (with
+    /// EVENT_IDX; without it the packed device's flags stay ENABLE, or DISABLE with
+    /// `no_notify`).
+    fn ask_notify(&mut self, q: u16, (at, wrap): Cursor) {
+        let qu = self.queues[usize::from(q)];
+        if !qu.packed {
+            mem::store_u16(qu.used + 4 + 8 * u64::from(qu.size), at, Ordering::Relaxed);
+        } else if self.has(feature::EVENT_IDX) {
+            let off_wrap = at | u16::from(wrap) << 15;
+            mem::store_u32(qu.used, u32::from(off_wrap) | u32::from(EVENT_F_DESC) << 16);
+        }
+    }
+
+    /// Returns buffer `id` with `len` bytes written; on a packed ring it took `descs` slots.
+    fn push_used(&mut self, q: u16, id: u32, len: u32, descs: u16) {
+        self.push_used_flags(q, id, len, descs, 0);
+    }
+
+    /// [`push_used`](Self::push_used) with `flags` added to a packed used descriptor.
+    fn push_used_flags(&mut self, q: u16, id: u32, len: u32, descs: u16, flags: u16) {
+        let qu = &mut self.queues[usize::from(q)];
+        if qu.packed {
+            // §2.8.6: id and length first, then the flags (Release) with AVAIL = USED = the
+            // used wrap counter. Like QEMU 7.2 (`virtqueue_packed_fill_desc`), no WRITE even
+            // for written buffers.
+            let at = qu.desc + 16 * u64::from(qu.used_idx);
+            mem::store_u32(at + 8, len);
+            mem::store_u16(at + 12, id as u16, Ordering::Relaxed);
+            let lap = if qu.used_wrap {
+                DESC_F_AVAIL | DESC_F_USED
+            } else {
+                0
+            };
+            mem::store_u16(at + 14, lap | flags, Ordering::Release);
+            let next = u32::from(qu.used_idx) + u32::from(descs);
+            if next >= u32::from(qu.size) {
+                qu.used_idx = (next - u32::from(qu.size)) as u16;
+                qu.used_wrap = !qu.used_wrap;
+            } else {
+                qu.used_idx = next as u16;
+            }
+            return;
+        }
         let at = qu.used + 4 + 8 * u64::from(qu.used_idx & (qu.size - 1));
         mem::store_u32(at, id);
         mem::store_u32(at + 4, len);
@@ -478,19 +621,20 @@ impl State {
     fn own_transmit(&mut self, q: u16) -> Vec<Vec<u8>> {
         let (mut out, mut heads) = (Vec::new(), Vec::new());
         while let Some((head, chain)) = self.pop_avail(q) {
+            let descs = chain.len() as u16;
             let mut bytes = Vec::new();
             for &(addr, len, writable) in &chain {
                 assert!(!writable, "model: writable descriptor on a transmit queue");
                 bytes.extend(mem::read_bytes(addr, len as usize));
             }
-            heads.push(head);
+            heads.push((head, descs));
             out.push(bytes);
         }
         if self.cfg.tx_out_of_order {
             heads.reverse();
         }
-        for head in heads {
-            self.push_used(q, u32::from(head), 0);
+        for (head, descs) in heads {
+            self.push_used(q, u32::from(head), 0, descs);
         }
         out
     }
@@ -513,7 +657,8 @@ impl State {
         while let Some(frame) = self.pending[usize::from(pair)].front().cloned() {
             let need = NET_HDR_LEN + frame.len();
             // Take chains until the frame fits (one without MRG_RXBUF).
-            let mut taken: Vec<(u16, u64, u32)> = Vec::new();
+            let start = self.avail_cursor(q);
+            let mut taken: Vec<(u16, u64, u32, u16)> = Vec::new();
             let mut room = 0usize;
             while room < need && (mrg || taken.is_empty()) {
                 let Some((head, chain)) = self.pop_avail(q) else {
@@ -521,37 +666,33 @@ impl State {
                 };
                 let &(addr, len, writable) = &chain[0];
                 assert!(writable, "model: readable descriptor on a receive queue");
-                taken.push((head, addr, len));
+                taken.push((head, addr, len, chain.len() as u16));
                 room += len as usize;
             }
             if room < need && (mrg || taken.is_empty()) {
                 // Out of buffers: give back what was taken and, as QEMU does, ask to be
                 // notified when the driver posts more.
-                let qu = &mut self.queues[usize::from(q)];
-                qu.last_avail = qu.last_avail.wrapping_sub(taken.len() as u16);
-                let published = mem::load_u16(qu.avail + 2, Ordering::Acquire);
-                mem::store_u16(
-                    qu.used + 4 + 8 * u64::from(qu.size),
-                    published,
-                    Ordering::Relaxed,
-                );
+                // `pop_avail` stopped at the first buffer not available: that is the one
+                // to hear about.
+                let end = self.avail_cursor(q);
+                self.set_avail_cursor(q, start);
+                self.ask_notify(q, end);
                 return;
             }
             self.pending[usize::from(pair)].pop_front();
             if room < need {
                 // Too small without MRG_RXBUF: QEMU drops it silently; the buffer is not used.
                 self.stats.rx_too_small += 1;
-                let qu = &mut self.queues[usize::from(q)];
-                qu.last_avail = qu.last_avail.wrapping_sub(1);
+                self.set_avail_cursor(q, start);
                 continue;
             }
             let data = rx_frame(&frame, self.cfg.rx_hdr_flags, taken.len() as u16);
             let mut at = 0;
-            for (head, addr, len) in taken {
+            for (head, addr, len, descs) in taken {
                 let k = (len as usize).min(data.len() - at);
                 mem::write_bytes(addr, &data[at..at + k]);
                 at += k;
-                self.push_used(q, u32::from(head), k as u32);
+                self.push_used(q, u32::from(head), k as u32, descs);
             }
         }
     }
@@ -559,6 +700,7 @@ impl State {
     fn control(&mut self) {
         let q = self.ctrl_index();
         while let Some((head, chain)) = self.pop_avail(q) {
+            let descs = chain.len() as u16;
             let mut cmd = Vec::new();
             let mut ack = None;
             for &(addr, len, writable) in &chain {
@@ -596,7 +738,7 @@ impl State {
             };
             self.stats.ctrl_commands += 1;
             mem::write_bytes(ack, &[u8::from(!ok)]);
-            self.push_used(q, u32::from(head), 1);
+            self.push_used(q, u32::from(head), 1, descs);
         }
     }
 

@@ -2,16 +2,16 @@
 
 use super::*;
 use crate::net::{LinkStatus, NetPort};
-use crate::virtio::{feature, status};
+use crate::virtio::{RingKind, feature, status};
 
 // Queue set-up against both engines: virtio-queue checks sizes, alignment and that the rings
 // are in the device's memory.
-on_both_engines!(
+on_all_rings!(
     handshake_accepts_the_poll_mode_set_and_reports_mac_and_link,
     queue_size_is_capped_at_the_device_maximum,
 );
 
-fn handshake_accepts_the_poll_mode_set_and_reports_mac_and_link(engine: RingEngine) {
+fn handshake_accepts_the_poll_mode_set_and_reports_mac_and_link(engine: Rings) {
     let pool = pool(1024);
     let (dev, mut port) = open(model(engine), &cfg(64), &pool);
     let want = feature::VERSION_1
@@ -22,8 +22,14 @@ fn handshake_accepts_the_poll_mode_set_and_reports_mac_and_link(engine: RingEngi
         | feature::MRG_RXBUF
         | feature::EVENT_IDX
         | feature::MQ;
+    // Packed rings are taken whenever offered (the default asks for them).
+    let (want, kind) = match engine {
+        Rings::Packed => (want | feature::RING_PACKED, RingKind::Packed),
+        Rings::Split(_) => (want, RingKind::Split),
+    };
     assert_eq!(port.features(), want);
     assert_eq!(dev.driver_features(), want);
+    assert_eq!(port.ring_kind(), kind);
     let s = dev.status();
     assert_eq!(
         s,
@@ -75,10 +81,11 @@ fn access_platform_is_accepted_whenever_offered() {
 #[test]
 fn a_refused_feature_set_fails_with_the_features_named() {
     let pool = pool(256);
-    let ring_packed = 1u64 << 34;
+    // IN_ORDER (bit 35): offered, insisted on, not something this driver takes.
+    let in_order = 1u64 << 35;
     let mc = ModelConfig {
-        features: ModelConfig::default().features | ring_packed,
-        insists_on: ring_packed,
+        features: ModelConfig::default().features | in_order,
+        insists_on: in_order,
         ..ModelConfig::default()
     };
     let (dev, r) = try_open(mc, &cfg(64), &pool);
@@ -86,6 +93,37 @@ fn a_refused_feature_set_fails_with_the_features_named() {
     assert!(matches!(e, Error::VirtioFeaturesRefused { .. }), "{e}");
     assert!(e.to_string().contains("VERSION_1"), "{e}");
     assert!(dev.status() & status::FAILED != 0);
+    assert_eq!(pool.available(), 256);
+}
+
+#[test]
+fn a_device_insisting_on_packed_rings_gets_them_unless_the_user_opts_out() {
+    let pool = pool(256);
+    let mc = ModelConfig {
+        features: ModelConfig::default().features | feature::RING_PACKED,
+        insists_on: feature::RING_PACKED,
+        ..ModelConfig::default()
+    };
+    let (dev, port) = open(mc.clone(), &cfg(64), &pool);
+    assert_eq!(port.ring_kind(), RingKind::Packed);
+    assert!(dev.driver_features() & feature::RING_PACKED != 0);
+    drop(port);
+    // Opting out: split rings asked for, which this device refuses.
+    let mut c = cfg(64);
+    c.features &= !feature::RING_PACKED;
+    let (dev, r) = try_open(mc, &c, &pool);
+    let e = r.unwrap_err();
+    assert!(matches!(e, Error::VirtioFeaturesRefused { .. }), "{e}");
+    assert!(!e.to_string().contains("RING_PACKED"), "{e}");
+    assert!(dev.status() & status::FAILED != 0);
+    // Offered, not insisted on: the user's choice stands.
+    let mc = ModelConfig {
+        features: ModelConfig::default().features | feature::RING_PACKED,
+        ..ModelConfig::default()
+    };
+    let (_dev, port) = open(mc, &c, &pool);
+    assert_eq!(port.ring_kind(), RingKind::Split);
+    drop(port);
     assert_eq!(pool.available(), 256);
 }
 
@@ -128,7 +166,7 @@ fn more_queue_pairs_than_the_device_has_is_an_error() {
     assert_eq!(pool.available(), 1024);
 }
 
-fn queue_size_is_capped_at_the_device_maximum(engine: RingEngine) {
+fn queue_size_is_capped_at_the_device_maximum(engine: Rings) {
     let pool = pool(2048);
     let mc = ModelConfig {
         queue_max: 128,

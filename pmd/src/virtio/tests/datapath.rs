@@ -9,7 +9,7 @@ use crate::net::{NetPort, RxQueue, TxQueue};
 use crate::virtio::feature;
 use sluice_mempool::{Batch, PktBuf};
 
-on_both_engines!(
+on_all_rings!(
     frames_loop_back_intact_across_many_wraps,
     the_free_running_indices_wrap_past_u16,
     a_full_transmit_ring_takes_a_prefix_and_leaves_the_rest,
@@ -43,7 +43,7 @@ fn fill(pool: &PktPool, out: &mut Batch<PktBuf>, first: u32, n: usize, len: usiz
     }
 }
 
-fn frames_loop_back_intact_across_many_wraps(engine: RingEngine) {
+fn frames_loop_back_intact_across_many_wraps(engine: Rings) {
     let pool = pool(1024);
     let (_dev, mut port) = open(loopback(engine), &cfg(64), &pool);
     let mut q = port.take_queues().unwrap();
@@ -74,7 +74,7 @@ fn frames_loop_back_intact_across_many_wraps(engine: RingEngine) {
     assert_eq!(pool.available(), 1024);
 }
 
-fn the_free_running_indices_wrap_past_u16(engine: RingEngine) {
+fn the_free_running_indices_wrap_past_u16(engine: Rings) {
     let pool = pool(512);
     let (_dev, mut port) = open(loopback(engine), &cfg(16), &pool);
     let mut q = port.take_queues().unwrap();
@@ -91,7 +91,7 @@ fn the_free_running_indices_wrap_past_u16(engine: RingEngine) {
     assert_eq!(q.rx[0].counters().snapshot().errors, 0);
 }
 
-fn a_full_transmit_ring_takes_a_prefix_and_leaves_the_rest(engine: RingEngine) {
+fn a_full_transmit_ring_takes_a_prefix_and_leaves_the_rest(engine: Rings) {
     let pool = pool(1024);
     let (dev, mut port) = open(model(engine), &cfg(32), &pool);
     dev.set_auto(false);
@@ -120,7 +120,7 @@ fn a_full_transmit_ring_takes_a_prefix_and_leaves_the_rest(engine: RingEngine) {
     assert_eq!(q.tx[0].in_flight(), 0);
 }
 
-fn transmit_completions_out_of_order_return_every_buffer(engine: RingEngine) {
+fn transmit_completions_out_of_order_return_every_buffer(engine: Rings) {
     let pool = pool(512);
     let mc = ModelConfig {
         tx_out_of_order: true,
@@ -154,7 +154,7 @@ fn transmit_completions_out_of_order_return_every_buffer(engine: RingEngine) {
     assert_eq!(pool.available(), 512);
 }
 
-fn short_receive_bursts_leave_the_rest_on_the_ring(engine: RingEngine) {
+fn short_receive_bursts_leave_the_rest_on_the_ring(engine: Rings) {
     let pool = pool(1024);
     let (dev, mut port) = open(model(engine), &cfg(64), &pool);
     let mut q = port.take_queues().unwrap();
@@ -172,7 +172,7 @@ fn short_receive_bursts_leave_the_rest_on_the_ring(engine: RingEngine) {
     assert_eq!(q.rx[0].rx_burst(&mut got), 0);
 }
 
-fn a_receive_ring_out_of_buffers_counts_rx_nombuf_and_recovers(engine: RingEngine) {
+fn a_receive_ring_out_of_buffers_counts_rx_nombuf_and_recovers(engine: Rings) {
     let pool = pool(80);
     let (dev, mut port) = open(model(engine), &cfg(64), &pool);
     let mut q = port.take_queues().unwrap();
@@ -200,7 +200,7 @@ fn a_receive_ring_out_of_buffers_counts_rx_nombuf_and_recovers(engine: RingEngin
     assert_eq!(dev.pending(0), 0);
 }
 
-fn a_frame_merged_over_several_buffers_is_dropped_and_its_buffers_recovered(engine: RingEngine) {
+fn a_frame_merged_over_several_buffers_is_dropped_and_its_buffers_recovered(engine: Rings) {
     let pool = small_pool(256);
     let (dev, mut port) = open(model(engine), &cfg(64), &pool);
     assert!(port.features() & feature::MRG_RXBUF != 0);
@@ -220,7 +220,7 @@ fn a_frame_merged_over_several_buffers_is_dropped_and_its_buffers_recovered(engi
     assert_eq!(pool.available(), 256);
 }
 
-fn a_merged_frame_short_of_buffers_waits_for_the_refill_to_notify(engine: RingEngine) {
+fn a_merged_frame_short_of_buffers_waits_for_the_refill_to_notify(engine: Rings) {
     let pool = small_pool(3);
     // One buffer held back: the driver can post two, and the frame needs three.
     let held = pool.alloc().unwrap();
@@ -251,7 +251,7 @@ fn a_merged_frame_short_of_buffers_waits_for_the_refill_to_notify(engine: RingEn
     assert_eq!(pool.available(), 3);
 }
 
-fn without_mrg_rxbuf_a_frame_too_large_is_dropped_by_the_device(engine: RingEngine) {
+fn without_mrg_rxbuf_a_frame_too_large_is_dropped_by_the_device(engine: Rings) {
     let pool = small_pool(256);
     let mut vc = cfg(64);
     vc.features &= !feature::MRG_RXBUF;
@@ -265,7 +265,7 @@ fn without_mrg_rxbuf_a_frame_too_large_is_dropped_by_the_device(engine: RingEngi
     assert_eq!(dev.stats().rx_too_small, 1);
 }
 
-fn multiqueue_pairs_are_activated_and_polled_independently(engine: RingEngine) {
+fn multiqueue_pairs_are_activated_and_polled_independently(engine: Rings) {
     let pool = pool(2048);
     let mut c = cfg(64);
     c.queues = 3;
@@ -288,7 +288,7 @@ fn multiqueue_pairs_are_activated_and_polled_independently(engine: RingEngine) {
     assert_eq!(totals.rx_total().packets, 5 + 6 + 7);
 }
 
-fn the_device_is_notified_only_when_it_asks(engine: RingEngine) {
+fn the_device_is_notified_only_when_it_asks(engine: Rings) {
     let pool = pool(1024);
     // NO_NOTIFY without EVENT_IDX: no transmit notifications at all.
     let mc = ModelConfig {
@@ -320,7 +320,7 @@ fn the_device_is_notified_only_when_it_asks(engine: RingEngine) {
     assert_eq!(dev.take_sent().len(), 32);
 }
 
-fn a_device_polling_on_its_own_thread_moves_every_frame_in_order(engine: RingEngine) {
+fn a_device_polling_on_its_own_thread_moves_every_frame_in_order(engine: Rings) {
     let pool = pool(2048);
     let (dev, mut port) = open(loopback(engine), &cfg(128), &pool);
     dev.set_auto(false);
@@ -360,7 +360,7 @@ fn a_device_polling_on_its_own_thread_moves_every_frame_in_order(engine: RingEng
     assert_eq!(q.rx[0].counters().snapshot().errors, 0);
 }
 
-fn receive_checksum_flags_reach_the_metadata_only_when_negotiated(engine: RingEngine) {
+fn receive_checksum_flags_reach_the_metadata_only_when_negotiated(engine: Rings) {
     use sluice_mempool::OffloadFlags;
     let pool = pool(512);
     let mc = ModelConfig {
@@ -403,7 +403,7 @@ fn receive_checksum_flags_reach_the_metadata_only_when_negotiated(engine: RingEn
 #[should_panic(expected = "queue 0: receive chain: GuestMemoryError")]
 fn a_buffer_outside_the_mapped_memory_is_refused_by_the_rust_vmm_engine() {
     let pool = pool(256);
-    let dev = SoftVirtioNet::new(model(RingEngine::RustVmm));
+    let dev = SoftVirtioNet::new(model(Rings::Split(RingEngine::RustVmm)));
     let mut port = attach(&dev, &cfg(64), &pool).unwrap();
     let _q = port.take_queues().unwrap();
     dev.inject(0, &frame(1, 64));
@@ -414,7 +414,7 @@ fn a_buffer_outside_the_mapped_memory_is_refused_by_the_rust_vmm_engine() {
 #[should_panic(expected = "queue 1: transmit chain: GuestMemoryError")]
 fn a_transmit_buffer_outside_the_mapped_memory_is_refused_by_the_rust_vmm_engine() {
     let pool = pool(256);
-    let dev = SoftVirtioNet::new(model(RingEngine::RustVmm));
+    let dev = SoftVirtioNet::new(model(Rings::Split(RingEngine::RustVmm)));
     let mut port = attach(&dev, &cfg(64), &pool).unwrap();
     let mut q = port.take_queues().unwrap();
     let mut out: Batch<PktBuf> = Batch::new();

@@ -16,7 +16,7 @@ fn one(pool: &PktPool, seq: u32) -> Batch<PktBuf> {
 #[test]
 fn used_ids_out_of_range_or_not_in_flight_are_counted_and_ignored() {
     let pool = pool(512);
-    let (dev, mut port) = open(loopback(RingEngine::Own), &cfg(64), &pool);
+    let (dev, mut port) = open(loopback(Rings::Split(RingEngine::Own)), &cfg(64), &pool);
     let mut q = port.take_queues().unwrap();
     dev.inject_used(1, 999, 0); // out of range
     dev.inject_used(1, 5, 0); // in range, nothing in flight
@@ -41,7 +41,7 @@ fn used_ids_out_of_range_or_not_in_flight_are_counted_and_ignored() {
 #[test]
 fn a_length_larger_than_the_buffer_recovers_the_buffer_unread() {
     let pool = pool(512);
-    let (dev, mut port) = open(model(RingEngine::Own), &cfg(64), &pool);
+    let (dev, mut port) = open(model(Rings::Split(RingEngine::Own)), &cfg(64), &pool);
     dev.set_auto(false);
     let mut q = port.take_queues().unwrap();
     // Receive: descriptor 0 holds the first posted buffer (2048 + 12 bytes writable).
@@ -64,7 +64,7 @@ fn a_length_larger_than_the_buffer_recovers_the_buffer_unread() {
 #[test]
 fn a_used_index_jump_breaks_the_queue_without_reading_past_it() {
     let pool = pool(512);
-    let (dev, mut port) = open(loopback(RingEngine::Own), &cfg(64), &pool);
+    let (dev, mut port) = open(loopback(Rings::Split(RingEngine::Own)), &cfg(64), &pool);
     let mut q = port.take_queues().unwrap();
     dev.jump_used(0, 1000);
     let mut got: Batch<PktBuf> = Batch::new();
@@ -95,4 +95,88 @@ fn a_used_index_jump_breaks_the_queue_without_reading_past_it() {
         512,
         "parked buffers freed after the reset"
     );
+}
+
+/// Packed rings: a used descriptor takes the place of an available one, so the model's
+/// faults return a real buffer under a wrong id or length.
+mod packed {
+    use super::*;
+
+    fn packed_model(loopback: bool) -> ModelConfig {
+        ModelConfig {
+            loopback,
+            ..model(Rings::Packed)
+        }
+    }
+
+    #[test]
+    fn used_ids_out_of_range_or_not_in_flight_are_counted_and_the_ring_goes_on() {
+        let pool = pool(512);
+        let (dev, mut port) = open(packed_model(true), &cfg(64), &pool);
+        assert_eq!(port.ring_kind(), crate::virtio::RingKind::Packed);
+        let mut q = port.take_queues().unwrap();
+        // Receive: the first two posted buffers come back as ids 999 and 40000.
+        dev.inject_used(0, 999, 64);
+        dev.inject_used(0, 40_000, 64);
+        let mut got: Batch<PktBuf> = Batch::new();
+        assert_eq!(q.rx[0].rx_burst(&mut got), 0);
+        assert_eq!(q.rx[0].counters().snapshot().errors, 2);
+        // Transmit: two in flight (ids 0 and 1); the first comes back as id 5, not in
+        // flight; the second normally.
+        dev.set_auto(false);
+        assert_eq!(q.tx[0].tx_burst(&mut one(&pool, 1)), 1);
+        assert_eq!(q.tx[0].tx_burst(&mut one(&pool, 2)), 1);
+        dev.inject_used(1, 5, 0);
+        dev.step();
+        q.tx[0].reclaim();
+        assert_eq!(q.tx[0].counters().snapshot().errors, 1);
+        assert_eq!(
+            q.tx[0].in_flight(),
+            1,
+            "the overwritten buffer waits for the reset"
+        );
+        // Still working both ways: the second frame was looped back.
+        got.clear();
+        assert_eq!(q.rx[0].rx_burst(&mut got), 1);
+        assert_eq!(got[0].data(), &frame(2, 64)[..]);
+        dev.set_auto(true);
+        assert_eq!(q.tx[0].tx_burst(&mut one(&pool, 3)), 1);
+        got.clear();
+        assert_eq!(q.rx[0].rx_burst(&mut got), 1);
+        assert_eq!(got[0].data(), &frame(3, 64)[..]);
+        assert!(!q.rx[0].is_broken() && !q.tx[0].is_broken());
+        drop(got);
+        drop(q);
+        drop(port);
+        assert_eq!(dev.status(), 0);
+        assert_eq!(
+            pool.available(),
+            512,
+            "parked buffers freed after the reset"
+        );
+    }
+
+    #[test]
+    fn a_length_larger_than_the_buffer_recovers_the_buffer_unread() {
+        let pool = pool(512);
+        let (dev, mut port) = open(packed_model(false), &cfg(64), &pool);
+        dev.set_auto(false);
+        let mut q = port.take_queues().unwrap();
+        // Receive: id 0 is the first posted buffer (2048 + 12 bytes writable).
+        dev.inject_used(0, 0, 100_000);
+        let mut got: Batch<PktBuf> = Batch::new();
+        assert_eq!(q.rx[0].rx_burst(&mut got), 0);
+        assert_eq!(q.rx[0].counters().snapshot().errors, 1);
+        assert_eq!(q.rx[0].posted(), 64, "refilled");
+        // Transmit: a device must write nothing into a transmit buffer. Here it says it did
+        // (a length with WRITE; without WRITE the length of a read-only buffer means nothing).
+        assert_eq!(q.tx[0].tx_burst(&mut one(&pool, 1)), 1);
+        dev.inject_used(1, 0, 10);
+        q.tx[0].reclaim();
+        assert_eq!(q.tx[0].counters().snapshot().errors, 1);
+        assert_eq!(q.tx[0].in_flight(), 0, "the buffer came back");
+        drop(q);
+        drop(port);
+        assert_eq!(pool.available(), 512);
+    }
 }

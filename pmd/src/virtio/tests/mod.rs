@@ -1,17 +1,19 @@
 //! The driver against the software device (`model`): bring-up, datapath, faults. The
-//! datapath tests and the queue set-up run against both of the model's ring engines, its own
-//! ring code and rust-vmm's `virtio-queue`; fault injection needs the own one.
+//! datapath tests and the queue set-up run on split rings against both of the model's ring
+//! engines, its own ring code and rust-vmm's `virtio-queue`, and on packed rings against the
+//! own one (virtio-queue has no packed rings); fault injection needs the own engine.
 
-/// A `#[test]` per ring engine of the model for each function named (each takes the
-/// engine): `own::name` and `rust_vmm::name`, in the module where it is invoked.
-/// (Defined before the test modules: `macro_rules!` scope is textual.)
-macro_rules! on_both_engines {
+/// A `#[test]` per ring set-up for each function named (each takes a [`Rings`]):
+/// `own::name` and `rust_vmm::name` (split rings on either engine) and `packed::name`, in
+/// the module where it is invoked. (Defined before the test modules: `macro_rules!` scope
+/// is textual.)
+macro_rules! on_all_rings {
     ($($name:ident),* $(,)?) => {
         mod own {
             $(
                 #[test]
                 fn $name() {
-                    super::$name(super::RingEngine::Own);
+                    super::$name(super::Rings::Split(super::RingEngine::Own));
                 }
             )*
         }
@@ -19,7 +21,15 @@ macro_rules! on_both_engines {
             $(
                 #[test]
                 fn $name() {
-                    super::$name(super::RingEngine::RustVmm);
+                    super::$name(super::Rings::Split(super::RingEngine::RustVmm));
+                }
+            )*
+        }
+        mod packed {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(super::Rings::Packed);
                 }
             )*
         }
@@ -36,7 +46,7 @@ use std::time::Duration;
 use sluice_mempool::{HugePagePolicy, IdentityMapper, PageSize, PktPool, PktPoolConfig};
 
 use super::model::{ModelConfig, RingEngine, SoftVirtioNet};
-use super::{Transport, VirtioConfig, VirtioPort};
+use super::{Transport, VirtioConfig, VirtioPort, feature};
 use crate::error::Error;
 
 type Port = VirtioPort<SoftVirtioNet>;
@@ -91,15 +101,31 @@ fn open(mc: ModelConfig, c: &VirtioConfig, pool: &PktPool) -> (Arc<SoftVirtioNet
     (dev, port.unwrap())
 }
 
-/// The default model with its rings walked by `engine`.
-fn model(engine: RingEngine) -> ModelConfig {
-    ModelConfig {
-        engine,
-        ..ModelConfig::default()
+/// A ring format and the model's engine that walks it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rings {
+    /// Split rings, walked by this engine.
+    Split(RingEngine),
+    /// Packed rings (offered by the model, accepted by the driver's default), walked by the
+    /// model's own engine.
+    Packed,
+}
+
+/// The default model with its rings as `engine` says.
+fn model(engine: Rings) -> ModelConfig {
+    match engine {
+        Rings::Split(engine) => ModelConfig {
+            engine,
+            ..ModelConfig::default()
+        },
+        Rings::Packed => ModelConfig {
+            features: ModelConfig::default().features | feature::RING_PACKED,
+            ..ModelConfig::default()
+        },
     }
 }
 
-fn loopback(engine: RingEngine) -> ModelConfig {
+fn loopback(engine: Rings) -> ModelConfig {
     ModelConfig {
         loopback: true,
         ..model(engine)
