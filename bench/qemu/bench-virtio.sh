@@ -28,6 +28,8 @@ set -- $nics
 [ $# -ge 4 ] || fail "needs 4 NICs, got: $nics"
 nic0=$1 nic1=$2 nic2=$3 nic3=$4
 "$bin/sluice-devbind" bind --force "$nic0" "$nic1" "$nic2" "$nic3" >/dev/null
+# Configurations, logs and results in a directory of this run's own.
+w=$(mktemp -d /tmp/bench-virtio.XXXXXX)
 
 pool() {
     cat <<EOT
@@ -42,21 +44,21 @@ EOT
 port() {
     printf '\n[[ports]]\nname = "%s"\ndriver = "virtio"\npci = "%s"\nmempool = "pkt"\n' "$1" "$2"
 }
-{ pool; port gen0 "$nic0"; port sink0 "$nic3"; } > /tmp/bench-gen.toml
+{ pool; port gen0 "$nic0"; port sink0 "$nic3"; } > $w/gen.toml
 {
     pool; port fwd0 "$nic1"; port fwd1 "$nic2"
     printf '\n[[lcores]]\ncore = 1\nrole = "rtc"\nrx = ["fwd0/q0"]\n'
     printf '\n[[forward]]\nfrom = "fwd0"\nto = "fwd1"\nmode = "io"\n'
-} > /tmp/bench-fwd.toml
+} > $w/fwd.toml
 
-results=/tmp/bench-virtio.results
+results=$w/results
 : > "$results"
 
 # generate FORWARDER ROUND RATE: one generator run; appends a result line
 # "forwarder rate round sent received lost reordered p50 p99".
 generate() {
-    log="/tmp/gen-$1-$2-$3.log"
-    "$bin/sluice-pktgen" --config /tmp/bench-gen.toml --tx-port gen0 --rx-port sink0 \
+    log="$w/gen-$1-$2-$3.log"
+    "$bin/sluice-pktgen" --config $w/gen.toml --tx-port gen0 --rx-port sink0 \
         --duration "$secs" --core 0 --rate "$3" > "$log" 2>&1 || true
     sent=$(sed -n 's/^ *generator: \([0-9]*\) frames.*/\1/p' "$log")
     sink=$(grep '^ *sink:' "$log" || true)
@@ -87,9 +89,9 @@ run_testpmd() {
     echo "== round $1: dpdk-testpmd io forwarding $nic1 -> $nic2"
     dpdk-testpmd -l 0,1 -n 1 --file-prefix sluice-bench -a "$nic1" -a "$nic2" -- \
         --forward-mode=io --auto-start --total-num-mbufs 8192 --burst 32 \
-        --rxd 256 --txd 256 --stats-period 100 > "/tmp/testpmd-$1.log" 2>&1 &
+        --rxd 256 --txd 256 --stats-period 100 > "$w/testpmd-$1.log" 2>&1 &
     tp=$!
-    await "/tmp/testpmd-$1.log" 'Press enter\|Port statistics\|forwarding packets' $tp
+    await "$w/testpmd-$1.log" 'Press enter\|Port statistics\|forwarding packets' $tp
     for rate in $rates; do generate testpmd "$1" "$rate"; done
     kill -INT $tp
     wait $tp || true
@@ -97,13 +99,13 @@ run_testpmd() {
 
 run_sluice() {
     echo "== round $1: sluice-fwd io forwarding $nic1 -> $nic2"
-    "$bin/sluice-fwd" --config /tmp/bench-fwd.toml > "/tmp/fwd-$1.log" 2>&1 &
+    "$bin/sluice-fwd" --config $w/fwd.toml > "$w/fwd-$1.log" 2>&1 &
     fw=$!
-    await "/tmp/fwd-$1.log" "stats t=" $fw
+    await "$w/fwd-$1.log" "stats t=" $fw
     for rate in $rates; do generate sluice-fwd "$1" "$rate"; done
     kill -INT $fw
     wait $fw || true
-    grep -E '^ *(fwd0|fwd1)' "/tmp/fwd-$1.log" | tail -2
+    grep -E '^ *(fwd0|fwd1)' "$w/fwd-$1.log" | tail -2
 }
 
 round=1
