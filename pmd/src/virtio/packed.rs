@@ -268,15 +268,27 @@ impl<T> PackedQueue<T> {
         let (off_wrap, ev_flags) = (event as u16, (event >> 16) as u16);
         match ev_flags & 3 {
             EVENT_F_DISABLE => false,
-            EVENT_F_DESC if self.event_idx => self.event_in_burst(off_wrap, added),
+            EVENT_F_DESC if self.event_idx => self.event_wants_notify(off_wrap, added),
             // ENABLE, or a value the device may not write: notifying is always safe.
             _ => true,
         }
     }
 
-    /// Whether the device's event position `off_wrap` (offset, wrap counter in bit 15) is
-    /// one of the `added` descriptors just published (vring_need_event on packed rings).
-    fn event_in_burst(&self, off_wrap: u16, added: u16) -> bool {
+    /// Whether the device's event position `off_wrap` (offset, wrap counter in bit 15) asks
+    /// to hear of the `added` descriptors just published: it is one of them
+    /// (vring_need_event on packed rings), or it is one published before them.
+    ///
+    /// The second case is a stale request, and notifying is what keeps the queue moving.
+    /// QEMU 7.2's virtio-net transmit completion (`virtio_net_tx_complete`) enables
+    /// notifications with the position it had reached, then flushes on past it and leaves
+    /// the request in place when it runs out of descriptors. It then waits for a descriptor
+    /// it has already taken, and a driver that notifies only for the requested one fills
+    /// its ring one short of it and stalls (seen in the guest: the device asked for slot 34
+    /// while the driver, all 256 descriptors in flight, had published up to 33). DPDK's PMD
+    /// avoids this by notifying whenever notifications are not disabled; this keeps the
+    /// event index for a request ahead of the burst, within a ring of it, and skips only that
+    /// notification.
+    fn event_wants_notify(&self, off_wrap: u16, added: u16) -> bool {
         // Positions over two laps: (wrap counter, offset) → 0 .. 2·size, the lap with
         // wrap counter 1 first.
         let size = u32::from(self.layout.size);
@@ -285,8 +297,11 @@ impl<T> PackedQueue<T> {
         let new = pos(u32::from(self.next_avail), self.avail_wrap);
         let old = (new + lap - u32::from(added)) % lap;
         let event = pos(u32::from(off_wrap & 0x7fff) % lap, off_wrap & 0x8000 != 0);
-        // Notify if `event` lies in [old, new): the device wants to hear of that descriptor.
-        (event + lap - old) % lap < u32::from(added)
+        // `event` from the burst's first descriptor: [0, added) is the burst, [added, size)
+        // is ahead of it (the device will be told when the driver gets there), and
+        // [size, lap) is behind it, up to a ring back.
+        let ahead = (event + lap - old) % lap;
+        ahead < u32::from(added) || ahead >= size
     }
 
     /// Takes the next used buffer, if the device has returned one.
@@ -520,8 +535,20 @@ mod tests {
             q.add(&[seg(64, true)], t).unwrap();
         }
         assert!(q.publish(), "slot 0 of the second lap");
-        set(&q, 0x8000, EVENT_F_DESC);
+        // Ahead of the burst, within a ring: told later, not now.
+        set(&q, 4, EVENT_F_DESC);
         q.add(&[seg(64, true)], 9).unwrap();
-        assert!(!q.publish(), "slot 0 of the first lap is long past");
+        assert!(!q.publish(), "slot 4 of the second lap is ahead of slot 1");
+        // Behind the burst: a request the device should have seen served. QEMU 7.2 leaves
+        // one such after its transmit completion; not notifying would stall the queue.
+        set(&q, 0x8000 | 7, EVENT_F_DESC);
+        q.add(&[seg(64, true)], 10).unwrap();
+        assert!(q.publish(), "slot 7 of the first lap is behind slot 2");
+        set(&q, 1, EVENT_F_DESC);
+        q.add(&[seg(64, true)], 11).unwrap();
+        assert!(
+            q.publish(),
+            "slot 1 of the second lap was published a burst ago"
+        );
     }
 }

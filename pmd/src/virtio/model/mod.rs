@@ -94,6 +94,10 @@ pub struct ModelConfig {
     /// without IN_ORDER a device may use buffers in any order (virtio 1.2 §2.7.8), as
     /// backends completing asynchronous I/O do.
     pub tx_out_of_order: bool,
+    /// On a packed ring with EVENT_IDX, a transmit pass leaves the notification request at
+    /// the buffer it started from, though it went on past it, as QEMU 7.2's
+    /// `virtio_net_tx_complete` does: the device then asks for a buffer it has taken.
+    pub stale_tx_event: bool,
     /// The status register never reads 0 after a reset.
     pub stuck_reset: bool,
     /// `virtio_net_hdr.flags` written with every received frame (with GUEST_CSUM:
@@ -121,6 +125,7 @@ impl Default for ModelConfig {
             link_up: true,
             loopback: false,
             no_notify: false,
+            stale_tx_event: false,
             tx_out_of_order: false,
             stuck_reset: false,
             rx_hdr_flags: 0,
@@ -620,6 +625,7 @@ impl State {
     /// Every available transmit chain's bytes, in order; each chain is used with length 0.
     fn own_transmit(&mut self, q: u16) -> Vec<Vec<u8>> {
         let (mut out, mut heads) = (Vec::new(), Vec::new());
+        let start = self.avail_cursor(q);
         while let Some((head, chain)) = self.pop_avail(q) {
             let descs = chain.len() as u16;
             let mut bytes = Vec::new();
@@ -632,6 +638,9 @@ impl State {
         }
         if self.cfg.tx_out_of_order {
             heads.reverse();
+        }
+        if self.cfg.stale_tx_event && !heads.is_empty() && self.queues[usize::from(q)].packed {
+            self.ask_notify(q, start);
         }
         for (head, descs) in heads {
             self.push_used(q, u32::from(head), 0, descs);
