@@ -1,6 +1,6 @@
 //! The virtio-net driver's own cost per packet on the host, against the software device
-//! (`SoftVirtioNet`, feature `test-utils` of `sluice-pmd`), beside the in-memory ring port
-//! doing the same loop.
+//! (`SoftVirtioNet`, feature `test-utils` of `sluice-pmd`), on split and on packed rings,
+//! beside the in-memory ring port doing the same loop.
 //!
 //! The device model runs in loopback with automatic processing off, so it does nothing
 //! until it is stepped. Each iteration steps it (untimed: the device's work, which takes
@@ -24,7 +24,9 @@ use sluice_mempool::{
 use sluice_pmd::net::{NetPort, RxQueue, TxQueue};
 use sluice_pmd::soft::ring_port::{RingPairConfig, RingRxQueue, RingTxQueue, ring_pair};
 use sluice_pmd::virtio::model::{ModelConfig, SoftVirtioNet};
-use sluice_pmd::virtio::{Transport, VirtioConfig, VirtioPort, VirtioRxQueue, VirtioTxQueue};
+use sluice_pmd::virtio::{
+    RingKind, Transport, VirtioConfig, VirtioPort, VirtioRxQueue, VirtioTxQueue, feature,
+};
 
 use crate::mempool_bench::on_lcore;
 use crate::stats::{Summary, summarize};
@@ -111,11 +113,14 @@ struct VirtioRig {
 }
 
 impl VirtioRig {
-    fn new(frames: usize, pages: (PageSize, HugePagePolicy)) -> Result<Self, String> {
+    /// `packed`: the device also offers RING_PACKED, which the driver then takes.
+    fn new(frames: usize, pages: (PageSize, HugePagePolicy), packed: bool) -> Result<Self, String> {
         let pool = pool("virtio-bench", pages)?;
+        let defaults = ModelConfig::default();
         let dev = SoftVirtioNet::new(ModelConfig {
             loopback: true,
-            ..ModelConfig::default()
+            features: defaults.features | if packed { feature::RING_PACKED } else { 0 },
+            ..defaults
         });
         let cfg = VirtioConfig {
             name: "bench".into(),
@@ -134,6 +139,17 @@ impl VirtioRig {
         )
         .and_then(|t| VirtioPort::with_transport(t, &cfg, &pool, Arc::new(IdentityMapper)))
         .map_err(|e| format!("virtio port on the model: {e}"))?;
+        let want = if packed {
+            RingKind::Packed
+        } else {
+            RingKind::Split
+        };
+        if port.ring_kind() != want {
+            return Err(format!(
+                "virtio port on {:?} rings, not {want:?}",
+                port.ring_kind()
+            ));
+        }
         // Bring-up needed the device to answer control commands; from here it moves only
         // when stepped.
         dev.set_auto(false);
@@ -373,11 +389,13 @@ pub fn virtio_section(plan: &Plan) -> String {
 /// What [`measure_burst`] found for one burst size.
 struct BurstFigures {
     virtio: Rounds,
+    /// The same on packed rings.
+    packed: Rounds,
     ring: Rounds,
     /// Virtio with the reclaim timed on its own (burst 32 only).
     split: Option<Rounds>,
-    /// Doorbells the virtio driver rang per burst.
-    doorbells: f64,
+    /// Doorbells the virtio driver rang per burst (split, packed).
+    doorbells: (f64, f64),
 }
 
 fn measure_burst<const N: usize>(
@@ -390,18 +408,21 @@ fn measure_burst<const N: usize>(
     } else {
         plan.packets
     };
-    let mut virtio = VirtioRig::new(N, plan.pages)?;
+    let mut virtio = VirtioRig::new(N, plan.pages, false)?;
+    let mut packed = VirtioRig::new(N, plan.pages, true)?;
     let mut ring = RingRig::new(N, plan.pages)?;
-    let mut moved = (0u64, 0u64);
+    let mut moved = (0u64, 0u64, 0u64);
     moved.0 += round::<_, N>(&mut virtio, WARMUP_PACKETS, false, overhead)?.packets;
+    moved.2 += round::<_, N>(&mut packed, WARMUP_PACKETS, false, overhead)?.packets;
     moved.1 += round::<_, N>(&mut ring, WARMUP_PACKETS, false, overhead)?.packets;
     let mut figs = BurstFigures {
         virtio: Rounds::default(),
+        packed: Rounds::default(),
         ring: Rounds::default(),
         split: (N == 32).then(Rounds::default),
-        doorbells: 0.0,
+        doorbells: (0.0, 0.0),
     };
-    let (mut bells, mut bursts) = (0u64, 0u64);
+    let (mut bells, mut packed_bells, mut bursts) = (0u64, 0u64, 0u64);
     // The ports take turns within each round, so that a noisy stretch hits both alike.
     for _ in 0..plan.rounds {
         let before = virtio.doorbells();
@@ -410,6 +431,11 @@ fn measure_burst<const N: usize>(
         bursts += t.packets / N as u64;
         moved.0 += t.packets;
         figs.virtio.add(t, ns_per_tick);
+        let before = packed.doorbells();
+        let t = round::<_, N>(&mut packed, packets, false, overhead)?;
+        packed_bells += packed.doorbells() - before;
+        moved.2 += t.packets;
+        figs.packed.add(t, ns_per_tick);
         let t = round::<_, N>(&mut ring, packets, false, overhead)?;
         moved.1 += t.packets;
         figs.ring.add(t, ns_per_tick);
@@ -419,8 +445,12 @@ fn measure_burst<const N: usize>(
             split.add(t, ns_per_tick);
         }
     }
-    figs.doorbells = bells as f64 / bursts.max(1) as f64;
+    figs.doorbells = (
+        bells as f64 / bursts.max(1) as f64,
+        packed_bells as f64 / bursts.max(1) as f64,
+    );
     virtio.check(moved.0)?;
+    packed.check(moved.2)?;
     ring.check(moved.1)?;
     Ok(figs)
 }
@@ -439,7 +469,7 @@ fn measure(plan: &Plan) -> Result<String, String> {
     let mut out = format!(
         "virtio-net driver cost per packet, host, software device (SoftVirtioNet in loopback, stepped between bursts, untimed)\n    \
          io forward of 64 B frames (60 B in the buffer): rx_burst(B), then tx_burst of the same buffers; only the driver's calls are timed;\n    \
-         {} packets per round ({} at burst 1), {} rounds, the two ports taking turns in each; one thread pinned to core {}, lcore 0, pool cache {};\n    \
+         {} packets per round ({} at burst 1), {} rounds, the three ports taking turns in each; one thread pinned to core {}, lcore 0, pool cache {};\n    \
          {RING_SIZE}-entry rings; cells: best ns/packet ~median; cycles are TSC ticks at {:.3} GHz (ixy counts core cycles), \
          {overhead} ticks of timer overhead subtracted per call\n\n",
         plan.packets,
@@ -463,7 +493,12 @@ fn measure(plan: &Plan) -> Result<String, String> {
             (
                 "virtio (model)",
                 &figs.virtio,
-                format!("{:.2}", figs.doorbells),
+                format!("{:.2}", figs.doorbells.0),
+            ),
+            (
+                "virtio packed",
+                &figs.packed,
+                format!("{:.2}", figs.doorbells.1),
             ),
             ("ring port", &figs.ring, "-".to_string()),
         ] {
