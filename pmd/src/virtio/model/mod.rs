@@ -506,6 +506,11 @@ impl State {
         let mut flags = mem::load_u16(at(slot) + 14, Ordering::Acquire);
         let lap = if wrap { DESC_F_AVAIL } else { DESC_F_USED };
         if flags & (DESC_F_AVAIL | DESC_F_USED) != lap {
+            if self.driver_features & feature::EVENT_IDX != 0 && !self.cfg.no_notify {
+                // Run dry: ask to be notified of this buffer, as QEMU does when a queue
+                // empties (and, like QEMU, no request while there is work).
+                self.ask_notify(q, (slot, wrap));
+            }
             return None;
         }
         let mut chain = Vec::new();
@@ -529,9 +534,9 @@ impl State {
         };
         let qu = &mut self.queues[usize::from(q)];
         (qu.last_avail, qu.avail_wrap) = (slot, wrap);
-        if self.driver_features & feature::EVENT_IDX != 0 {
-            // Ask to be notified of the next buffer (the one we will read next).
-            self.ask_notify(q, (slot, wrap));
+        if self.driver_features & feature::EVENT_IDX != 0 && !self.cfg.no_notify {
+            // Working: no notifications wanted until the queue runs dry.
+            mem::store_u16(qu.used + 2, EVENT_F_DISABLE, Ordering::Relaxed);
         }
         // The buffer id is the last descriptor's (§2.8.6).
         Some((id, chain))
