@@ -83,8 +83,16 @@ impl RingMemory {
     /// `flags` u16, `next` u16).
     #[inline]
     pub fn store_desc(&self, offset: usize, addr: u64, len: u32, flags: u16, next: u16) {
-        let p = self.span(offset, 16, 16);
         let tail = u64::from(len) | u64::from(flags) << 32 | u64::from(next) << 48;
+        self.store_desc_words(offset, addr, tail);
+    }
+
+    /// Writes a 16-byte descriptor at `offset` (16-aligned) as its two little-endian 8-byte
+    /// words, the address and the rest, with one bounds check; both stores are `Relaxed`
+    /// (the ring's publish orders them).
+    #[inline]
+    pub fn store_desc_words(&self, offset: usize, addr: u64, tail: u64) {
+        let p = self.span(offset, 16, 16);
         // SAFETY: `span` checked 16 bytes at a 16-aligned offset: two aligned 8-byte words.
         let (a, b) = unsafe {
             (

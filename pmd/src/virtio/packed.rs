@@ -216,18 +216,21 @@ impl<T> PackedQueue<T> {
             if i + 1 < segs.len() {
                 flags |= DESC_F_NEXT;
             }
-            let at = self.layout.desc(slot);
-            self.mem.store_u64(at, s.iova.as_u64(), Ordering::Relaxed);
-            self.mem.store_u32(at + 8, s.len, Ordering::Relaxed);
-            // The id in every descriptor of the chain (the device reads it from the last).
-            self.mem.store_u16(at + 12, id, Ordering::Relaxed);
-            if self.batch_head.is_none() {
+            // Written whole, flags included, behind the burst's first descriptor, which the
+            // device sees last: it does not look here before that one is available. The
+            // first one gets flags 0 until the publish (AVAIL = USED: never available, and
+            // not a used descriptor the driver reads either, as the driver never reads a
+            // slot it is filling).
+            let shown = if self.batch_head.is_none() {
                 self.batch_head = Some((slot, flags));
+                0
             } else {
-                // Behind the burst's first descriptor, which the device sees last: it does
-                // not look here before that one is available.
-                self.mem.store_u16(at + 14, flags, Ordering::Relaxed);
-            }
+                flags
+            };
+            // The id in every descriptor of the chain (the device reads it from the last).
+            let tail = u64::from(s.len) | u64::from(id) << 32 | u64::from(shown) << 48;
+            self.mem
+                .store_desc_words(self.layout.desc(slot), s.iova.as_u64(), tail);
             self.next_avail += 1;
             if self.next_avail == self.layout.size {
                 self.next_avail = 0;
@@ -314,9 +317,12 @@ impl<T> PackedQueue<T> {
             return None;
         }
         let at = self.layout.desc(self.next_used);
-        // Acquire: pairs with the device's write of these flags after the id and length
-        // (§2.8.6); the id and length are read after it.
-        let flags = self.mem.load_u16(at + 14, Ordering::Acquire);
+        // The descriptor's second word in one load: `len` u32, `id` u16, `flags` u16. The
+        // device writes id and length before the flags (§2.8.6); an aligned 8-byte load is
+        // one snapshot, so flags that say "used" come with that use's id and length, and
+        // `Acquire` orders what follows (reading the buffer) after it.
+        let tail = self.mem.load_u64(at + 8, Ordering::Acquire);
+        let (len, id, flags) = (tail as u32, (tail >> 32) as u16, (tail >> 48) as u16);
         let lap = if self.used_wrap {
             DESC_F_AVAIL | DESC_F_USED
         } else {
@@ -326,8 +332,6 @@ impl<T> PackedQueue<T> {
             // Still available, or used in an earlier lap: not yet.
             return None;
         }
-        let id = self.mem.load_u16(at + 12, Ordering::Relaxed);
-        let len = self.mem.load_u32(at + 8, Ordering::Relaxed);
         let Some(entry) = self.shadow.get_mut(usize::from(id)).and_then(Option::take) else {
             // Move past this one descriptor: a device that wrote it there consumed it.
             self.advance_used(1);
