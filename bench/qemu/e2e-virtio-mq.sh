@@ -37,6 +37,8 @@ nic0=$1 nic1=$2 nic2=$3 nic3=$4
 
 step "sluice-devbind bind --force $nic0 $nic1 $nic2 $nic3"
 "$bin/sluice-devbind" bind --force "$nic0" "$nic1" "$nic2" "$nic3" >/dev/null
+# The host's /tmp entries are bound into the guest's read-only: files of this run's own.
+w=$(mktemp -d /tmp/e2e-virtio-mq.XXXXXX)
 
 port() {
     printf '\n[[ports]]\nname = "%s"\ndriver = "virtio"\npci = "%s"\nqueues = %s\nmempool = "pkt"\n' \
@@ -80,15 +82,14 @@ flows = 16
 port = "sink0"
 core = 0
 EOT
-} > /tmp/virtio-mq.toml
+} > "$w/fwd.toml"
 
 step "sluice-fwd: $frames frames, $queues queue pairs on $nic1 and $nic2, an lcore per queue"
-# A tap's sink receives more than the generator's frames only if the host's kernel speaks on
-# the wire; the namespace of run-in-guest.sh has IPv6 off for that reason.
-"$bin/sluice-fwd" --config /tmp/virtio-mq.toml --count "$frames" --duration 90 --json \
-    > /tmp/fwd-mq.json || { cat /tmp/fwd-mq.json; fail "sluice-fwd exited non-zero"; }
-summary=$(grep '"type":"summary"' /tmp/fwd-mq.json) || { cat /tmp/fwd-mq.json; fail "no summary"; }
-echo "$summary" > /tmp/summary.json
+# Frames the host's kernel sent into the wire would reach the sink as foreign ones;
+# run-in-guest.sh turns IPv6 off in its namespace so that it sends none.
+"$bin/sluice-fwd" --config "$w/fwd.toml" --count "$frames" --duration 90 --json \
+    > "$w/fwd.json" || { cat "$w/fwd.json"; fail "sluice-fwd exited non-zero"; }
+summary=$(grep '"type":"summary"' "$w/fwd.json") || { cat "$w/fwd.json"; fail "no summary"; }
 echo "$summary" | /usr/bin/python3 -c '
 import json, sys
 s = json.load(sys.stdin)
