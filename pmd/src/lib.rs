@@ -12,6 +12,8 @@
 //! - [`pci`]: addresses, sysfs enumeration and binding, config space, capability lists.
 //! - [`vfio`]: containers, groups and devices; DMA mapping of mempool regions.
 //! - [`mmio`]: [`MmioRegion`], the one type through which registers are read and written.
+//! - [`dma`]: [`SharedMemory`], the one type through which memory shared with a device (queues,
+//!   rings) is read and written.
 //!
 //! # Ports
 //!
@@ -34,6 +36,8 @@
 #![deny(unsafe_code)]
 
 pub mod block;
+#[allow(unsafe_code)]
+pub mod dma;
 pub mod error;
 #[allow(unsafe_code)]
 pub mod mmio;
@@ -44,6 +48,7 @@ pub mod soft;
 pub mod vfio;
 pub mod virtio;
 
+pub use dma::SharedMemory;
 pub use error::{Error, Target};
 pub use mmio::MmioRegion;
 pub use sluice_mempool as mempool;

@@ -6,7 +6,8 @@
 //!   and the registers ([`MmioRegion`](crate::MmioRegion) for a device behind VFIO, the
 //!   software model in tests).
 //! - [`cmd`]: [`Sqe`]/[`Cqe`] layouts and command builders; [`status`]: decoded statuses.
-//! - [`dma`]: [`QueueMemory`], the only access path to memory shared with the device.
+//! - [`dma`]: the submission and completion entries in [`SharedMemory`](crate::dma::SharedMemory),
+//!   the only access path to memory shared with the device.
 //! - [`prp`]: PRP entries and lists; [`queue`]: [`QueuePair`], the submission/completion
 //!   protocol; [`io`]: [`IoQpair`], the block queue over it.
 //! - [`ctrl`]: [`Controller`], bring-up, queue creation, shutdown; [`identify`]: parsed
@@ -21,7 +22,6 @@
 
 pub mod cmd;
 pub mod ctrl;
-#[allow(unsafe_code)]
 pub mod dma;
 pub mod identify;
 pub mod io;
@@ -39,7 +39,6 @@ mod tests;
 
 pub use cmd::{Cqe, Sqe};
 pub use ctrl::{Controller, ControllerConfig};
-pub use dma::QueueMemory;
 pub use identify::{ControllerInfo, NamespaceInfo};
 pub use io::IoQpair;
 #[cfg(target_os = "linux")]

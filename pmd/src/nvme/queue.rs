@@ -26,10 +26,11 @@ use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::time::Instant;
 
 use super::cmd::{Cqe, Sqe};
-use super::dma::QueueMemory;
+use super::dma;
 use super::prp::{self, PrpError};
 use super::regs::{self, RegisterAccess};
 use super::status::NvmeStatus;
+use crate::dma::SharedMemory;
 use crate::error::Error;
 
 mod types;
@@ -57,7 +58,7 @@ enum Slot<C> {
 /// (a tag, the buffer the device is using) while it is outstanding.
 pub struct QueuePair<R: RegisterAccess, C> {
     regs: Arc<R>,
-    mem: Arc<QueueMemory>,
+    mem: Arc<SharedMemory>,
     layout: QueueLayout,
     cq_offset: usize,
     list_offset: usize,
@@ -89,7 +90,7 @@ impl<R: RegisterAccess, C> QueuePair<R, C> {
     /// [`sq_iova`]: Self::sq_iova
     pub fn new(
         regs: Arc<R>,
-        mem: Arc<QueueMemory>,
+        mem: Arc<SharedMemory>,
         layout: QueueLayout,
         shadow: Option<ShadowDoorbells>,
     ) -> Result<Self, Error> {
@@ -163,7 +164,7 @@ impl<R: RegisterAccess, C> QueuePair<R, C> {
     }
 
     /// The queue memory (kept alive by the controller until the queue is deleted).
-    pub fn memory(&self) -> &Arc<QueueMemory> {
+    pub fn memory(&self) -> &Arc<SharedMemory> {
         &self.mem
     }
 
@@ -241,7 +242,11 @@ impl<R: RegisterAccess, C> QueuePair<R, C> {
                 Err(PrpError::TooLarge)
             } else {
                 prp::build(d.iova, d.len, page, lists, |list, slot, v| {
-                    mem.store_u64(base + (first + list) * page + slot * 8, v)
+                    mem.store_u64(
+                        base + (first + list) * page + slot * 8,
+                        v,
+                        Ordering::Relaxed,
+                    )
                 })
             };
             match result {
@@ -253,8 +258,7 @@ impl<R: RegisterAccess, C> QueuePair<R, C> {
             }
         }
         sqe.set_cid(cid);
-        self.mem
-            .write_sqe(usize::from(self.sq_tail) * SQE_SIZE, &sqe);
+        dma::write_sqe(&self.mem, usize::from(self.sq_tail) * SQE_SIZE, &sqe);
         self.sq_tail = next;
         self.slots[usize::from(cid)] = Slot::Busy {
             context,
@@ -295,12 +299,16 @@ impl<R: RegisterAccess, C> QueuePair<R, C> {
         let Some(sh) = &self.shadow else {
             return false;
         };
-        sh.mem.store_u32(sh.base + db, u32::from(new));
+        sh.mem
+            .store_u32(sh.base + db, u32::from(new), Ordering::Relaxed);
         // Full barrier (Linux `mb`): the shadow store must be visible before the EventIdx is
         // read, or both sides may each decide the other will act.
         fence(Ordering::SeqCst);
         let n = u32::from(self.layout.entries);
-        let event = sh.mem.load_u32(sh.base + sh.page_size + db) % n;
+        let event = sh
+            .mem
+            .load_u32(sh.base + sh.page_size + db, Ordering::Relaxed)
+            % n;
         let (new, old) = (u32::from(new), u32::from(old));
         // Ring if the EventIdx lies in [old, new).
         let need = (new + n - event - 1) % n < (new + n - old) % n;
@@ -315,7 +323,7 @@ impl<R: RegisterAccess, C> QueuePair<R, C> {
         let mut n = 0;
         while n < max {
             let off = self.cq_offset + usize::from(self.cq_head) * CQE_SIZE;
-            let Some(cqe) = self.mem.read_cqe(off, self.phase) else {
+            let Some(cqe) = dma::read_cqe(&self.mem, off, self.phase) else {
                 break;
             };
             self.cq_head = self.next(self.cq_head);

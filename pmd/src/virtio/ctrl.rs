@@ -5,10 +5,10 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::dma::RingMemory;
 use super::pci_transport::{Notifier, VirtioRegs};
 use super::queue::{Segment, Used};
 use super::virtqueue::Virtqueue;
+use crate::dma::SharedMemory;
 use crate::error::Error;
 
 /// Class RX: promiscuous and all-multicast modes (needs CTRL_RX).
@@ -31,7 +31,7 @@ const ACK_UNSET: u8 = 0xff;
 pub struct ControlQueue<R> {
     pub(super) vq: Virtqueue<()>,
     notify: Notifier<R>,
-    page: RingMemory,
+    page: SharedMemory,
     device: String,
     timeout: Duration,
 }
@@ -48,7 +48,7 @@ impl<R: VirtioRegs> ControlQueue<R> {
     pub(super) fn new(
         vq: Virtqueue<()>,
         notify: Notifier<R>,
-        page: RingMemory,
+        page: SharedMemory,
         device: String,
         timeout: Duration,
     ) -> Self {
@@ -129,7 +129,7 @@ impl<R: VirtioRegs> ControlQueue<R> {
     }
 
     /// The ring and command page (to park until the device is reset).
-    pub(super) fn into_parts(self) -> (Virtqueue<()>, RingMemory) {
+    pub(super) fn into_parts(self) -> (Virtqueue<()>, SharedMemory) {
         (self.vq, self.page)
     }
 }

@@ -5,7 +5,8 @@
 //! - [`pci_transport`]: the capability walk, the status handshake and feature negotiation
 //!   (REFERENCE B1–B4), queue set-up and notification, through [`VirtioRegs`] — a mapped BAR
 //!   ([`MmioRegion`](crate::MmioRegion)) behind VFIO, or the software device in tests.
-//! - [`dma`]: [`RingMemory`], the only access path to the memory shared with the device.
+//! - [`crate::dma`]: [`SharedMemory`](crate::SharedMemory), shared with the NVMe driver, is
+//!   the only access path to the memory shared with the device.
 //! - [`queue`]: [`SplitQueue`], the split-ring protocol (B5, B6) with the driver's own
 //!   shadow of what it posted; every used entry the device writes is checked against it.
 //! - [`packed`]: [`PackedQueue`], the packed-ring protocol (virtio 1.2 §2.8, `RING_PACKED`),
@@ -52,8 +53,6 @@
 //! before it is checked.
 
 pub mod ctrl;
-#[allow(unsafe_code)]
-pub mod dma;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod model;
 pub mod net;
@@ -67,7 +66,6 @@ pub mod virtqueue;
 #[cfg(test)]
 mod tests;
 
-pub use dma::RingMemory;
 pub use net::{VirtioRxQueue, VirtioTxQueue};
 pub use packed::PackedQueue;
 pub use pci_transport::{Notifier, Transport, VirtioRegs};

@@ -1,4 +1,4 @@
-//! [`PackedQueue`]: one packed virtqueue (virtio 1.2 §2.8) in [`RingMemory`], with the
+//! [`PackedQueue`]: one packed virtqueue (virtio 1.2 §2.8) in [`SharedMemory`], with the
 //! driver's own shadow of every buffer it posted.
 //!
 //! One ring of 16-byte descriptors `{le64 addr, le32 len, le16 id, le16 flags}` carries both
@@ -31,8 +31,8 @@ use std::sync::atomic::{Ordering, fence};
 
 use sluice_mempool::Iova;
 
-use super::dma::RingMemory;
 use super::queue::{DESC_F_NEXT, DESC_F_WRITE, MAX_QUEUE_SIZE, Segment, Used};
+use crate::dma::SharedMemory;
 
 /// Descriptor flag: available (compared with the driver's wrap counter).
 pub const DESC_F_AVAIL: u16 = 1 << 7;
@@ -94,7 +94,7 @@ struct InFlight<T> {
 
 /// A packed virtqueue: ring memory plus the driver's shadow of it.
 pub struct PackedQueue<T> {
-    mem: Arc<RingMemory>,
+    mem: Arc<SharedMemory>,
     layout: PackedLayout,
     /// Free buffer ids (a stack; capacity `size`).
     free_ids: Vec<u16>,
@@ -132,7 +132,7 @@ impl<T> PackedQueue<T> {
     ///
     /// # Panics
     /// If `mem` is shorter than the layout (a driver bug).
-    pub fn new(mem: Arc<RingMemory>, layout: PackedLayout, event_idx: bool) -> Self {
+    pub fn new(mem: Arc<SharedMemory>, layout: PackedLayout, event_idx: bool) -> Self {
         assert!(
             mem.len() >= layout.len,
             "ring memory shorter than its layout"
@@ -230,7 +230,7 @@ impl<T> PackedQueue<T> {
             // The id in every descriptor of the chain (the device reads it from the last).
             let tail = u64::from(s.len) | u64::from(id) << 32 | u64::from(shown) << 48;
             self.mem
-                .store_desc_words(self.layout.desc(slot), s.iova.as_u64(), tail);
+                .store_u64s(self.layout.desc(slot), [s.iova.as_u64(), tail]);
             self.next_avail += 1;
             if self.next_avail == self.layout.size {
                 self.next_avail = 0;
@@ -383,7 +383,7 @@ impl<T> PackedQueue<T> {
     }
 
     /// The ring memory (to keep it alive until the device is reset).
-    pub fn memory(&self) -> Arc<RingMemory> {
+    pub fn memory(&self) -> Arc<SharedMemory> {
         self.mem.clone()
     }
 }
@@ -397,7 +397,7 @@ mod tests {
         let layout = PackedLayout::new(size).unwrap();
         let len = layout.len.next_multiple_of(4096);
         let r = DmaRegion::identity(len, PageSize::Size4K, HugePagePolicy::Never).unwrap();
-        PackedQueue::new(Arc::new(RingMemory::new(r)), layout, event_idx)
+        PackedQueue::new(Arc::new(SharedMemory::new(r)), layout, event_idx)
     }
 
     fn seg(len: u32, writable: bool) -> Segment {

@@ -10,7 +10,6 @@ use std::time::Duration;
 use sluice_mempool::{DmaRegion, HugePagePolicy, IovaMapper, PageSize, PktBuf, PktPool};
 
 use super::ctrl::{self, ControlQueue};
-use super::dma::RingMemory;
 use super::net::{VirtioRxQueue, VirtioTxQueue};
 use super::packed::{PackedLayout, PackedQueue};
 use super::pci_transport::{Notifier, Transport, VirtioRegs};
@@ -18,6 +17,7 @@ use super::queue::{RingLayout, SplitQueue};
 use super::shared::{PoolMapping, Shared, map_pool};
 use super::virtqueue::{RingKind, Virtqueue};
 use super::{NET_HDR_LEN, feature};
+use crate::dma::SharedMemory;
 use crate::error::Error;
 use crate::mmio::MmioRegion;
 use crate::net::{LinkStatus, MacAddr, NetPort, PortCounters, PortInfo, Queues};
@@ -352,7 +352,7 @@ struct SetUp<'a, R: VirtioRegs> {
 }
 
 impl<R: VirtioRegs> SetUp<'_, R> {
-    fn memory(&self, len: usize, what: &str) -> Result<RingMemory, Error> {
+    fn memory(&self, len: usize, what: &str) -> Result<SharedMemory, Error> {
         let dev = || self.shared.transport.device().to_string();
         let region = DmaRegion::allocate(
             len,
@@ -365,7 +365,7 @@ impl<R: VirtioRegs> SetUp<'_, R> {
             len,
             source: Box::new(source),
         })?;
-        let mem = RingMemory::new(region);
+        let mem = SharedMemory::new(region);
         if !mem.is_contiguous(0, len) {
             return Err(Error::VirtioQueue {
                 device: dev(),

@@ -1,4 +1,4 @@
-//! [`SplitQueue`]: one split virtqueue (virtio 1.2 §2.7, REFERENCE B5/B6) in [`RingMemory`],
+//! [`SplitQueue`]: one split virtqueue (virtio 1.2 §2.7, REFERENCE B5/B6) in [`SharedMemory`],
 //! with the driver's own shadow of every chain it posted.
 //!
 //! The driver writes descriptors and available-ring slots as it adds chains, and publishes
@@ -20,7 +20,7 @@ use std::sync::atomic::{Ordering, fence};
 
 use sluice_mempool::Iova;
 
-use super::dma::RingMemory;
+use crate::dma::SharedMemory;
 
 /// Descriptor flag: the chain continues in `next`.
 pub const DESC_F_NEXT: u16 = 1;
@@ -138,7 +138,7 @@ struct InFlight<T> {
 
 /// A split virtqueue: ring memory plus the driver's shadow of it.
 pub struct SplitQueue<T> {
-    mem: Arc<RingMemory>,
+    mem: Arc<SharedMemory>,
     layout: RingLayout,
     mask: u16,
     /// Free descriptor ids (a stack; capacity `size`).
@@ -176,7 +176,7 @@ impl<T> SplitQueue<T> {
     ///
     /// # Panics
     /// If `mem` is shorter than the layout (a driver bug).
-    pub fn new(mem: Arc<RingMemory>, layout: RingLayout, event_idx: bool) -> Self {
+    pub fn new(mem: Arc<SharedMemory>, layout: RingLayout, event_idx: bool) -> Self {
         assert!(
             mem.len() >= layout.len,
             "ring memory shorter than its layout"
@@ -294,12 +294,12 @@ impl<T> SplitQueue<T> {
         } else {
             flags
         };
-        self.mem.store_desc(
+        // virtio 1.2 §2.7.5: `addr` u64, then `len` u32, `flags` u16 and `next` u16 as one
+        // 8-byte word: two stores and one bounds check.
+        let tail = u64::from(seg.len) | u64::from(flags) << 32 | u64::from(next) << 48;
+        self.mem.store_u64s(
             self.layout.desc + 16 * usize::from(id),
-            seg.iova.as_u64(),
-            seg.len,
-            flags,
-            next,
+            [seg.iova.as_u64(), tail],
         );
     }
 
@@ -368,7 +368,7 @@ impl<T> SplitQueue<T> {
         }
         let at = self.layout.used_elem(self.last_used & self.mask);
         self.last_used = self.last_used.wrapping_add(1);
-        let (id, len) = self.mem.load_used_elem(at);
+        let [id, len] = self.mem.load_u32s(at);
         let Some(entry) = usize::try_from(id)
             .ok()
             .and_then(|i| self.shadow.get_mut(i))
@@ -398,7 +398,7 @@ impl<T> SplitQueue<T> {
     }
 
     /// The ring memory (to keep it alive until the device is reset).
-    pub fn memory(&self) -> Arc<RingMemory> {
+    pub fn memory(&self) -> Arc<SharedMemory> {
         self.mem.clone()
     }
 }

@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 
 use sluice_mempool::{IdentityMapper, IovaMap, IovaMapper, PktBuf, PktPool};
 
-use super::dma::RingMemory;
 use super::pci_transport::{Transport, VirtioRegs};
 use super::virtqueue::Virtqueue;
+use crate::dma::SharedMemory;
 use crate::error::Error;
 use crate::pci::PciAddr;
 use crate::vfio::{Container, Device, IommuMode};
@@ -35,7 +35,7 @@ impl Drop for PoolMapping {
 /// What the device may still touch, kept until it is reset.
 #[derive(Default)]
 pub(super) struct Parked {
-    pub(super) rings: Vec<Arc<RingMemory>>,
+    pub(super) rings: Vec<Arc<SharedMemory>>,
     bufs: Vec<PktBuf>,
 }
 

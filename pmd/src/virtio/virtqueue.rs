@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use sluice_mempool::Iova;
 
-use super::dma::RingMemory;
 use super::packed::PackedQueue;
 use super::queue::{Segment, SplitQueue, Used, UsedFault};
+use crate::dma::SharedMemory;
 
 /// Which virtqueue format a port negotiated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,7 +132,7 @@ impl<T> Virtqueue<T> {
     }
 
     /// The ring memory (to keep it alive until the device is reset).
-    pub fn memory(&self) -> Arc<RingMemory> {
+    pub fn memory(&self) -> Arc<SharedMemory> {
         each!(self, q => q.memory())
     }
 }

@@ -5,16 +5,17 @@
 //! The I/O path is [`IoQpair`], which owns its queue memory and doorbells.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use sluice_mempool::{DmaRegion, HugePagePolicy, IovaMapper, PageSize};
 
 use super::cmd::Sqe;
-use super::dma::QueueMemory;
 use super::identify::{self, ControllerInfo, NamespaceInfo};
 use super::io::IoQpair;
 use super::queue::{DataRange, QueueLayout, QueuePair, ShadowDoorbells, SubmitError};
 use super::regs::{self, Cap, RegisterAccess};
+use crate::dma::SharedMemory;
 use crate::error::Error;
 
 mod teardown;
@@ -88,7 +89,7 @@ pub struct Controller<R: RegisterAccess> {
     mapper: Arc<dyn IovaMapper>,
     admin: QueuePair<R, ()>,
     /// Page 0: identify answers; pages 1 and 2: shadow doorbells and EventIdx.
-    scratch: Arc<QueueMemory>,
+    scratch: Arc<SharedMemory>,
     shadow: Option<ShadowDoorbells>,
     info: ControllerInfo,
     namespaces: Vec<NamespaceInfo>,
@@ -435,8 +436,9 @@ impl<R: RegisterAccess> Controller<R> {
                 regs::sq_doorbell(qid, layout.doorbell_stride),
                 regs::cq_doorbell(qid, layout.doorbell_stride),
             ] {
-                sh.mem.store_u32(sh.base + db, 0);
-                sh.mem.store_u32(sh.base + sh.page_size + db, 0);
+                sh.mem.store_u32(sh.base + db, 0, Ordering::Relaxed);
+                sh.mem
+                    .store_u32(sh.base + sh.page_size + db, 0, Ordering::Relaxed);
             }
         }
         let entries = layout.entries;
@@ -481,7 +483,7 @@ fn alloc(
     mapper: &Arc<dyn IovaMapper>,
     len: usize,
     what: impl FnOnce() -> String,
-) -> Result<QueueMemory, Error> {
+) -> Result<SharedMemory, Error> {
     let region = DmaRegion::allocate(len, cfg.dma_page, cfg.huge_pages, mapper.clone()).map_err(
         |source| Error::NvmeDma {
             what: what(),
@@ -489,7 +491,7 @@ fn alloc(
             source,
         },
     )?;
-    Ok(QueueMemory::new(region))
+    Ok(SharedMemory::new(region))
 }
 
 /// CAP.TO, with at least 500 ms (a zero TO is a device bug, not a promise).

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{Controller, ready_timeout, wait_csts};
+use crate::dma::SharedMemory;
 use crate::error::Error;
 use crate::nvme::cmd::Sqe;
-use crate::nvme::dma::QueueMemory;
 use crate::nvme::io::IoQpair;
 use crate::nvme::regs::{self, RegisterAccess};
 
@@ -15,7 +15,7 @@ use crate::nvme::regs::{self, RegisterAccess};
 /// outstanding buffers stay out of the pools, until `retired` is set.
 pub(super) struct LiveQueue {
     pub(super) qid: u16,
-    pub(super) mem: Arc<QueueMemory>,
+    pub(super) mem: Arc<SharedMemory>,
     pub(super) retired: Arc<AtomicBool>,
 }
 

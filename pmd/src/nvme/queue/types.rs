@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::super::dma::QueueMemory;
 use super::super::prp::{self, PrpError};
 use super::super::status::NvmeStatus;
+use crate::dma::SharedMemory;
 
 /// Size of a submission queue entry.
 pub const SQE_SIZE: usize = 64;
@@ -135,7 +135,7 @@ impl QueueLayout {
 #[derive(Clone, Debug)]
 pub struct ShadowDoorbells {
     /// The memory holding both pages.
-    pub mem: Arc<QueueMemory>,
+    pub mem: Arc<SharedMemory>,
     /// Offset of the shadow doorbell page in `mem`; the EventIdx page follows it.
     pub base: usize,
     /// Page size (distance from the shadow page to the EventIdx page).

@@ -71,8 +71,11 @@ pub(super) fn run_one<Q: BlockQueue>(q: &mut Q, req: BlockRequest) -> BlockCompl
 /// Writes queue 1's SQ EventIdx slot, as the device would.
 pub(super) fn set_sq_eventidx(q: &IoQpair<SoftNvme>, v: u32) {
     let sh = q.shadow_for_tests().expect("shadow doorbells on");
-    sh.mem
-        .store_u32(sh.base + sh.page_size + regs::sq_doorbell(1, 0), v);
+    sh.mem.store_u32(
+        sh.base + sh.page_size + regs::sq_doorbell(1, 0),
+        v,
+        std::sync::atomic::Ordering::Relaxed,
+    );
 }
 
 /// xorshift64 for the randomized test (seeded, so a failure reproduces).

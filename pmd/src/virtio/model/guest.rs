@@ -46,7 +46,7 @@ pub(super) fn guest_memory(ranges: &[(u64, u64)]) -> Result<GuestMemoryMmap, Str
         // overlap after rounding share a page, so their union is mapped too. The region does
         // not own the memory (`build_raw` never unmaps it). vm-memory accesses it with
         // volatile copies and atomics, which is how the driver's side is accessed as well
-        // (`RingMemory`'s atomics, buffers only while the device owns them).
+        // (`SharedMemory`'s atomics, buffers only while the device owns them).
         let mapping = unsafe {
             MmapRegion::build_raw(
                 start as *mut u8,
