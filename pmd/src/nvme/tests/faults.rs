@@ -94,8 +94,14 @@ fn lost_command_times_out_and_keeps_its_buffer() {
     assert_eq!(pool.available(), 2, "released once the queue is gone");
 }
 
-#[test]
-fn dropping_a_live_queue_with_commands_outstanding_leaks_their_buffers() {
+/// A controller whose device is stepped by hand, and an I/O queue with one read of a buffer
+/// from a 2-buffer pool submitted to it and not completed.
+fn one_read_in_flight() -> (
+    Arc<SoftNvme>,
+    Controller<SoftNvme>,
+    IoQpair<SoftNvme>,
+    Mempool,
+) {
     let (dev, mut ctrl) = bring_up(ModelConfig::default(), config());
     let mut q = ctrl.create_io_qpair(1).unwrap();
     let pool = pool(2, 4096);
@@ -103,6 +109,12 @@ fn dropping_a_live_queue_with_commands_outstanding_leaks_their_buffers() {
     q.submit(BlockRequest::read(0, 1, pool.get().unwrap(), 1))
         .unwrap();
     q.flush_submissions().unwrap();
+    (dev, ctrl, q, pool)
+}
+
+#[test]
+fn dropping_a_live_queue_with_commands_outstanding_leaks_their_buffers() {
+    let (dev, ctrl, q, pool) = one_read_in_flight();
     drop(q); // not deleted: the device may still write the buffer
     assert_eq!(
         pool.available(),
@@ -116,13 +128,7 @@ fn dropping_a_live_queue_with_commands_outstanding_leaks_their_buffers() {
 
 #[test]
 fn queues_dropped_after_shutdown_release_their_buffers() {
-    let (dev, mut ctrl) = bring_up(ModelConfig::default(), config());
-    let mut q = ctrl.create_io_qpair(1).unwrap();
-    let pool = pool(2, 4096);
-    dev.set_auto(false);
-    q.submit(BlockRequest::read(0, 1, pool.get().unwrap(), 1))
-        .unwrap();
-    q.flush_submissions().unwrap();
+    let (_dev, ctrl, q, pool) = one_read_in_flight();
     ctrl.shutdown().unwrap();
     drop(q);
     assert_eq!(
