@@ -265,7 +265,12 @@ pub enum Error {
         why: &'static str,
     },
 
-    /// An MMIO access outside the mapped region or not naturally aligned.
+    /// A register access could not be made.
+    #[error(transparent)]
+    Mmio(#[from] crate::mmio::MmioError),
+
+    /// An MMIO access outside the mapped region or not naturally aligned, as the virtio
+    /// transport reports it until it uses [`MmioError`](crate::mmio::MmioError).
     #[error("MMIO {width}-byte access at {offset:#x} outside a {len:#x}-byte region or unaligned")]
     MmioBounds {
         /// Offset asked for.

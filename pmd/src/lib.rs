@@ -11,6 +11,7 @@
 //!
 //! - [`pci`]: addresses, sysfs enumeration and binding, config space, capability lists.
 //! - [`vfio`]: containers, groups and devices; DMA mapping of mempool regions.
+//! - [`regs`]: [`Registers`](regs::Registers), the one trait drivers reach registers through.
 //! - [`mmio`]: [`MmioRegion`], the one type through which registers are read and written.
 //! - [`dma`]: [`SharedMemory`], the one type through which memory shared with a device (queues,
 //!   rings) is read and written.
@@ -44,6 +45,7 @@ pub mod mmio;
 pub mod net;
 pub mod nvme;
 pub mod pci;
+pub mod regs;
 pub mod soft;
 pub mod vfio;
 pub mod virtio;

@@ -2,9 +2,9 @@
 //! and I/O queue pairs polled by phase tag, PRPs from mempool buffers, shadow doorbells.
 //!
 //! # Layout
-//! - [`regs`]: BAR0 offsets and fields, and [`RegisterAccess`], the seam between the driver
-//!   and the registers ([`MmioRegion`](crate::MmioRegion) for a device behind VFIO, the
-//!   software model in tests).
+//! - [`regs`]: BAR0 offsets and fields. The driver reaches them through
+//!   [`Registers`](crate::regs::Registers) ([`MmioRegion`](crate::MmioRegion) for a device
+//!   behind VFIO, the software model in tests).
 //! - [`cmd`]: [`Sqe`]/[`Cqe`] layouts and command builders; [`status`]: decoded statuses.
 //! - [`dma`]: the submission and completion entries in [`SharedMemory`](crate::dma::SharedMemory),
 //!   the only access path to memory shared with the device.
@@ -44,5 +44,4 @@ pub use io::IoQpair;
 #[cfg(target_os = "linux")]
 pub use pci::VfioNvme;
 pub use queue::{Completion, DataRange, QueueFault, QueuePair, QueueStats, SubmitError};
-pub use regs::RegisterAccess;
 pub use status::{NvmeStatus, StatusCodeType};

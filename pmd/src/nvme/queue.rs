@@ -28,10 +28,11 @@ use std::time::Instant;
 use super::cmd::{Cqe, Sqe};
 use super::dma;
 use super::prp::{self, PrpError};
-use super::regs::{self, RegisterAccess};
+use super::regs;
 use super::status::NvmeStatus;
 use crate::dma::SharedMemory;
 use crate::error::Error;
+use crate::regs::Registers;
 
 mod types;
 
@@ -56,7 +57,7 @@ enum Slot<C> {
 
 /// A submission queue and its completion queue. `C` is what the caller keeps per command
 /// (a tag, the buffer the device is using) while it is outstanding.
-pub struct QueuePair<R: RegisterAccess, C> {
+pub struct QueuePair<R: Registers, C> {
     regs: Arc<R>,
     mem: Arc<SharedMemory>,
     layout: QueueLayout,
@@ -82,7 +83,7 @@ pub struct QueuePair<R: RegisterAccess, C> {
     retired: Arc<AtomicBool>,
 }
 
-impl<R: RegisterAccess, C> QueuePair<R, C> {
+impl<R: Registers, C> QueuePair<R, C> {
     /// A queue pair in `mem` (at least [`QueueLayout::dma_len`] bytes, zeroed). The caller
     /// creates it on the controller (admin registers or Create CQ/SQ) with [`sq_iova`] and
     /// [`cq_iova`](Self::cq_iova).
@@ -288,7 +289,7 @@ impl<R: RegisterAccess, C> QueuePair<R, C> {
             return Ok(());
         }
         self.stats.sq_doorbells += 1;
-        self.regs.write32(self.sq_db, u32::from(new))
+        Ok(self.regs.write32(self.sq_db, u32::from(new))?)
     }
 
     /// Updates the shadow slot at `db` to `new`, then reads the EventIdx: true when the MMIO
@@ -412,7 +413,7 @@ impl<R: RegisterAccess, C> QueuePair<R, C> {
             return Ok(());
         }
         self.stats.cq_doorbells += 1;
-        self.regs.write32(self.cq_db, u32::from(new))
+        Ok(self.regs.write32(self.cq_db, u32::from(new))?)
     }
 
     /// Reports every command outstanding for longer than the timeout through `f` (CID,
@@ -446,7 +447,7 @@ impl<R: RegisterAccess, C> QueuePair<R, C> {
 /// disabled) with commands outstanding leaks their contexts: their buffers may still be DMA
 /// targets, so they must never go back to a pool. Delete the queue first
 /// ([`Controller::delete_io_qpair`](super::Controller::delete_io_qpair)).
-impl<R: RegisterAccess, C> Drop for QueuePair<R, C> {
+impl<R: Registers, C> Drop for QueuePair<R, C> {
     fn drop(&mut self) {
         if self.outstanding() == 0 || self.retired.load(Ordering::Acquire) {
             return;
@@ -468,7 +469,7 @@ impl<R: RegisterAccess, C> Drop for QueuePair<R, C> {
     }
 }
 
-impl<R: RegisterAccess, C> std::fmt::Debug for QueuePair<R, C> {
+impl<R: Registers, C> std::fmt::Debug for QueuePair<R, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QueuePair")
             .field("qid", &self.layout.qid)

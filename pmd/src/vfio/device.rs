@@ -26,6 +26,7 @@ const FLAG_PCI: u32 = 2;
 ///
 /// ```no_run
 /// use sluice_pmd::pci::{ConfigSpace, Sysfs};
+/// use sluice_pmd::regs::Registers;
 /// use sluice_pmd::vfio::{Container, Device, IommuMode};
 ///
 /// let container = Container::new(IommuMode::Type1v2)?;
