@@ -6,7 +6,7 @@
 //!   [`Registers`](crate::regs::Registers) ([`MmioRegion`](crate::MmioRegion) for a device
 //!   behind VFIO, the software model in tests).
 //! - [`cmd`]: [`Sqe`]/[`Cqe`] layouts and command builders; [`status`]: decoded statuses.
-//! - [`dma`]: the submission and completion entries in [`SharedMemory`](crate::dma::SharedMemory),
+//! - [`entries`]: the submission and completion entries in [`SharedMemory`](crate::SharedMemory),
 //!   the only access path to memory shared with the device.
 //! - [`prp`]: PRP entries and lists; [`queue`]: [`QueuePair`], the submission/completion
 //!   protocol; [`io`]: [`IoQpair`], the block queue over it.
@@ -22,7 +22,7 @@
 
 pub mod cmd;
 pub mod ctrl;
-pub mod dma;
+pub mod entries;
 pub mod identify;
 pub mod io;
 #[cfg(any(test, feature = "test-utils"))]

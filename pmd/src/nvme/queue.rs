@@ -26,11 +26,11 @@ use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::time::Instant;
 
 use super::cmd::{Cqe, Sqe};
-use super::dma;
+use super::entries;
 use super::prp::{self, PrpError};
 use super::regs;
 use super::status::NvmeStatus;
-use crate::dma::SharedMemory;
+use crate::SharedMemory;
 use crate::error::Error;
 use crate::regs::Registers;
 
@@ -259,7 +259,7 @@ impl<R: Registers, C> QueuePair<R, C> {
             }
         }
         sqe.set_cid(cid);
-        dma::write_sqe(&self.mem, usize::from(self.sq_tail) * SQE_SIZE, &sqe);
+        entries::write_sqe(&self.mem, usize::from(self.sq_tail) * SQE_SIZE, &sqe);
         self.sq_tail = next;
         self.slots[usize::from(cid)] = Slot::Busy {
             context,
@@ -324,7 +324,7 @@ impl<R: Registers, C> QueuePair<R, C> {
         let mut n = 0;
         while n < max {
             let off = self.cq_offset + usize::from(self.cq_head) * CQE_SIZE;
-            let Some(cqe) = dma::read_cqe(&self.mem, off, self.phase) else {
+            let Some(cqe) = entries::read_cqe(&self.mem, off, self.phase) else {
                 break;
             };
             self.cq_head = self.next(self.cq_head);

@@ -15,7 +15,7 @@ use super::identify::{self, ControllerInfo, NamespaceInfo};
 use super::io::IoQpair;
 use super::queue::{DataRange, QueueLayout, QueuePair, ShadowDoorbells, SubmitError};
 use super::regs::{self, Cap};
-use crate::dma::SharedMemory;
+use crate::SharedMemory;
 use crate::error::Error;
 use crate::regs::Registers;
 

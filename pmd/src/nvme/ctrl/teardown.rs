@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{Controller, ready_timeout, wait_csts};
-use crate::dma::SharedMemory;
+use crate::SharedMemory;
 use crate::error::Error;
 use crate::nvme::cmd::Sqe;
 use crate::nvme::io::IoQpair;

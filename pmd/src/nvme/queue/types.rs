@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::super::prp::{self, PrpError};
 use super::super::status::NvmeStatus;
-use crate::dma::SharedMemory;
+use crate::SharedMemory;
 
 /// Size of a submission queue entry.
 pub const SQE_SIZE: usize = 64;
