@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::cmd::{Sqe, io};
 use super::identify::{ControllerInfo, NamespaceInfo};
-use super::queue::{DataRange, QueueFault, QueuePair, QueueStats, SubmitError};
+use super::queue::{DataRange, IoQueueStats, QueueFault, QueuePair, SubmitError};
 use crate::block::{
     BlockCompletion, BlockError, BlockInfo, BlockOp, BlockQueue, BlockRequest, BlockStats,
     Rejected, validate,
@@ -66,7 +66,7 @@ impl<R: Registers> IoQpair<R> {
     }
 
     /// The queue's NVMe counters (doorbells, device errors, timeouts).
-    pub fn queue_stats(&self) -> &QueueStats {
+    pub fn queue_stats(&self) -> &IoQueueStats {
         self.qp.stats()
     }
 

@@ -43,5 +43,5 @@ pub use identify::{ControllerInfo, NamespaceInfo};
 pub use io::IoQpair;
 #[cfg(target_os = "linux")]
 pub use pci::VfioNvme;
-pub use queue::{Completion, DataRange, QueueFault, QueuePair, QueueStats, SubmitError};
+pub use queue::{Completion, DataRange, IoQueueStats, QueueFault, QueuePair, SubmitError};
 pub use status::{NvmeStatus, StatusCodeType};

@@ -15,7 +15,7 @@
 //!   completion arrives or the queue is destroyed.
 //!
 //! A device that completes a CID that is not outstanding (unknown, or completed twice), or
-//! reports an SQ head outside the submitted range, is counted in [`QueueStats`] and recorded
+//! reports an SQ head outside the submitted range, is counted in [`IoQueueStats`] and recorded
 //! as the [`QueueFault`]; the entry is consumed and otherwise ignored.
 //!
 //! Nothing here allocates after construction.
@@ -37,7 +37,7 @@ use crate::regs::Registers;
 mod types;
 
 pub use types::{
-    CQE_SIZE, Completion, DataRange, QueueFault, QueueLayout, QueueStats, SQE_SIZE,
+    CQE_SIZE, Completion, DataRange, IoQueueStats, QueueFault, QueueLayout, SQE_SIZE,
     ShadowDoorbells, SubmitError,
 };
 
@@ -76,7 +76,7 @@ pub struct QueuePair<R: Registers, C> {
     shadow: Option<ShadowDoorbells>,
     slots: Box<[Slot<C>]>,
     free: VecDeque<u16>,
-    stats: QueueStats,
+    stats: IoQueueStats,
     fault: Option<QueueFault>,
     /// Set by the controller once the device can no longer touch this queue (deleted, or the
     /// controller disabled): only then may outstanding commands' contexts (their buffers) go.
@@ -137,7 +137,7 @@ impl<R: Registers, C> QueuePair<R, C> {
             shadow,
             slots: (0..cids).map(|_| Slot::Free { used: false }).collect(),
             free: (0..cids as u16).collect(),
-            stats: QueueStats::default(),
+            stats: IoQueueStats::default(),
             fault: None,
             retired: Arc::new(AtomicBool::new(false)),
             layout,
@@ -181,7 +181,7 @@ impl<R: Registers, C> QueuePair<R, C> {
     }
 
     /// Counters.
-    pub fn stats(&self) -> &QueueStats {
+    pub fn stats(&self) -> &IoQueueStats {
         &self.stats
     }
 

@@ -395,7 +395,7 @@ impl<R: Registers> Controller<R> {
     }
 
     /// Admin queue counters.
-    pub fn admin_stats(&self) -> &super::QueueStats {
+    pub fn admin_stats(&self) -> &super::IoQueueStats {
         self.admin.stats()
     }
 
