@@ -5,9 +5,6 @@
 //! values involved, and, where the OS refused, the `io::Error` as its
 //! [`source`](std::error::Error::source). Messages end with what to do about it.
 
-use std::io;
-use std::path::PathBuf;
-
 /// Everything that can go wrong in `sluice-pmd`'s device layer.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -23,6 +20,10 @@ pub enum Error {
     /// An AF_XDP port could not be opened (interface, permissions, UMEM, socket, program).
     #[error(transparent)]
     AfXdp(#[from] crate::soft::af_xdp::AfXdpError),
+
+    /// A block backend's system call failed (opening the file, setting up io_uring, ...).
+    #[error(transparent)]
+    Block(#[from] crate::block::BackendError),
 
     /// A port was asked for with a shape it cannot have (zero queues, a ring size that is
     /// not a power of two, ...). Fix the configuration value named.
@@ -155,18 +156,6 @@ pub enum Error {
         active: Vec<u32>,
     },
 
-    /// A block backend's system call failed (opening the file, setting up io_uring, ...).
-    #[error("{op} {path} failed")]
-    BlockIo {
-        /// What was being done ("opening", "io_uring_setup for").
-        op: &'static str,
-        /// The file or device.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
-
     /// A queue was refused a command because it is full (during bring-up, where that means
     /// the admin queue is too small for the request).
     #[error("NVMe queue {qid} is full")]
@@ -283,6 +272,7 @@ pub enum Error {
 mod tests {
     use super::*;
     use std::error::Error as _;
+    use std::io;
 
     #[test]
     fn nvme_errors_name_register_value_and_source() {
