@@ -1,34 +1,18 @@
-//! The crate's error type.
+//! The crate's error type: a thin enum with one variant per module that fails in its own way.
 //!
-//! One enum for the device layer. Each variant names the device (its PCI address) or the
-//! VFIO object it concerns, the step that failed (for system calls, the ioctl's name), the
-//! values involved, and, where the OS refused, the `io::Error` as its
-//! [`source`](std::error::Error::source). Messages end with what to do about it.
+//! Each module's error lives with its code ([`PciError`](crate::pci::PciError),
+//! [`VfioError`](crate::vfio::VfioError), [`MmioError`](crate::mmio::MmioError),
+//! [`AfXdpError`](crate::soft::af_xdp::AfXdpError), [`NvmeError`](crate::nvme::NvmeError),
+//! [`BackendError`](crate::block::BackendError)) and nests here with `#[from]`, message and
+//! [`source`](std::error::Error::source) unchanged, so `?` lifts it and a caller matches
+//! `Error::Vfio(VfioError::NoIommuGroup { .. })`. Their variants name the device or object
+//! concerned, the step that failed, the values involved and, where the OS refused, the
+//! `io::Error` as the source; messages end with what to do about it.
 
-/// Everything that can go wrong in `sluice-pmd`'s device layer.
+/// Everything that can go wrong in `sluice-pmd`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A PCI step failed (address, sysfs, config space, capabilities).
-    #[error(transparent)]
-    Pci(#[from] crate::pci::PciError),
-
-    /// A VFIO step failed (container, group, device, DMA or BAR mapping).
-    #[error(transparent)]
-    Vfio(#[from] crate::vfio::VfioError),
-
-    /// An AF_XDP port could not be opened (interface, permissions, UMEM, socket, program).
-    #[error(transparent)]
-    AfXdp(#[from] crate::soft::af_xdp::AfXdpError),
-
-    /// A block backend's system call failed (opening the file, setting up io_uring, ...).
-    #[error(transparent)]
-    Block(#[from] crate::block::BackendError),
-
-    /// The NVMe driver failed (bring-up, an admin command, queue set-up, shutdown).
-    #[error(transparent)]
-    Nvme(#[from] crate::nvme::NvmeError),
-
     /// A port was asked for with a shape it cannot have (zero queues, a ring size that is
     /// not a power of two, ...). Fix the configuration value named.
     #[error("port {port}: invalid {what}: {value}")]
@@ -41,9 +25,34 @@ pub enum Error {
         value: String,
     },
 
+    /// Memory for buffers could not be had (no hugepages where the pool requires them, a
+    /// bad pool shape, ...). The mempool error says which.
+    #[error(transparent)]
+    Mempool(#[from] sluice_mempool::Error),
+
+    /// A PCI step failed (address, sysfs, config space, capabilities).
+    #[error(transparent)]
+    Pci(#[from] crate::pci::PciError),
+
+    /// A VFIO step failed (container, group, device, DMA or BAR mapping).
+    #[error(transparent)]
+    Vfio(#[from] crate::vfio::VfioError),
+
     /// A register access could not be made.
     #[error(transparent)]
     Mmio(#[from] crate::mmio::MmioError),
+
+    /// An AF_XDP port could not be opened (interface, permissions, UMEM, socket, program).
+    #[error(transparent)]
+    AfXdp(#[from] crate::soft::af_xdp::AfXdpError),
+
+    /// The NVMe driver failed (bring-up, an admin command, queue set-up, shutdown).
+    #[error(transparent)]
+    Nvme(#[from] crate::nvme::NvmeError),
+
+    /// A block backend's system call failed (opening the file, setting up io_uring, ...).
+    #[error(transparent)]
+    Block(#[from] crate::block::BackendError),
 
     /// An MMIO access outside the mapped region or not naturally aligned, as the virtio
     /// transport reports it until it uses [`MmioError`](crate::mmio::MmioError).
@@ -56,11 +65,6 @@ pub enum Error {
         /// Region length.
         len: usize,
     },
-
-    /// Memory for buffers could not be had (no hugepages where the pool requires them, a
-    /// bad pool shape, ...). The mempool error says which.
-    #[error(transparent)]
-    Mempool(#[from] sluice_mempool::Error),
 
     /// A virtio device register did not reach the expected value in time (device_status
     /// after a reset, a config generation that never settles).
