@@ -15,7 +15,7 @@
 //!   completion arrives or the queue is destroyed.
 //!
 //! A device that completes a CID that is not outstanding (unknown, or completed twice), or
-//! reports an SQ head outside the submitted range, is counted in [`QueueStats`] and recorded
+//! reports an SQ head outside the submitted range, is counted in [`IoQueueStats`] and recorded
 //! as the [`QueueFault`]; the entry is consumed and otherwise ignored.
 //!
 //! Nothing here allocates after construction.
@@ -26,17 +26,19 @@ use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::time::Instant;
 
 use super::cmd::{Cqe, Sqe};
-use super::dma;
+use super::entries;
 use super::prp::{self, PrpError};
-use super::regs::{self, RegisterAccess};
+use super::regs;
 use super::status::NvmeStatus;
-use crate::dma::SharedMemory;
+use crate::SharedMemory;
 use crate::error::Error;
+use crate::nvme::NvmeError;
+use crate::regs::Registers;
 
 mod types;
 
 pub use types::{
-    CQE_SIZE, Completion, DataRange, QueueFault, QueueLayout, QueueStats, SQE_SIZE,
+    CQE_SIZE, Completion, DataRange, IoQueueStats, QueueFault, QueueLayout, SQE_SIZE,
     ShadowDoorbells, SubmitError,
 };
 
@@ -56,7 +58,7 @@ enum Slot<C> {
 
 /// A submission queue and its completion queue. `C` is what the caller keeps per command
 /// (a tag, the buffer the device is using) while it is outstanding.
-pub struct QueuePair<R: RegisterAccess, C> {
+pub struct QueuePair<R: Registers, C> {
     regs: Arc<R>,
     mem: Arc<SharedMemory>,
     layout: QueueLayout,
@@ -75,14 +77,14 @@ pub struct QueuePair<R: RegisterAccess, C> {
     shadow: Option<ShadowDoorbells>,
     slots: Box<[Slot<C>]>,
     free: VecDeque<u16>,
-    stats: QueueStats,
+    stats: IoQueueStats,
     fault: Option<QueueFault>,
     /// Set by the controller once the device can no longer touch this queue (deleted, or the
     /// controller disabled): only then may outstanding commands' contexts (their buffers) go.
     retired: Arc<AtomicBool>,
 }
 
-impl<R: RegisterAccess, C> QueuePair<R, C> {
+impl<R: Registers, C> QueuePair<R, C> {
     /// A queue pair in `mem` (at least [`QueueLayout::dma_len`] bytes, zeroed). The caller
     /// creates it on the controller (admin registers or Create CQ/SQ) with [`sq_iova`] and
     /// [`cq_iova`](Self::cq_iova).
@@ -95,22 +97,24 @@ impl<R: RegisterAccess, C> QueuePair<R, C> {
         shadow: Option<ShadowDoorbells>,
     ) -> Result<Self, Error> {
         if layout.entries < 2 || !layout.page_size.is_power_of_two() || layout.page_size < 4096 {
-            return Err(Error::NvmeUnsupported(format!(
-                "queue {}: {} entries with {}-byte pages",
-                layout.qid, layout.entries, layout.page_size
-            )));
+            return Err(NvmeError::QueueShape {
+                qid: layout.qid,
+                entries: layout.entries,
+                page_size: layout.page_size,
+            }
+            .into());
         }
         let (cq_offset, list_offset, end) = layout.offsets();
         if mem.len() < end
             || !mem.is_contiguous(0, cq_offset)
             || !mem.is_contiguous(cq_offset, list_offset - cq_offset)
         {
-            return Err(Error::NvmeUnsupported(format!(
-                "queue {}: {} bytes of queue memory (contiguous) needed, {} given",
-                layout.qid,
-                end,
-                mem.len()
-            )));
+            return Err(NvmeError::QueueMemory {
+                qid: layout.qid,
+                needed: end,
+                given: mem.len(),
+            }
+            .into());
         }
         let list_pages = layout.prp_pages();
         let cids = usize::from(layout.entries) - 1;
@@ -136,7 +140,7 @@ impl<R: RegisterAccess, C> QueuePair<R, C> {
             shadow,
             slots: (0..cids).map(|_| Slot::Free { used: false }).collect(),
             free: (0..cids as u16).collect(),
-            stats: QueueStats::default(),
+            stats: IoQueueStats::default(),
             fault: None,
             retired: Arc::new(AtomicBool::new(false)),
             layout,
@@ -180,7 +184,7 @@ impl<R: RegisterAccess, C> QueuePair<R, C> {
     }
 
     /// Counters.
-    pub fn stats(&self) -> &QueueStats {
+    pub fn stats(&self) -> &IoQueueStats {
         &self.stats
     }
 
@@ -258,7 +262,7 @@ impl<R: RegisterAccess, C> QueuePair<R, C> {
             }
         }
         sqe.set_cid(cid);
-        dma::write_sqe(&self.mem, usize::from(self.sq_tail) * SQE_SIZE, &sqe);
+        entries::write_sqe(&self.mem, usize::from(self.sq_tail) * SQE_SIZE, &sqe);
         self.sq_tail = next;
         self.slots[usize::from(cid)] = Slot::Busy {
             context,
@@ -288,7 +292,7 @@ impl<R: RegisterAccess, C> QueuePair<R, C> {
             return Ok(());
         }
         self.stats.sq_doorbells += 1;
-        self.regs.write32(self.sq_db, u32::from(new))
+        Ok(self.regs.write32(self.sq_db, u32::from(new))?)
     }
 
     /// Updates the shadow slot at `db` to `new`, then reads the EventIdx: true when the MMIO
@@ -323,7 +327,7 @@ impl<R: RegisterAccess, C> QueuePair<R, C> {
         let mut n = 0;
         while n < max {
             let off = self.cq_offset + usize::from(self.cq_head) * CQE_SIZE;
-            let Some(cqe) = dma::read_cqe(&self.mem, off, self.phase) else {
+            let Some(cqe) = entries::read_cqe(&self.mem, off, self.phase) else {
                 break;
             };
             self.cq_head = self.next(self.cq_head);
@@ -412,7 +416,7 @@ impl<R: RegisterAccess, C> QueuePair<R, C> {
             return Ok(());
         }
         self.stats.cq_doorbells += 1;
-        self.regs.write32(self.cq_db, u32::from(new))
+        Ok(self.regs.write32(self.cq_db, u32::from(new))?)
     }
 
     /// Reports every command outstanding for longer than the timeout through `f` (CID,
@@ -446,7 +450,7 @@ impl<R: RegisterAccess, C> QueuePair<R, C> {
 /// disabled) with commands outstanding leaks their contexts: their buffers may still be DMA
 /// targets, so they must never go back to a pool. Delete the queue first
 /// ([`Controller::delete_io_qpair`](super::Controller::delete_io_qpair)).
-impl<R: RegisterAccess, C> Drop for QueuePair<R, C> {
+impl<R: Registers, C> Drop for QueuePair<R, C> {
     fn drop(&mut self) {
         if self.outstanding() == 0 || self.retired.load(Ordering::Acquire) {
             return;
@@ -468,7 +472,7 @@ impl<R: RegisterAccess, C> Drop for QueuePair<R, C> {
     }
 }
 
-impl<R: RegisterAccess, C> std::fmt::Debug for QueuePair<R, C> {
+impl<R: Registers, C> std::fmt::Debug for QueuePair<R, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QueuePair")
             .field("qid", &self.layout.qid)

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::pci_transport::{Notifier, VirtioRegs};
 use super::queue::{Segment, Used};
 use super::virtqueue::Virtqueue;
-use crate::dma::SharedMemory;
+use crate::SharedMemory;
 use crate::error::Error;
 
 /// Class RX: promiscuous and all-multicast modes (needs CTRL_RX).

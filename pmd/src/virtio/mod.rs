@@ -5,7 +5,7 @@
 //! - [`pci_transport`]: the capability walk, the status handshake and feature negotiation
 //!   (REFERENCE B1–B4), queue set-up and notification, through [`VirtioRegs`] — a mapped BAR
 //!   ([`MmioRegion`](crate::MmioRegion)) behind VFIO, or the software device in tests.
-//! - [`crate::dma`]: [`SharedMemory`](crate::SharedMemory), shared with the NVMe driver, is
+//! - [`crate::shared_mem`]: [`SharedMemory`](crate::SharedMemory), shared with the NVMe driver, is
 //!   the only access path to the memory shared with the device.
 //! - [`queue`]: [`SplitQueue`], the split-ring protocol (B5, B6) with the driver's own
 //!   shadow of what it posted; every used entry the device writes is checked against it.

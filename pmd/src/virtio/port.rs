@@ -17,7 +17,7 @@ use super::queue::{RingLayout, SplitQueue};
 use super::shared::{PoolMapping, Shared, map_pool};
 use super::virtqueue::{RingKind, Virtqueue};
 use super::{NET_HDR_LEN, feature};
-use crate::dma::SharedMemory;
+use crate::SharedMemory;
 use crate::error::Error;
 use crate::mmio::MmioRegion;
 use crate::net::{LinkStatus, MacAddr, NetPort, PortCounters, PortInfo, Queues};

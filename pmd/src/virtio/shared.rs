@@ -13,7 +13,7 @@ use sluice_mempool::{IdentityMapper, IovaMap, IovaMapper, PktBuf, PktPool};
 
 use super::pci_transport::{Transport, VirtioRegs};
 use super::virtqueue::Virtqueue;
-use crate::dma::SharedMemory;
+use crate::SharedMemory;
 use crate::error::Error;
 use crate::pci::PciAddr;
 use crate::vfio::{Container, Device, IommuMode};

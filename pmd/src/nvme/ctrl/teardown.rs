@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{Controller, ready_timeout, wait_csts};
-use crate::dma::SharedMemory;
+use crate::SharedMemory;
 use crate::error::Error;
 use crate::nvme::cmd::Sqe;
 use crate::nvme::io::IoQpair;
-use crate::nvme::regs::{self, RegisterAccess};
+use crate::nvme::regs;
+use crate::regs::Registers;
 
 /// An I/O queue the device may use: its memory stays allocated, and its queue pair's
 /// outstanding buffers stay out of the pools, until `retired` is set.
@@ -27,7 +28,7 @@ impl LiveQueue {
     }
 }
 
-impl<R: RegisterAccess> Controller<R> {
+impl<R: Registers> Controller<R> {
     /// Deletes an I/O queue pair (SQ first, then CQ). Commands still outstanding are dropped
     /// with their buffers once the device can no longer touch them.
     ///
@@ -54,8 +55,8 @@ impl<R: RegisterAccess> Controller<R> {
     /// memory is unmapped when the controller drops, after this.
     ///
     /// # Errors
-    /// [`Error::NvmeTimeout`] naming CSTS and its value when shutdown does not complete;
-    /// admin errors while deleting queues (shutdown still proceeds).
+    /// [`NvmeError::Timeout`](crate::nvme::NvmeError::Timeout) naming CSTS and its value when
+    /// shutdown does not complete; admin errors while deleting queues (shutdown still proceeds).
     pub fn shutdown(mut self) -> Result<(), Error> {
         let mut first_err = None;
         let qids: Vec<u16> = self.live.iter().map(|l| l.qid).collect();
@@ -111,7 +112,7 @@ impl<R: RegisterAccess> Controller<R> {
     }
 }
 
-impl<R: RegisterAccess> Drop for Controller<R> {
+impl<R: Registers> Drop for Controller<R> {
     fn drop(&mut self) {
         // Not shut down: at least stop the device before its queue memory is unmapped.
         if self.enabled
