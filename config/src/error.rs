@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use toml::de::{DeTable, DeValue};
 
+use crate::raw::ParseError;
+
 /// Why a configuration was rejected.
 ///
 /// Every variant names the file; `Invalid` also names the key path (`lcores[2].rx`, where `[2]`
@@ -90,9 +92,8 @@ impl ConfigError {
     }
 
     /// Turns a TOML parse or deserialization error into `Syntax` or `Invalid`.
-    pub(crate) fn from_toml(file: &str, text: &str, err: &toml::de::Error) -> Self {
-        let span = err.span();
-        let message = err.message().trim_end().to_owned();
+    pub(crate) fn from_parse(file: &str, text: &str, err: ParseError) -> Self {
+        let ParseError { message, span } = err;
         let (line, column) = span.as_ref().map_or((1, 1), |s| line_column(text, s.start));
         match DeTable::parse(text) {
             Err(_) => ConfigError::Syntax {

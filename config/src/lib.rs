@@ -31,6 +31,7 @@
 //! fwd.toml: lcores[2].rx: port0/q3 is already polled by lcore 1
 //! fwd.toml: ports[0].rx_descriptors: 1000 is not a power of two (allowed: powers of two in 64..=32768)
 //! fwd.toml: ports[1].queues: invalid type: string "2", expected u64 (line 14, column 10)
+//! fwd.toml: ports[0].pci: unknown field `pci`, expected one of `name`, `peer`, `queues`, `rx_descriptors`, `tx_descriptors`, `mempool`, `mac` for driver = "ring" (line 11, column 1)
 //! fwd.toml: line 3, column 9: TOML syntax error: string values must be quoted, expected literal string
 //! ```
 //!
@@ -165,8 +166,9 @@
 //!   `io` mode it would echo frames unchanged to their sender.
 //! - Names and addresses are unique: port and mempool names, an af_xdp `interface`, a virtio
 //!   `pci` address.
-//! - Keys that do not belong to a port's driver (`pci` on a ring port) or a rule's mode
-//!   (`dst_mac` in io mode) are rejected, like unknown keys.
+//! - Keys that do not belong to a port's driver (`pci` on a ring port) are unknown keys of
+//!   that driver's `[[ports]]` table; keys that do not belong to a rule's mode (`dst_mac` in io
+//!   mode) are rejected too.
 //! - Core ids are not checked against the machine: that is the app's job when it pins threads.
 //!
 //! The examples in `config/examples/` are tested to validate; `loopback.toml` is
@@ -223,8 +225,7 @@ impl Config {
 
     /// Parses and validates `text`; `name` stands for the file in error messages.
     pub fn from_str_named(text: &str, name: &str) -> Result<Config, ConfigError> {
-        let raw: raw::RawConfig =
-            toml::from_str(text).map_err(|e| ConfigError::from_toml(name, text, &e))?;
+        let raw = raw::parse(text).map_err(|e| ConfigError::from_parse(name, text, e))?;
         validate::validate(name, raw)
     }
 

@@ -1,10 +1,10 @@
 //! [`Config`] → TOML text, every default spelled out. Reading the text back yields an equal
 //! `Config` (the property tests check this), so an app can print the configuration it runs.
 
-use crate::model::{Config, ForwardMode, PortDriver};
+use crate::model::{Config, ForwardMode, Port, PortDriver};
 use crate::raw::{
-    RawConfig, RawDriver, RawForward, RawGenerator, RawLcore, RawMempool, RawMode, RawPipeline,
-    RawPort, RawSink, RawStats,
+    AfXdpPort, RawConfig, RawForward, RawGenerator, RawLcore, RawMempool, RawMode, RawPipeline,
+    RawPort, RawSink, RawStats, RingPort, VirtioPort,
 };
 
 impl Config {
@@ -33,38 +33,7 @@ impl Config {
                     hugepages: Some(m.hugepages),
                 })
                 .collect(),
-            ports: self
-                .ports
-                .iter()
-                .map(|p| {
-                    let mut raw = RawPort {
-                        name: p.name.clone(),
-                        driver: RawDriver::Ring,
-                        peer: None,
-                        interface: None,
-                        xdp_mode: None,
-                        pci: None,
-                        queues: Some(p.queues.into()),
-                        rx_descriptors: Some(p.rx_descriptors.into()),
-                        tx_descriptors: Some(p.tx_descriptors.into()),
-                        mempool: Some(self.mempool(p.mempool).name.clone()),
-                        mac: p.mac.map(|m| m.to_string()),
-                    };
-                    match &p.driver {
-                        PortDriver::Ring { peer } => raw.peer = Some(port_name(*peer)),
-                        PortDriver::AfXdp { interface, mode } => {
-                            raw.driver = RawDriver::AfXdp;
-                            raw.interface = Some(interface.clone());
-                            raw.xdp_mode = Some(*mode);
-                        }
-                        PortDriver::Virtio { pci } => {
-                            raw.driver = RawDriver::Virtio;
-                            raw.pci = Some(pci.to_string());
-                        }
-                    }
-                    raw
-                })
-                .collect(),
+            ports: self.ports.iter().map(|p| self.raw_port(p)).collect(),
             lcores: self
                 .lcores
                 .iter()
@@ -114,6 +83,44 @@ impl Config {
             sink: self.sink.map(|s| RawSink {
                 port: port_name(s.port),
                 core: s.core.into(),
+            }),
+        }
+    }
+    fn raw_port(&self, p: &Port) -> RawPort {
+        let name = p.name.clone();
+        let queues = Some(p.queues.into());
+        let rx_descriptors = Some(p.rx_descriptors.into());
+        let tx_descriptors = Some(p.tx_descriptors.into());
+        let mempool = Some(self.mempool(p.mempool).name.clone());
+        let mac = p.mac.map(|m| m.to_string());
+        match &p.driver {
+            PortDriver::Ring { peer } => RawPort::Ring(RingPort {
+                name,
+                peer: Some(self.port(*peer).name.clone()),
+                queues,
+                rx_descriptors,
+                tx_descriptors,
+                mempool,
+                mac,
+            }),
+            PortDriver::AfXdp { interface, mode } => RawPort::AfXdp(AfXdpPort {
+                name,
+                interface: Some(interface.clone()),
+                xdp_mode: Some(*mode),
+                queues,
+                rx_descriptors,
+                tx_descriptors,
+                mempool,
+                mac,
+            }),
+            PortDriver::Virtio { pci } => RawPort::Virtio(VirtioPort {
+                name,
+                pci: Some(pci.to_string()),
+                queues,
+                rx_descriptors,
+                tx_descriptors,
+                mempool,
+                mac,
             }),
         }
     }

@@ -272,8 +272,87 @@ fn driver_specific_keys_are_rejected_on_other_drivers() {
     let text = edit(&[("peer = \"port1\"", "peer = \"port1\"\npci = \"00:10.0\"")]);
     assert_eq!(
         error(&text),
-        "fwd.toml: ports[0].pci: not a setting of ring ports"
+        "fwd.toml: ports[0].pci: unknown field `pci`, expected one of `name`, `peer`, `queues`, \
+         `rx_descriptors`, `tx_descriptors`, `mempool`, `mac` for driver = \"ring\" \
+         (line 11, column 1)"
     );
+}
+
+#[test]
+fn every_driver_rejects_the_keys_of_the_others() {
+    // A port of `driver` with one key of another driver, on line 8 of the text.
+    let port = |driver: &str, own: &str, foreign: &str| {
+        format!(
+            "[[mempools]]\nname = \"p\"\nbuffers = 8191\nbuffer_size = 2048\n\
+             [[ports]]\nname = \"a\"\ndriver = \"{driver}\"\n{foreign}\n{own}\n"
+        )
+    };
+    let ring = "peer = \"b\"";
+    let xdp = "interface = \"veth0\"";
+    let virtio = "pci = \"00:02.0\"";
+    for (driver, own, foreign) in [
+        ("ring", ring, xdp),
+        ("ring", ring, "xdp_mode = \"copy\""),
+        ("ring", ring, virtio),
+        ("af_xdp", xdp, ring),
+        ("af_xdp", xdp, virtio),
+        ("virtio", virtio, ring),
+        ("virtio", virtio, xdp),
+        ("virtio", virtio, "xdp_mode = \"auto\""),
+    ] {
+        let key = foreign.split(' ').next().unwrap();
+        let err = parse(&port(driver, own, foreign)).unwrap_err();
+        assert_eq!(err.key(), Some(format!("ports[0].{key}").as_str()), "{err}");
+        let line = err.to_string();
+        for part in [
+            &format!("unknown field `{key}`") as &str,
+            &format!("for driver = \"{driver}\""),
+            "(line 8, column 1)",
+        ] {
+            assert!(line.contains(part), "{line:?} does not mention {part:?}");
+        }
+    }
+}
+
+#[test]
+fn type_errors_inside_a_port_name_the_key_and_line() {
+    let text = edit(&[("peer = \"port1\"", "peer = 1")]);
+    assert_rejected(
+        &text,
+        "fwd.toml: ports[0].peer: invalid type: integer `1`, expected a string",
+        &["(line 10, column 8)"],
+    );
+    let text = edit(&[("driver = \"ring\"", "driver = 3")]);
+    assert_rejected(
+        &text,
+        "fwd.toml: ports[0].driver: wanted string or table",
+        &["(line 9, column 10)"],
+    );
+}
+
+#[test]
+fn ports_must_be_an_array_of_tables() {
+    let mempool = "[[mempools]]\nname = \"p\"\nbuffers = 10\nbuffer_size = 64\n";
+    assert_rejected(
+        &format!("ports = 3\n{mempool}"),
+        "fwd.toml: ports: invalid type: integer, expected an array of [[ports]] tables",
+        &["(line 1, column 9)"],
+    );
+    assert_rejected(
+        &format!("ports = [\"ring\"]\n{mempool}"),
+        "fwd.toml: ports[0]: invalid type: string, expected a [[ports]] table",
+        &["(line 1, column 10)"],
+    );
+}
+
+#[test]
+fn the_first_problem_in_the_file_is_reported() {
+    // Ports are read apart from the rest of the file; the earlier of two errors still wins.
+    let bad_port = ("peer = \"port1\"", "peer = \"port1\"\npci = \"00:10.0\"");
+    let text = edit(&[bad_port, ("buffers = 8191", "buffers = \"many\"")]);
+    assert_rejected(&text, "fwd.toml: mempools[0].buffers: invalid type", &[]);
+    let text = edit(&[bad_port, ("core = 1", "core = \"one\"")]);
+    assert_rejected(&text, "fwd.toml: ports[0].pci: unknown field `pci`", &[]);
 }
 
 #[test]

@@ -37,6 +37,7 @@ pub struct GenConfig {
 /// The generator's counters and its own stop switch, shared with the app.
 #[derive(Debug, Default)]
 pub struct GenControl {
+    burst: usize,
     stop: AtomicBool,
     sent: AtomicU64,
     bytes: AtomicU64,
@@ -45,6 +46,10 @@ pub struct GenControl {
 }
 
 impl GenControl {
+    /// Frames built and sent per poll, at most (the task's batch capacity).
+    pub fn burst(&self) -> usize {
+        self.burst
+    }
     /// Stops generating (the lcore keeps running until the runtime stops).
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Release);
@@ -108,7 +113,10 @@ impl<T: TxQueue, const N: usize> GenTask<T, N> {
                 max: limit,
             });
         }
-        let ctl = Arc::new(GenControl::default());
+        let ctl = Arc::new(GenControl {
+            burst: N,
+            ..GenControl::default()
+        });
         let pace = cfg.rate_pps.map(|rate| Pace {
             start: 0,
             hz: tsc::Clock::calibrate().hz() as u128,

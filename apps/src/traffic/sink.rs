@@ -55,12 +55,17 @@ impl SinkReport {
 /// Live counts and, once the sink ends, its report.
 #[derive(Debug, Default)]
 pub struct SinkControl {
+    burst: usize,
     received: AtomicU64,
     corrupted: AtomicU64,
     report: Mutex<Option<SinkReport>>,
 }
 
 impl SinkControl {
+    /// Frames received per poll, at most (the task's batch capacity).
+    pub fn burst(&self) -> usize {
+        self.burst
+    }
     /// Frames received and checked so far.
     pub fn received(&self) -> u64 {
         self.received.load(Ordering::Acquire)
@@ -105,7 +110,10 @@ const WINDOW: u64 = 1 << 16;
 impl<R: RxQueue, const N: usize> SinkTask<R, N> {
     /// A sink on `rx`.
     pub fn new(rx: R) -> (Self, Arc<SinkControl>) {
-        let ctl = Arc::new(SinkControl::default());
+        let ctl = Arc::new(SinkControl {
+            burst: N,
+            ..SinkControl::default()
+        });
         // 1 ns to 100 s at 3 significant digits: allocated once, here.
         let latency = Histogram::new_with_bounds(1, 100_000_000_000, 3)
             .expect("constant bounds are valid: 1 <= 1e11, 3 significant digits");

@@ -15,7 +15,8 @@ use crate::model::{
     Pipeline, Port, PortDriver, PortId, QueueRef, Sink, XdpMode, driver_max_queues,
 };
 use crate::raw::{
-    RawConfig, RawDriver, RawForward, RawGenerator, RawLcore, RawMode, RawPort, RawSink,
+    AfXdpPort, Driver, RawConfig, RawForward, RawGenerator, RawLcore, RawMode, RawPort, RawSink,
+    RingPort, VirtioPort,
 };
 
 mod forward;
@@ -183,7 +184,7 @@ impl Validator<'_> {
 }
 
 fn raw_names(ports: &[RawPort]) -> String {
-    let names: Vec<&str> = ports.iter().map(|p| p.name.as_str()).collect();
+    let names: Vec<&str> = ports.iter().map(|p| p.common().name).collect();
     names.join(", ")
 }
 

@@ -56,11 +56,12 @@ impl Validator<'_> {
             return Err(self.err("ports", "no [[ports]]: a config needs at least one port"));
         }
         for (i, p) in raw.iter().enumerate() {
-            self.name(format_args!("ports[{i}].name"), &p.name)?;
-            if let Some(j) = raw[..i].iter().position(|e| e.name == p.name) {
+            let name = p.common().name;
+            self.name(format_args!("ports[{i}].name"), name)?;
+            if let Some(j) = raw[..i].iter().position(|e| e.common().name == name) {
                 return Err(self.err(
                     format_args!("ports[{i}].name"),
-                    format!("{:?} is already the name of ports[{j}]", p.name),
+                    format!("{name:?} is already the name of ports[{j}]"),
                 ));
             }
         }
@@ -141,92 +142,14 @@ impl Validator<'_> {
         mempools: &[Mempool],
     ) -> Result<Port> {
         let key = format!("ports[{i}]");
-        let driver_name = match p.driver {
-            RawDriver::Ring => "ring",
-            RawDriver::AfXdp => "af_xdp",
-            RawDriver::Virtio => "virtio",
+        let driver = match p {
+            RawPort::Ring(ring) => self.ring(&key, i, ring, all)?,
+            RawPort::AfXdp(xdp) => self.af_xdp(&key, xdp)?,
+            RawPort::Virtio(virtio) => self.virtio(&key, virtio)?,
         };
-        let not_for = |field: &str, present: bool| {
-            if present {
-                Err(self.err(
-                    format_args!("{key}.{field}"),
-                    format!("not a setting of {driver_name} ports"),
-                ))
-            } else {
-                Ok(())
-            }
-        };
-        let missing = |field: &str, example: &str| {
-            self.err(
-                format_args!("{key}.{field}"),
-                format!("missing: {driver_name} ports need {field}, e.g. {field} = {example}"),
-            )
-        };
-        let driver = match p.driver {
-            RawDriver::Ring => {
-                not_for("interface", p.interface.is_some())?;
-                not_for("xdp_mode", p.xdp_mode.is_some())?;
-                not_for("pci", p.pci.is_some())?;
-                let peer = p
-                    .peer
-                    .as_deref()
-                    .ok_or_else(|| missing("peer", "\"port1\""))?;
-                let j = all.iter().position(|e| e.name == peer).ok_or_else(|| {
-                    self.err(
-                        format_args!("{key}.peer"),
-                        format!("{peer:?} is not a port (ports: {})", raw_names(all)),
-                    )
-                })?;
-                if j == i {
-                    return Err(self.err(
-                        format_args!("{key}.peer"),
-                        format!("{peer} cannot be its own peer"),
-                    ));
-                }
-                PortDriver::Ring { peer: PortId(j) }
-            }
-            RawDriver::AfXdp => {
-                not_for("peer", p.peer.is_some())?;
-                not_for("pci", p.pci.is_some())?;
-                let interface = p
-                    .interface
-                    .clone()
-                    .ok_or_else(|| missing("interface", "\"veth-a\""))?;
-                let ok = !interface.is_empty()
-                    && interface.len() <= MAX_IFNAME
-                    && !interface
-                        .chars()
-                        .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control());
-                if !ok {
-                    return Err(self.err(
-                        format_args!("{key}.interface"),
-                        format!(
-                            "{interface:?} is not a Linux interface name (1 to {MAX_IFNAME} \
-                             bytes, no '/', ':' or whitespace)"
-                        ),
-                    ));
-                }
-                PortDriver::AfXdp {
-                    interface,
-                    mode: p.xdp_mode.unwrap_or(XdpMode::Auto),
-                }
-            }
-            RawDriver::Virtio => {
-                not_for("peer", p.peer.is_some())?;
-                not_for("interface", p.interface.is_some())?;
-                not_for("xdp_mode", p.xdp_mode.is_some())?;
-                let pci = p
-                    .pci
-                    .as_deref()
-                    .ok_or_else(|| missing("pci", "\"0000:00:10.0\""))?;
-                let pci: PciAddr = pci
-                    .parse()
-                    .map_err(|e| self.err(format_args!("{key}.pci"), e))?;
-                PortDriver::Virtio { pci }
-            }
-        };
+        let c = p.common();
         let limit = driver_max_queues(&driver);
-        let queues = p.queues.unwrap_or(1);
+        let queues = c.queues.unwrap_or(1);
         if queues == 0 {
             return Err(self.err(
                 format_args!("{key}.queues"),
@@ -236,7 +159,10 @@ impl Validator<'_> {
         if queues > u64::from(limit) {
             return Err(self.err(
                 format_args!("{key}.queues"),
-                format!("{queues} is over the {driver_name} driver's limit of {limit} queues"),
+                format!(
+                    "{queues} is over the {} driver's limit of {limit} queues",
+                    p.driver().name()
+                ),
             ));
         }
         let descriptors = |field: &str, value: Option<u64>| {
@@ -248,38 +174,15 @@ impl Validator<'_> {
             )
             .map(|v| v as u16)
         };
-        let rx_descriptors = descriptors("rx_descriptors", p.rx_descriptors)?;
-        let tx_descriptors = descriptors("tx_descriptors", p.tx_descriptors)?;
-        let mempool = match &p.mempool {
-            Some(name) => mempools
-                .iter()
-                .position(|m| &m.name == name)
-                .map(MempoolId)
-                .ok_or_else(|| {
-                    let known: Vec<&str> = mempools.iter().map(|m| m.name.as_str()).collect();
-                    self.err(
-                        format_args!("{key}.mempool"),
-                        format!("{name:?} is not a mempool (mempools: {})", known.join(", ")),
-                    )
-                })?,
-            None if mempools.len() == 1 => MempoolId(0),
-            None => {
-                return Err(self.err(
-                    format_args!("{key}.mempool"),
-                    format!(
-                        "missing: the file has {} mempools, so each port must name one",
-                        mempools.len()
-                    ),
-                ));
-            }
-        };
-        let mac = p
+        let rx_descriptors = descriptors("rx_descriptors", c.rx_descriptors)?;
+        let tx_descriptors = descriptors("tx_descriptors", c.tx_descriptors)?;
+        let mempool = self.port_mempool(&key, c.mempool, mempools)?;
+        let mac = c
             .mac
-            .as_deref()
             .map(|m| self.unicast_mac(format_args!("{key}.mac"), m))
             .transpose()?;
         Ok(Port {
-            name: p.name.clone(),
+            name: c.name.to_owned(),
             driver,
             queues: queues as u16,
             rx_descriptors,
@@ -287,6 +190,104 @@ impl Validator<'_> {
             mempool,
             mac,
         })
+    }
+
+    /// A missing key that its driver requires (the struct has it as an `Option` so that this
+    /// message can give an example).
+    fn missing(&self, key: &str, driver: Driver, field: &str, example: &str) -> ConfigError {
+        let driver = driver.name();
+        self.err(
+            format_args!("{key}.{field}"),
+            format!("missing: {driver} ports need {field}, e.g. {field} = {example}"),
+        )
+    }
+
+    fn ring(&self, key: &str, i: usize, p: &RingPort, all: &[RawPort]) -> Result<PortDriver> {
+        let peer = p
+            .peer
+            .as_deref()
+            .ok_or_else(|| self.missing(key, Driver::Ring, "peer", "\"port1\""))?;
+        let j = all
+            .iter()
+            .position(|e| e.common().name == peer)
+            .ok_or_else(|| {
+                self.err(
+                    format_args!("{key}.peer"),
+                    format!("{peer:?} is not a port (ports: {})", raw_names(all)),
+                )
+            })?;
+        if j == i {
+            return Err(self.err(
+                format_args!("{key}.peer"),
+                format!("{peer} cannot be its own peer"),
+            ));
+        }
+        Ok(PortDriver::Ring { peer: PortId(j) })
+    }
+
+    fn af_xdp(&self, key: &str, p: &AfXdpPort) -> Result<PortDriver> {
+        let interface = p
+            .interface
+            .clone()
+            .ok_or_else(|| self.missing(key, Driver::AfXdp, "interface", "\"veth-a\""))?;
+        let ok = !interface.is_empty()
+            && interface.len() <= MAX_IFNAME
+            && !interface
+                .chars()
+                .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control());
+        if !ok {
+            return Err(self.err(
+                format_args!("{key}.interface"),
+                format!(
+                    "{interface:?} is not a Linux interface name (1 to {MAX_IFNAME} \
+                     bytes, no '/', ':' or whitespace)"
+                ),
+            ));
+        }
+        Ok(PortDriver::AfXdp {
+            interface,
+            mode: p.xdp_mode.unwrap_or(XdpMode::Auto),
+        })
+    }
+
+    fn virtio(&self, key: &str, p: &VirtioPort) -> Result<PortDriver> {
+        let pci = p
+            .pci
+            .as_deref()
+            .ok_or_else(|| self.missing(key, Driver::Virtio, "pci", "\"0000:00:10.0\""))?;
+        let pci: PciAddr = pci
+            .parse()
+            .map_err(|e| self.err(format_args!("{key}.pci"), e))?;
+        Ok(PortDriver::Virtio { pci })
+    }
+
+    fn port_mempool(
+        &self,
+        key: &str,
+        name: Option<&str>,
+        mempools: &[Mempool],
+    ) -> Result<MempoolId> {
+        match name {
+            Some(name) => mempools
+                .iter()
+                .position(|m| m.name == name)
+                .map(MempoolId)
+                .ok_or_else(|| {
+                    let known: Vec<&str> = mempools.iter().map(|m| m.name.as_str()).collect();
+                    self.err(
+                        format_args!("{key}.mempool"),
+                        format!("{name:?} is not a mempool (mempools: {})", known.join(", ")),
+                    )
+                }),
+            None if mempools.len() == 1 => Ok(MempoolId(0)),
+            None => Err(self.err(
+                format_args!("{key}.mempool"),
+                format!(
+                    "missing: the file has {} mempools, so each port must name one",
+                    mempools.len()
+                ),
+            )),
+        }
     }
 
     pub(super) fn unicast_mac(&self, key: impl Display + Copy, text: &str) -> Result<MacAddr> {

@@ -3,9 +3,65 @@
 //! crate; `validate` turns it into [`Config`](crate::Config) and `render` turns a `Config` back
 //! into it.
 
-use serde::{Deserialize, Serialize};
+use std::ops::Range;
 
-use crate::model::{LcoreRole, PageSize, XdpMode};
+use serde::{Deserialize, Serialize};
+use toml::de::DeTable;
+
+use crate::model::{LcoreRole, PageSize};
+
+mod ports;
+
+pub(crate) use ports::{AfXdpPort, Driver, RawPort, RingPort, VirtioPort};
+
+/// Why the text does not parse into [`RawConfig`]: the TOML parser's or serde's message, and
+/// the byte range of the text it is about.
+#[derive(Debug)]
+pub(crate) struct ParseError {
+    pub message: String,
+    pub span: Option<Range<usize>>,
+}
+
+impl ParseError {
+    pub(crate) fn new(message: impl Into<String>, span: Range<usize>) -> Self {
+        Self {
+            message: message.into(),
+            span: Some(span),
+        }
+    }
+
+    /// Where the error starts, for picking the first of two.
+    fn start(&self) -> usize {
+        self.span.as_ref().map_or(usize::MAX, |s| s.start)
+    }
+}
+
+impl From<toml::de::Error> for ParseError {
+    fn from(e: toml::de::Error) -> Self {
+        Self {
+            message: e.message().trim_end().to_owned(),
+            span: e.span(),
+        }
+    }
+}
+
+/// Parses the text: the `[[ports]]` entries by driver ([`ports::read`]), everything else by
+/// derive. When both parts have an error, the one earlier in the text is returned, so the first
+/// problem in the file is the one reported.
+pub(crate) fn parse(text: &str) -> Result<RawConfig, ParseError> {
+    let mut root = DeTable::parse(text)?;
+    let ports = root.get_mut().remove("ports");
+    let rest = RawConfig::deserialize(toml::de::Deserializer::from(root)).map_err(ParseError::from);
+    let ports = ports.as_ref().map(ports::read).transpose();
+    match (rest, ports) {
+        (Ok(mut raw), Ok(ports)) => {
+            raw.ports = ports.unwrap_or_default();
+            Ok(raw)
+        }
+        (Err(a), Err(b)) => Err(if b.start() < a.start() { b } else { a }),
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e),
+    }
+}
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -14,7 +70,8 @@ pub(crate) struct RawConfig {
     pub burst: Option<u64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mempools: Vec<RawMempool>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Read by [`parse`] through [`ports::read`], not by this derive.
+    #[serde(skip_deserializing, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<RawPort>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lcores: Vec<RawLcore>,
@@ -40,39 +97,6 @@ pub(crate) struct RawMempool {
     pub cache_size: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hugepages: Option<PageSize>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum RawDriver {
-    Ring,
-    AfXdp,
-    Virtio,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawPort {
-    pub name: String,
-    pub driver: RawDriver,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub peer: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interface: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub xdp_mode: Option<XdpMode>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pci: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub queues: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rx_descriptors: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tx_descriptors: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mempool: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mac: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

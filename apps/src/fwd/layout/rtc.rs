@@ -1,0 +1,63 @@
+//! Run-to-completion lcores: each polls its rx queues and sends on its own tx queues.
+
+use sluice_config::QueueRef;
+use sluice_dataplane::{RtcLayout, RxPath};
+use sluice_pmd::net::any::AnyRxQueue;
+
+use super::Launch;
+use super::cores::spec;
+use super::rules::rewrite;
+use crate::error::AppError;
+
+impl Launch<'_> {
+    /// Starts every lcore of the configuration as a run-to-completion lcore.
+    pub(super) fn spawn_rtc(&mut self) -> Result<(), AppError> {
+        let config = self.config;
+        for l in config.lcores() {
+            let name = format!("lcore {} (rtc)", l.core);
+            let rx =
+                l.rx.iter()
+                    .map(|&q| self.rx_path(&name, q, &l.tx))
+                    .collect::<Result<Vec<_>, _>>()?;
+            let tx =
+                l.tx.iter()
+                    .map(|&t| self.queues.tx(config, t))
+                    .collect::<Result<Vec<_>, _>>()?;
+            self.rt.spawn_rtc(RtcLayout {
+                lcore: spec(name, l.core, self.opts.pin),
+                rx,
+                tx,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Rx queue `q` of lcore `name`, whose tx queues are `tx`: its rewrite, and which of `tx`
+    /// it sends on (the same queue index on the destination port, else the first queue there).
+    fn rx_path(
+        &mut self,
+        name: &str,
+        q: QueueRef,
+        tx: &[QueueRef],
+    ) -> Result<RxPath<AnyRxQueue>, AppError> {
+        let config = self.config;
+        let (to, rw) = rewrite(config, self.ports, q.port).ok_or_else(|| {
+            AppError::Usage(format!(
+                "{name}: no forwarding rule for {}",
+                config.queue_name(q)
+            ))
+        })?;
+        let tx = tx
+            .iter()
+            .position(|t| t.port == to && t.queue == q.queue)
+            .or_else(|| tx.iter().position(|t| t.port == to))
+            .ok_or_else(|| {
+                AppError::Usage(format!("{name}: no tx queue on {}", config.port(to).name))
+            })?;
+        Ok(RxPath {
+            queue: self.queues.rx(config, q)?,
+            rewrite: rw,
+            tx,
+        })
+    }
+}
