@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::pci_transport::{Notifier, VirtioRegs};
 use super::queue::{Segment, Used};
 use super::virtqueue::Virtqueue;
+use super::{CtrlFailure, VirtioError};
 use crate::dma::SharedMemory;
 use crate::error::Error;
 
@@ -64,17 +65,23 @@ impl<R: VirtioRegs> ControlQueue<R> {
     /// Sends `class`/`cmd` with up to 6 bytes of `data` and waits (bounded) for the ack.
     ///
     /// # Errors
-    /// [`Error::VirtioCtrl`] when the device answers other than OK, never answers within the
+    /// [`VirtioError::Ctrl`] when the device answers other than OK, never answers within the
     /// timeout, or returns something else than the command.
     pub fn command(&mut self, class: u8, cmd: u8, data: &[u8]) -> Result<(), Error> {
-        let fail = |why: String| Error::VirtioCtrl {
-            device: self.device.clone(),
-            class,
-            cmd,
-            why,
+        let fail = |failure| -> Error {
+            VirtioError::Ctrl {
+                device: self.device.clone(),
+                class,
+                cmd,
+                failure,
+            }
+            .into()
         };
-        if data.len() > 6 || self.vq.is_broken() {
-            return Err(fail("queue broken or command too long".into()));
+        if data.len() > 6 {
+            return Err(fail(CtrlFailure::TooLong { len: data.len() }));
+        }
+        if self.vq.is_broken() {
+            return Err(fail(CtrlFailure::Broken));
         }
         let mut bytes = [0u8; 8];
         bytes[0] = class;
@@ -97,7 +104,7 @@ impl<R: VirtioRegs> ControlQueue<R> {
             },
         ];
         if self.vq.add(&segs, ()).is_err() {
-            return Err(fail("no free descriptors".into()));
+            return Err(fail(CtrlFailure::Full));
         }
         // The control queue is always notified: commands are rare and the device may have
         // suppressed notifications while idle.
@@ -106,25 +113,24 @@ impl<R: VirtioRegs> ControlQueue<R> {
         let start = Instant::now();
         loop {
             if self.vq.used_ready().is_err() {
-                return Err(fail("the device moved the used index too far".into()));
+                return Err(fail(CtrlFailure::IndexJump));
             }
             match self.vq.pop_used() {
                 Some(Used::Done((), _)) => break,
-                Some(Used::BadLen((), len)) => return Err(fail(format!("used length {len}"))),
-                Some(Used::BadId(id)) => return Err(fail(format!("used id {id}"))),
+                Some(Used::BadLen((), len)) => return Err(fail(CtrlFailure::BadLen(len))),
+                Some(Used::BadId(id)) => return Err(fail(CtrlFailure::BadId(id))),
                 None => {}
             }
             if start.elapsed() >= self.timeout {
-                return Err(fail(format!(
-                    "no answer after {} ms",
-                    start.elapsed().as_millis()
-                )));
+                return Err(fail(CtrlFailure::NoAnswer {
+                    waited_ms: start.elapsed().as_millis() as u64,
+                }));
             }
             std::thread::sleep(Duration::from_micros(20));
         }
         match self.page.load_u32(ACK_AT, Ordering::Relaxed) as u8 {
             0 => Ok(()),
-            ack => Err(fail(format!("ack {ack:#04x} (1 = error)"))),
+            ack => Err(fail(CtrlFailure::Refused(ack))),
         }
     }
 

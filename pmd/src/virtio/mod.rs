@@ -53,6 +53,7 @@
 //! before it is checked.
 
 pub mod ctrl;
+pub mod error;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod model;
 pub mod net;
@@ -66,6 +67,7 @@ pub mod virtqueue;
 #[cfg(test)]
 mod tests;
 
+pub use error::{CtrlFailure, VirtioError};
 pub use net::{VirtioRxQueue, VirtioTxQueue};
 pub use packed::PackedQueue;
 pub use pci_transport::{Notifier, Transport, VirtioRegs};

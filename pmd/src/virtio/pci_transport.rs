@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use sluice_mempool::Iova;
 
-use super::{feature, status};
+use super::{VirtioError, feature, status};
 use crate::error::Error;
 use crate::mmio::MmioRegion;
 use crate::pci::caps::{VirtioCfgType, VirtioPciCap};
@@ -204,7 +204,7 @@ impl<R: VirtioRegs> Transport<R> {
     /// distinct BAR). `device` names it in errors; `timeout` bounds every wait.
     ///
     /// # Errors
-    /// [`Error::VirtioNoCap`] if the common or notify block is missing; what `map_bar` returns.
+    /// [`VirtioError::NoCap`] if the common or notify block is missing; what `map_bar` returns.
     pub fn new(
         device: String,
         caps: &[VirtioPciCap],
@@ -235,7 +235,7 @@ impl<R: VirtioRegs> Transport<R> {
                 cap.notify_off_multiplier,
             )))
         };
-        let missing = |cap| Error::VirtioNoCap {
+        let missing = |cap| VirtioError::NoCap {
             device: device.clone(),
             cap,
         };
@@ -244,7 +244,7 @@ impl<R: VirtioRegs> Transport<R> {
         let notify_mult = mult.unwrap_or(0);
         let device_cfg = block(VirtioCfgType::Device)?.map(|(b, _)| b);
         if common.len < common::LEN {
-            return Err(missing("common (shorter than 0x38 bytes)"));
+            return Err(missing("common (shorter than 0x38 bytes)").into());
         }
         Ok(Self {
             device,
@@ -280,7 +280,7 @@ impl<R: VirtioRegs> Transport<R> {
     /// reads 0. Afterwards the device touches no queue memory.
     ///
     /// # Errors
-    /// [`Error::VirtioTimeout`] naming `device_status` and its last value.
+    /// [`VirtioError::Timeout`] naming `device_status` and its last value.
     pub fn reset(&self) -> Result<(), Error> {
         self.common.write8(common::DEVICE_STATUS, 0)?;
         let start = Instant::now();
@@ -290,12 +290,13 @@ impl<R: VirtioRegs> Transport<R> {
                 return Ok(());
             }
             if start.elapsed() >= self.timeout {
-                return Err(Error::VirtioTimeout {
+                return Err(VirtioError::Timeout {
                     device: self.device.clone(),
                     register: "device_status (waiting for 0 after a reset)",
                     value: u32::from(s),
                     waited_ms: start.elapsed().as_millis() as u64,
-                });
+                }
+                .into());
             }
             std::thread::sleep(Duration::from_micros(50));
         }
@@ -316,8 +317,8 @@ impl<R: VirtioRegs> Transport<R> {
     /// FEATURES_OK without it), sets FEATURES_OK and reads it back. Returns the accepted set.
     ///
     /// # Errors
-    /// [`Error::VirtioFeatureMissing`] naming the bits of `required` the device does not
-    /// offer; [`Error::VirtioFeaturesRefused`] if FEATURES_OK did not stick. Both after
+    /// [`VirtioError::FeatureMissing`] naming the bits of `required` the device does not
+    /// offer; [`VirtioError::FeaturesRefused`] if FEATURES_OK did not stick. Both after
     /// writing FAILED.
     pub fn negotiate(&self, wanted: u64, required: u64) -> Result<u64, Error> {
         self.reset()?;
@@ -327,11 +328,12 @@ impl<R: VirtioRegs> Transport<R> {
         let missing = required & !offered;
         if missing != 0 {
             let _ = self.fail();
-            return Err(Error::VirtioFeatureMissing {
+            return Err(VirtioError::FeatureMissing {
                 device: self.device.clone(),
-                missing: feature::names(missing),
+                missing,
                 offered,
-            });
+            }
+            .into());
         }
         let accepted = offered & (wanted | required | feature::ACCESS_PLATFORM);
         for half in 0..2u32 {
@@ -343,11 +345,12 @@ impl<R: VirtioRegs> Transport<R> {
         let s = self.status()?;
         if s & status::FEATURES_OK == 0 {
             let _ = self.fail();
-            return Err(Error::VirtioFeaturesRefused {
+            return Err(VirtioError::FeaturesRefused {
                 device: self.device.clone(),
-                features: feature::names(accepted),
+                features: accepted,
                 status: s,
-            });
+            }
+            .into());
         }
         // No config-change interrupts: the driver polls.
         self.common.write16(common::CONFIG_MSIX_VECTOR, NO_VECTOR)?;
@@ -369,7 +372,7 @@ impl<R: VirtioRegs> Transport<R> {
     /// enable. Returns its notifier.
     ///
     /// # Errors
-    /// [`Error::VirtioQueue`] when the notify offset falls outside the notify block.
+    /// [`VirtioError::NotifyOutside`] when the notify offset falls outside the notify block.
     pub fn enable_queue(
         &self,
         index: u16,
@@ -385,14 +388,13 @@ impl<R: VirtioRegs> Transport<R> {
         c.write64(common::QUEUE_DEVICE, used.as_u64())?;
         let off = usize::from(c.read16(common::QUEUE_NOTIFY_OFF)?) * self.notify_mult as usize;
         if off + 2 > self.notify.len {
-            return Err(Error::VirtioQueue {
+            return Err(VirtioError::NotifyOutside {
                 device: self.device.clone(),
                 queue: index,
-                why: format!(
-                    "notify offset {off:#x} outside the {:#x}-byte notify block",
-                    self.notify.len
-                ),
-            });
+                offset: off,
+                len: self.notify.len,
+            }
+            .into());
         }
         c.write16(common::QUEUE_ENABLE, 1)?;
         Ok(Notifier {
@@ -411,17 +413,18 @@ impl<R: VirtioRegs> Transport<R> {
     /// (virtio 1.2 §2.5), bounded.
     ///
     /// # Errors
-    /// [`Error::VirtioNoCap`] without a device block; [`Error::VirtioTimeout`] if the
+    /// [`VirtioError::NoCap`] without a device block; [`VirtioError::Timeout`] if the
     /// generation never settles.
     pub fn read_config<T>(
         &self,
         mut f: impl FnMut(&dyn Fn(usize) -> Result<u8, Error>) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let Some(dev) = &self.device_cfg else {
-            return Err(Error::VirtioNoCap {
+            return Err(VirtioError::NoCap {
                 device: self.device.clone(),
                 cap: "device",
-            });
+            }
+            .into());
         };
         for _ in 0..64 {
             let before = self.common.read8(common::CONFIG_GENERATION)?;
@@ -430,21 +433,23 @@ impl<R: VirtioRegs> Transport<R> {
                 return Ok(v);
             }
         }
-        Err(Error::VirtioTimeout {
+        Err(VirtioError::Timeout {
             device: self.device.clone(),
             register: "config_generation (changing across every config read)",
             value: u32::from(self.common.read8(common::CONFIG_GENERATION)?),
             waited_ms: 0,
-        })
+        }
+        .into())
     }
 
     /// A 16-bit device-config field, read as one access (virtio 1.2 §4.1.3.1).
     pub fn config16(&self, offset: usize) -> Result<u16, Error> {
         let Some(dev) = &self.device_cfg else {
-            return Err(Error::VirtioNoCap {
+            return Err(VirtioError::NoCap {
                 device: self.device.clone(),
                 cap: "device",
-            });
+            }
+            .into());
         };
         dev.read16(offset)
     }

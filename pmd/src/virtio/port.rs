@@ -16,7 +16,7 @@ use super::pci_transport::{Notifier, Transport, VirtioRegs};
 use super::queue::{RingLayout, SplitQueue};
 use super::shared::{PoolMapping, Shared, map_pool};
 use super::virtqueue::{RingKind, Virtqueue};
-use super::{NET_HDR_LEN, feature};
+use super::{CtrlFailure, NET_HDR_LEN, VirtioError, feature};
 use crate::dma::SharedMemory;
 use crate::error::Error;
 use crate::mmio::MmioRegion;
@@ -108,7 +108,7 @@ impl VirtioPort<MmioRegion> {
     /// container); for a no-IOMMU container make the pool with the container as mapper.
     ///
     /// # Errors
-    /// VFIO errors (not bound, no group, ...), [`Error::VirtioNoCap`], and the bring-up
+    /// VFIO errors (not bound, no group, ...), [`VirtioError::NoCap`], and the bring-up
     /// errors of [`VirtioPort::with_transport`].
     pub fn open(
         addr: PciAddr,
@@ -147,9 +147,11 @@ impl<R: VirtioRegs> VirtioPort<R> {
     /// then the control commands (active queue pairs, receive mode).
     ///
     /// # Errors
-    /// [`Error::VirtioFeatureMissing`], [`Error::VirtioFeaturesRefused`], [`Error::VirtioQueue`]
-    /// (absent queue, more queue pairs than the device has), [`Error::VirtioDma`],
-    /// [`Error::VirtioCtrl`], [`Error::VirtioTimeout`]. The device is reset on every error.
+    /// As [`VirtioError`]: [`FeatureMissing`](VirtioError::FeatureMissing),
+    /// [`FeaturesRefused`](VirtioError::FeaturesRefused), [`QueuePairs`](VirtioError::QueuePairs),
+    /// [`QueueAbsent`](VirtioError::QueueAbsent), [`PoolHeadroom`](VirtioError::PoolHeadroom),
+    /// [`Dma`](VirtioError::Dma), [`Ctrl`](VirtioError::Ctrl), [`Timeout`](VirtioError::Timeout).
+    /// The device is reset on every error.
     pub fn with_transport(
         transport: Transport<R>,
         cfg: &VirtioConfig,
@@ -185,29 +187,22 @@ impl<R: VirtioRegs> VirtioPort<R> {
             1
         };
         if cfg.queues == 0 || cfg.queues > max_pairs {
-            return Err(Error::VirtioQueue {
+            return Err(VirtioError::QueuePairs {
                 device: dev,
-                queue: cfg.queues,
-                why: format!(
-                    "{} queue pairs asked for; the device has {max_pairs}{}",
-                    cfg.queues,
-                    if has(feature::MQ) {
-                        ""
-                    } else {
-                        " (MQ not offered: multiqueue needs a multi-queue backend)"
-                    }
-                ),
-            });
+                asked: cfg.queues,
+                max: max_pairs,
+                mq: has(feature::MQ),
+            }
+            .into());
         }
         if pool.headroom() < NET_HDR_LEN {
-            return Err(Error::VirtioPool {
+            return Err(VirtioError::PoolHeadroom {
                 device: dev,
-                why: format!(
-                    "pool {}: headroom {} below the {NET_HDR_LEN}-byte header",
-                    pool.name(),
-                    pool.headroom()
-                ),
-            });
+                pool: pool.name().to_string(),
+                headroom: pool.headroom(),
+                need: NET_HDR_LEN,
+            }
+            .into());
         }
         let mac = if has(feature::MAC) {
             MacAddr(t.read_config(|read| {
@@ -316,19 +311,20 @@ impl<R: VirtioRegs> VirtioPort<R> {
     fn control(&mut self, class: u8, cmd: u8, data: &[u8]) -> Result<(), Error> {
         match &mut self.ctrl {
             Some(c) => c.command(class, cmd, data),
-            None => Err(Error::VirtioCtrl {
+            None => Err(VirtioError::Ctrl {
                 device: self.shared.transport.device().to_string(),
                 class,
                 cmd,
-                why: "CTRL_VQ was not negotiated".into(),
-            }),
+                failure: CtrlFailure::NotNegotiated,
+            }
+            .into()),
         }
     }
 
     /// Turns promiscuous mode on or off (needs CTRL_RX).
     ///
     /// # Errors
-    /// [`Error::VirtioCtrl`] when the device refuses or has no control queue.
+    /// [`VirtioError::Ctrl`] when the device refuses or has no control queue.
     pub fn set_promiscuous(&mut self, on: bool) -> Result<(), Error> {
         self.control(ctrl::CLASS_RX, ctrl::RX_PROMISC, &[u8::from(on)])
     }
@@ -360,20 +356,19 @@ impl<R: VirtioRegs> SetUp<'_, R> {
             self.cfg.huge_pages,
             self.mapper.clone(),
         )
-        .map_err(|source| Error::VirtioDma {
+        .map_err(|source| VirtioError::Dma {
             what: format!("{} {what}", dev()),
             len,
             source: Box::new(source),
         })?;
         let mem = SharedMemory::new(region);
         if !mem.is_contiguous(0, len) {
-            return Err(Error::VirtioQueue {
+            return Err(VirtioError::NotContiguous {
                 device: dev(),
-                queue: 0,
-                why: format!(
-                    "{what}: {len} bytes of DMA memory are not IOVA-contiguous (use hugepages)"
-                ),
-            });
+                what: what.to_string(),
+                len,
+            }
+            .into());
         }
         Ok(mem)
     }
@@ -384,19 +379,19 @@ impl<R: VirtioRegs> SetUp<'_, R> {
         let max = t.queue_max_size(index)?;
         let size = want.min(max).min(super::queue::MAX_QUEUE_SIZE);
         if size == 0 {
-            return Err(Error::VirtioQueue {
+            return Err(VirtioError::QueueAbsent {
                 device: t.device().to_string(),
                 queue: index,
-                why: "absent (queue_size reads 0)".into(),
-            });
+            }
+            .into());
         }
         // Round down to a power of two (QEMU accepts any size; the split ring math needs
         // one, and packed rings keep the same sizes).
         let size = 1u16 << (15 - size.leading_zeros());
-        let bad_size = || Error::VirtioQueue {
+        let bad_size = || VirtioError::QueueSize {
             device: t.device().to_string(),
             queue: index,
-            why: format!("size {size} is not a power of two"),
+            size,
         };
         let vq = if self.packed {
             let layout = PackedLayout::new(size).ok_or_else(bad_size)?;

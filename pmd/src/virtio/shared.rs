@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use sluice_mempool::{IdentityMapper, IovaMap, IovaMapper, PktBuf, PktPool};
 
+use super::VirtioError;
 use super::pci_transport::{Transport, VirtioRegs};
 use super::virtqueue::Virtqueue;
 use crate::dma::SharedMemory;
@@ -111,15 +112,12 @@ pub(super) fn map_pool(
         return Ok(None);
     }
     if container.mode() != IommuMode::Type1v2 || region.mapper_name() != IdentityMapper.name() {
-        return Err(Error::VirtioPool {
+        return Err(VirtioError::PoolMapper {
             device: addr.to_string(),
-            why: format!(
-                "pool {}'s memory is mapped by '{}'; make it with the identity mapper or with \
-                 this container as its mapper (required in no-IOMMU mode)",
-                pool.name(),
-                region.mapper_name()
-            ),
-        });
+            pool: pool.name().to_string(),
+            mapper: region.mapper_name().to_string(),
+        }
+        .into());
     }
     let va = region.as_ptr().as_ptr() as u64;
     let len = region.len() as u64;
@@ -137,7 +135,7 @@ pub(super) fn map_pool(
     }
     let map = container
         .map(region.mem())
-        .map_err(|source| Error::VirtioDma {
+        .map_err(|source| VirtioError::Dma {
             what: format!("{addr} pool {}", pool.name()),
             len: region.len(),
             source: Box::new(source),

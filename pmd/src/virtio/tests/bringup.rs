@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::net::{LinkStatus, NetPort};
-use crate::virtio::{RingKind, feature, status};
+use crate::virtio::{RingKind, VirtioError, feature, status};
 
 // Queue set-up against both engines: virtio-queue checks sizes, alignment and that the rings
 // are in the device's memory.
@@ -58,7 +58,10 @@ fn a_device_without_version_1_is_an_error_naming_it() {
     };
     let (dev, r) = try_open(mc, &cfg(64), &pool);
     let e = r.unwrap_err();
-    assert!(matches!(e, Error::VirtioFeatureMissing { .. }), "{e}");
+    assert!(
+        matches!(e, Error::Virtio(VirtioError::FeatureMissing { .. })),
+        "{e}"
+    );
     assert!(e.to_string().contains("VERSION_1"), "{e}");
     assert!(dev.status() & status::FAILED != 0, "FAILED written");
 }
@@ -90,7 +93,10 @@ fn a_refused_feature_set_fails_with_the_features_named() {
     };
     let (dev, r) = try_open(mc, &cfg(64), &pool);
     let e = r.unwrap_err();
-    assert!(matches!(e, Error::VirtioFeaturesRefused { .. }), "{e}");
+    assert!(
+        matches!(e, Error::Virtio(VirtioError::FeaturesRefused { .. })),
+        "{e}"
+    );
     assert!(e.to_string().contains("VERSION_1"), "{e}");
     assert!(dev.status() & status::FAILED != 0);
     assert_eq!(pool.available(), 256);
@@ -113,7 +119,10 @@ fn a_device_insisting_on_packed_rings_gets_them_unless_the_user_opts_out() {
     c.features &= !feature::RING_PACKED;
     let (dev, r) = try_open(mc, &c, &pool);
     let e = r.unwrap_err();
-    assert!(matches!(e, Error::VirtioFeaturesRefused { .. }), "{e}");
+    assert!(
+        matches!(e, Error::Virtio(VirtioError::FeaturesRefused { .. })),
+        "{e}"
+    );
     assert!(!e.to_string().contains("RING_PACKED"), "{e}");
     assert!(dev.status() & status::FAILED != 0);
     // Offered, not insisted on: the user's choice stands.
@@ -136,7 +145,10 @@ fn a_reset_that_never_completes_times_out_naming_the_register() {
     };
     let (_dev, r) = try_open(mc, &cfg(64), &pool);
     let e = r.unwrap_err();
-    assert!(matches!(e, Error::VirtioTimeout { value: 1, .. }), "{e}");
+    assert!(
+        matches!(e, Error::Virtio(VirtioError::Timeout { value: 1, .. })),
+        "{e}"
+    );
     assert!(
         e.to_string().contains("device_status (waiting for 0"),
         "{e}"
@@ -208,17 +220,17 @@ fn a_refused_control_command_is_an_error_naming_class_and_command() {
 #[test]
 fn virtio_errors_name_the_device_and_keep_their_source() {
     use std::error::Error as _;
-    let e = Error::VirtioFeatureMissing {
+    let e = Error::from(VirtioError::FeatureMissing {
         device: "0000:00:02.0".into(),
-        missing: feature::names(feature::VERSION_1 | 1 << 40),
+        missing: feature::VERSION_1 | 1 << 40,
         offered: 0x30bf_8024,
-    };
+    });
     assert_eq!(
         e.to_string(),
         "virtio 0000:00:02.0: required feature(s) VERSION_1|bit 40 not offered (device offers \
          0x0000000030bf8024)"
     );
-    let e = Error::VirtioDma {
+    let e = Error::from(VirtioError::Dma {
         what: "0000:00:02.0 queue 1".into(),
         len: 8192,
         source: Box::new(sluice_mempool::Error::Mmap {
@@ -226,7 +238,7 @@ fn virtio_errors_name_the_device_and_keep_their_source() {
             bytes: 8192,
             source: std::io::Error::from_raw_os_error(libc::ENOMEM),
         }),
-    };
+    });
     assert!(e.source().is_some());
     assert!(e.to_string().contains("for 0000:00:02.0 queue 1"), "{e}");
 }
