@@ -14,6 +14,8 @@
 //! - [`mmio`]: [`MmioRegion`], the one type through which registers are read and written.
 //! - [`dma`]: [`SharedMemory`], the one type through which memory shared with a device (queues,
 //!   rings) is read and written.
+//! - [`quiesce`]: [`DeviceHold`](quiesce::DeviceHold), which keeps what a device may still
+//!   touch until its owner confirms the device stopped (every driver's teardown rule).
 //!
 //! # Ports
 //!
@@ -44,6 +46,7 @@ pub mod mmio;
 pub mod net;
 pub mod nvme;
 pub mod pci;
+pub mod quiesce;
 pub mod soft;
 pub mod vfio;
 pub mod virtio;
