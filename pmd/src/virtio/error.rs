@@ -206,12 +206,6 @@ pub enum CtrlFailure {
     /// The transport handles control commands itself and does not take this one.
     #[error("not handled by this transport")]
     Unsupported,
-    /// The command's data is longer than the command page takes.
-    #[error("command data of {len} bytes; 6 at most")]
-    TooLong {
-        /// Bytes given.
-        len: usize,
-    },
     /// A device fault broke the control queue earlier.
     #[error("queue broken")]
     Broken,

@@ -1,7 +1,7 @@
 //! The datapath: receive and transmit queue handles (REFERENCE B7), each owning its
 //! virtqueue (split or packed, one code path over [`Virtqueue`]), its ring memory and its
-//! doorbell. No allocation, no formatting, no locks; the only MMIO is the notify store, made
-//! when the device asks for it.
+//! transport's [`Doorbell`]. No allocation, no formatting, no locks; the only access to the
+//! device outside ring memory is the doorbell, rung when the device asks for it.
 //!
 //! - Receive: every posted buffer is one device-writable descriptor starting
 //!   [`NET_HDR_LEN`] bytes before the buffer's data offset, so the device writes the
@@ -20,9 +20,9 @@ use std::sync::Arc;
 use sluice_mempool::{Batch, OffloadFlags, PktBuf, PktPool};
 
 use super::NET_HDR_LEN;
-use super::pci_transport::{Notifier, VirtioRegs};
 use super::queue::{Segment, Used};
 use super::shared::Shared;
+use super::transport::{Doorbell, PciTransport, Transport};
 use super::virtqueue::Virtqueue;
 use crate::net::{QueueCounters, RxQueue, TxQueue};
 
@@ -34,9 +34,9 @@ const HDR_F_NEEDS_CSUM: u8 = 1;
 const HDR_F_DATA_VALID: u8 = 2;
 
 /// Receive queue of a [`VirtioPort`](super::VirtioPort).
-pub struct VirtioRxQueue<R: VirtioRegs> {
+pub struct VirtioRxQueue<T: Transport = PciTransport> {
     vq: Virtqueue<PktBuf>,
-    notify: Notifier<R>,
+    doorbell: T::Doorbell,
     pool: PktPool,
     counters: Arc<QueueCounters>,
     /// Used entries still to skip: the rest of a merged frame that was dropped.
@@ -47,10 +47,10 @@ pub struct VirtioRxQueue<R: VirtioRegs> {
     port: u16,
     queue: u16,
     // Last: keeps the device (and its reset on drop) alive until the ring is parked.
-    shared: Arc<Shared<R>>,
+    shared: Arc<Shared<T>>,
 }
 
-impl<R: VirtioRegs> core::fmt::Debug for VirtioRxQueue<R> {
+impl<T: Transport> core::fmt::Debug for VirtioRxQueue<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("VirtioRxQueue")
             .field("queue", &self.queue)
@@ -59,22 +59,22 @@ impl<R: VirtioRegs> core::fmt::Debug for VirtioRxQueue<R> {
     }
 }
 
-impl<R: VirtioRegs> VirtioRxQueue<R> {
+impl<T: Transport> VirtioRxQueue<T> {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         vq: Virtqueue<PktBuf>,
-        notify: Notifier<R>,
+        doorbell: T::Doorbell,
         pool: PktPool,
         counters: Arc<QueueCounters>,
         guest_csum: bool,
         port: u16,
         queue: u16,
-        shared: Arc<Shared<R>>,
+        shared: Arc<Shared<T>>,
     ) -> Self {
         Self {
             refill_at: (usize::from(vq.size()) / 4).clamp(1, REFILL_BURST),
             vq,
-            notify,
+            doorbell,
             pool,
             counters,
             skip: 0,
@@ -123,14 +123,14 @@ impl<R: VirtioRegs> VirtioRxQueue<R> {
         }
         // REFERENCE B8: QEMU parks frames when it runs out of buffers and looks again only
         // when notified, so a refill notifies if the device asks for it.
-        if self.vq.publish() && self.notify.notify().is_err() {
+        if self.vq.publish() && self.doorbell.notify().is_err() {
             self.counters.add_errors(1);
         }
         done
     }
 }
 
-impl<R: VirtioRegs> RxQueue for VirtioRxQueue<R> {
+impl<T: Transport> RxQueue for VirtioRxQueue<T> {
     #[inline]
     fn rx_burst<const N: usize>(&mut self, out: &mut Batch<PktBuf, N>) -> usize {
         let (mut got, mut bytes, mut bad, mut drops) = (0usize, 0u64, 0u64, 0u64);
@@ -210,7 +210,7 @@ impl<R: VirtioRegs> RxQueue for VirtioRxQueue<R> {
     }
 }
 
-impl<R: VirtioRegs> Drop for VirtioRxQueue<R> {
+impl<T: Transport> Drop for VirtioRxQueue<T> {
     fn drop(&mut self) {
         // The device may still write into posted buffers until it is reset: park them (and
         // the ring) with the device, which frees them after its reset.
@@ -219,16 +219,16 @@ impl<R: VirtioRegs> Drop for VirtioRxQueue<R> {
 }
 
 /// Transmit queue of a [`VirtioPort`](super::VirtioPort).
-pub struct VirtioTxQueue<R: VirtioRegs> {
+pub struct VirtioTxQueue<T: Transport = PciTransport> {
     vq: Virtqueue<PktBuf>,
-    notify: Notifier<R>,
+    doorbell: T::Doorbell,
     counters: Arc<QueueCounters>,
     queue: u16,
     // Last: see `VirtioRxQueue`.
-    shared: Arc<Shared<R>>,
+    shared: Arc<Shared<T>>,
 }
 
-impl<R: VirtioRegs> core::fmt::Debug for VirtioTxQueue<R> {
+impl<T: Transport> core::fmt::Debug for VirtioTxQueue<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("VirtioTxQueue")
             .field("queue", &self.queue)
@@ -237,17 +237,17 @@ impl<R: VirtioRegs> core::fmt::Debug for VirtioTxQueue<R> {
     }
 }
 
-impl<R: VirtioRegs> VirtioTxQueue<R> {
+impl<T: Transport> VirtioTxQueue<T> {
     pub(super) fn new(
         vq: Virtqueue<PktBuf>,
-        notify: Notifier<R>,
+        doorbell: T::Doorbell,
         counters: Arc<QueueCounters>,
         queue: u16,
-        shared: Arc<Shared<R>>,
+        shared: Arc<Shared<T>>,
     ) -> Self {
         Self {
             vq,
-            notify,
+            doorbell,
             counters,
             queue,
             shared,
@@ -298,7 +298,7 @@ impl<R: VirtioRegs> VirtioTxQueue<R> {
     }
 }
 
-impl<R: VirtioRegs> TxQueue for VirtioTxQueue<R> {
+impl<T: Transport> TxQueue for VirtioTxQueue<T> {
     #[inline]
     fn tx_burst<const N: usize>(&mut self, pkts: &mut Batch<PktBuf, N>) -> usize {
         self.reclaim();
@@ -335,7 +335,7 @@ impl<R: VirtioRegs> TxQueue for VirtioTxQueue<R> {
             }
         }
         // One publish (and at most one doorbell) per burst.
-        if self.vq.publish() && self.notify.notify().is_err() {
+        if self.vq.publish() && self.doorbell.notify().is_err() {
             bad += 1;
         }
         if sent > 0 {
@@ -355,7 +355,7 @@ impl<R: VirtioRegs> TxQueue for VirtioTxQueue<R> {
     }
 }
 
-impl<R: VirtioRegs> Drop for VirtioTxQueue<R> {
+impl<T: Transport> Drop for VirtioTxQueue<T> {
     fn drop(&mut self) {
         self.reclaim();
         self.shared.park(&mut self.vq);

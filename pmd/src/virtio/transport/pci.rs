@@ -1,19 +1,24 @@
-//! The modern virtio PCI transport (virtio 1.2 §4.1, REFERENCE B1–B3): the register blocks
-//! the vendor capabilities point at, the reset and status handshake, feature negotiation,
-//! queue set-up and notification.
+//! The modern virtio PCI transport (virtio 1.2 §4.1): the register blocks the vendor
+//! capabilities point at, reset and status, feature bits, queue set-up and notification,
+//! and the net device's configuration, as a [`Transport`].
 //!
 //! This is control path: it may allocate, sleep in bounded waits and format errors. The only
-//! hot-path piece is [`Notifier`], one 16-bit store.
+//! hot-path piece is [`PciDoorbell`], one 16-bit store.
+//!
+//! [`vfio`] opens a device bound to vfio-pci and registers the packet pool with the IOMMU;
+//! the software device of the tests plays the registers instead ([`VirtioRegs`]).
+
+pub mod vfio;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_mempool::Iova;
-
-use super::{VirtioError, feature, status};
+use super::{RingAddrs, Transport};
 use crate::error::Error;
 use crate::mmio::MmioRegion;
 use crate::pci::caps::{VirtioCfgType, VirtioPciCap};
+use crate::vfio::Device;
+use crate::virtio::VirtioError;
 
 /// Common configuration offsets (virtio 1.2 §4.1.4.3, REFERENCE B2).
 pub mod common {
@@ -154,51 +159,54 @@ impl<R: VirtioRegs> Block<R> {
 }
 
 /// A queue's doorbell: the one register its owner writes on the hot path.
-pub struct Notifier<R> {
+pub struct PciDoorbell<R> {
     regs: Arc<R>,
     offset: usize,
     queue: u16,
 }
 
-impl<R: VirtioRegs> Notifier<R> {
+impl<R: VirtioRegs> super::Doorbell for PciDoorbell<R> {
     /// Tells the device the queue has new buffers (virtio 1.2 §4.1.4.4: the value written is
     /// the queue index). Bounds were checked at set-up, so this cannot fail for a mapped BAR;
     /// an error is returned anyway rather than hidden.
     #[inline]
-    pub fn notify(&self) -> Result<(), Error> {
+    fn notify(&self) -> Result<(), Error> {
         self.regs.write16(self.offset, self.queue)
     }
 }
 
-impl<R> core::fmt::Debug for Notifier<R> {
+impl<R> core::fmt::Debug for PciDoorbell<R> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Notifier")
+        f.debug_struct("PciDoorbell")
             .field("queue", &self.queue)
             .field("offset", &format_args!("{:#x}", self.offset))
             .finish()
     }
 }
 
-/// The transport of one device: its common, notify, ISR and device-specific blocks.
-pub struct Transport<R> {
+/// The PCI transport of one device: its common, notify and device-specific blocks, in BARs
+/// mapped through VFIO ([`MmioRegion`], the default) or played by a software device.
+pub struct PciTransport<R = MmioRegion> {
     device: String,
     common: Block<R>,
     notify: Block<R>,
     notify_mult: u32,
     device_cfg: Option<Block<R>>,
     timeout: Duration,
+    // Last: the VFIO device closes after its BAR mappings are gone.
+    _vfio: Option<Device>,
 }
 
-impl<R> core::fmt::Debug for Transport<R> {
+impl<R> core::fmt::Debug for PciTransport<R> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Transport")
+        f.debug_struct("PciTransport")
             .field("device", &self.device)
             .field("notify_off_multiplier", &self.notify_mult)
             .finish_non_exhaustive()
     }
 }
 
-impl<R: VirtioRegs> Transport<R> {
+impl<R: VirtioRegs> PciTransport<R> {
     /// Finds the common, notify and device blocks among `caps` (the first of each type whose
     /// BAR is valid, as virtio 1.2 §4.1.4 asks), mapping BARs with `map_bar` (called once per
     /// distinct BAR). `device` names it in errors; `timeout` bounds every wait.
@@ -253,35 +261,76 @@ impl<R: VirtioRegs> Transport<R> {
             notify_mult,
             device_cfg,
             timeout,
+            _vfio: None,
         })
     }
 
-    /// The name used in errors.
-    pub fn device(&self) -> &str {
+    /// Gives the transport the VFIO device its BARs belong to, to close when it goes.
+    fn own(&mut self, device: Device) {
+        self._vfio = Some(device);
+    }
+
+    /// How many queues the device has.
+    pub fn num_queues(&self) -> Result<u16, Error> {
+        self.common.read16(common::NUM_QUEUES)
+    }
+
+    fn device_block(&self) -> Result<&Block<R>, Error> {
+        self.device_cfg.as_ref().ok_or_else(|| {
+            VirtioError::NoCap {
+                device: self.device.clone(),
+                cap: "device",
+            }
+            .into()
+        })
+    }
+
+    /// Reads device configuration with `f`, retrying while `config_generation` changes
+    /// (virtio 1.2 §2.5), bounded.
+    ///
+    /// # Errors
+    /// [`VirtioError::NoCap`] without a device block; [`VirtioError::Timeout`] if the
+    /// generation never settles.
+    pub fn read_config<T>(
+        &self,
+        mut f: impl FnMut(&dyn Fn(usize) -> Result<u8, Error>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let dev = self.device_block()?;
+        for _ in 0..64 {
+            let before = self.common.read8(common::CONFIG_GENERATION)?;
+            let v = f(&|o| dev.read8(o))?;
+            if self.common.read8(common::CONFIG_GENERATION)? == before {
+                return Ok(v);
+            }
+        }
+        Err(VirtioError::Timeout {
+            device: self.device.clone(),
+            register: "config_generation (changing across every config read)",
+            value: u32::from(self.common.read8(common::CONFIG_GENERATION)?),
+            waited_ms: 0,
+        }
+        .into())
+    }
+
+    /// A 16-bit device-config field, read as one access (virtio 1.2 §4.1.3.1).
+    pub fn config16(&self, offset: usize) -> Result<u16, Error> {
+        self.device_block()?.read16(offset)
+    }
+}
+
+impl<R: VirtioRegs + 'static> Transport for PciTransport<R> {
+    type Doorbell = PciDoorbell<R>;
+
+    fn device(&self) -> &str {
         &self.device
     }
 
-    /// The device status register.
-    pub fn status(&self) -> Result<u8, Error> {
-        self.common.read8(common::DEVICE_STATUS)
-    }
-
-    fn add_status(&self, bits: u8) -> Result<(), Error> {
-        let s = self.status()?;
-        self.common.write8(common::DEVICE_STATUS, s | bits)
-    }
-
-    /// Writes FAILED (the driver gives up on the device).
-    pub fn fail(&self) -> Result<(), Error> {
-        self.add_status(status::FAILED)
-    }
-
-    /// Resets the device (virtio 1.2 §4.1.4.3.2): writes 0 and waits, bounded, until status
-    /// reads 0. Afterwards the device touches no queue memory.
+    /// Writes 0 to `device_status` and waits, bounded, until it reads 0 (virtio 1.2
+    /// §4.1.4.3.2): afterwards the device touches no queue memory.
     ///
     /// # Errors
     /// [`VirtioError::Timeout`] naming `device_status` and its last value.
-    pub fn reset(&self) -> Result<(), Error> {
+    fn reset(&self) -> Result<(), Error> {
         self.common.write8(common::DEVICE_STATUS, 0)?;
         let start = Instant::now();
         loop {
@@ -302,8 +351,16 @@ impl<R: VirtioRegs> Transport<R> {
         }
     }
 
-    /// The device's feature bits (both halves).
-    pub fn device_features(&self) -> Result<u64, Error> {
+    fn status(&self) -> Result<u8, Error> {
+        self.common.read8(common::DEVICE_STATUS)
+    }
+
+    fn set_status(&self, status: u8) -> Result<(), Error> {
+        self.common.write8(common::DEVICE_STATUS, status)
+    }
+
+    /// Both 32-bit halves through `device_feature_select` (virtio 1.2 §4.1.4.3).
+    fn device_features(&self) -> Result<u64, Error> {
         let mut f = 0u64;
         for half in 0..2u32 {
             self.common.write32(common::DEVICE_FEATURE_SELECT, half)?;
@@ -312,145 +369,72 @@ impl<R: VirtioRegs> Transport<R> {
         Ok(f)
     }
 
-    /// Steps 1–4 of REFERENCE B3: reset, ACKNOWLEDGE, DRIVER, then accepts `offered &
-    /// wanted` (plus ACCESS_PLATFORM whenever offered: behind an IOMMU the device refuses
-    /// FEATURES_OK without it), sets FEATURES_OK and reads it back. Returns the accepted set.
-    ///
-    /// # Errors
-    /// [`VirtioError::FeatureMissing`] naming the bits of `required` the device does not
-    /// offer; [`VirtioError::FeaturesRefused`] if FEATURES_OK did not stick. Both after
-    /// writing FAILED.
-    pub fn negotiate(&self, wanted: u64, required: u64) -> Result<u64, Error> {
-        self.reset()?;
-        self.add_status(status::ACKNOWLEDGE)?;
-        self.add_status(status::DRIVER)?;
-        let offered = self.device_features()?;
-        let missing = required & !offered;
-        if missing != 0 {
-            let _ = self.fail();
-            return Err(VirtioError::FeatureMissing {
-                device: self.device.clone(),
-                missing,
-                offered,
-            }
-            .into());
-        }
-        let accepted = offered & (wanted | required | feature::ACCESS_PLATFORM);
+    fn set_driver_features(&self, features: u64) -> Result<(), Error> {
         for half in 0..2u32 {
             self.common.write32(common::DRIVER_FEATURE_SELECT, half)?;
             self.common
-                .write32(common::DRIVER_FEATURE, (accepted >> (32 * half)) as u32)?;
+                .write32(common::DRIVER_FEATURE, (features >> (32 * half)) as u32)?;
         }
-        self.add_status(status::FEATURES_OK)?;
-        let s = self.status()?;
-        if s & status::FEATURES_OK == 0 {
-            let _ = self.fail();
-            return Err(VirtioError::FeaturesRefused {
-                device: self.device.clone(),
-                features: accepted,
-                status: s,
-            }
-            .into());
-        }
-        // No config-change interrupts: the driver polls.
-        self.common.write16(common::CONFIG_MSIX_VECTOR, NO_VECTOR)?;
-        Ok(accepted)
+        Ok(())
     }
 
-    /// How many queues the device has.
-    pub fn num_queues(&self) -> Result<u16, Error> {
-        self.common.read16(common::NUM_QUEUES)
-    }
-
-    /// The largest size queue `index` may have (0 if absent).
-    pub fn queue_max_size(&self, index: u16) -> Result<u16, Error> {
-        self.common.write16(common::QUEUE_SELECT, index)?;
+    fn max_queue_size(&self, queue: u16) -> Result<u16, Error> {
+        self.common.write16(common::QUEUE_SELECT, queue)?;
         self.common.read16(common::QUEUE_SIZE)
     }
 
-    /// Step 5 of REFERENCE B3 for queue `index`: size, ring addresses, no MSI-X vector,
-    /// enable. Returns its notifier.
+    /// Size, ring addresses, no MSI-X vector (for the queue, and for configuration changes:
+    /// the driver polls), enable (virtio 1.2 §4.1.5.1.3).
     ///
     /// # Errors
     /// [`VirtioError::NotifyOutside`] when the notify offset falls outside the notify block.
-    pub fn enable_queue(
+    fn setup_queue(
         &self,
-        index: u16,
+        queue: u16,
         size: u16,
-        (desc, avail, used): (Iova, Iova, Iova),
-    ) -> Result<Notifier<R>, Error> {
+        rings: RingAddrs,
+    ) -> Result<PciDoorbell<R>, Error> {
         let c = &self.common;
-        c.write16(common::QUEUE_SELECT, index)?;
+        c.write16(common::CONFIG_MSIX_VECTOR, NO_VECTOR)?;
+        c.write16(common::QUEUE_SELECT, queue)?;
         c.write16(common::QUEUE_SIZE, size)?;
         c.write16(common::QUEUE_MSIX_VECTOR, NO_VECTOR)?;
-        c.write64(common::QUEUE_DESC, desc.as_u64())?;
-        c.write64(common::QUEUE_DRIVER, avail.as_u64())?;
-        c.write64(common::QUEUE_DEVICE, used.as_u64())?;
+        c.write64(common::QUEUE_DESC, rings.desc.as_u64())?;
+        c.write64(common::QUEUE_DRIVER, rings.driver.as_u64())?;
+        c.write64(common::QUEUE_DEVICE, rings.device.as_u64())?;
         let off = usize::from(c.read16(common::QUEUE_NOTIFY_OFF)?) * self.notify_mult as usize;
         if off + 2 > self.notify.len {
             return Err(VirtioError::NotifyOutside {
                 device: self.device.clone(),
-                queue: index,
+                queue,
                 offset: off,
                 len: self.notify.len,
             }
             .into());
         }
         c.write16(common::QUEUE_ENABLE, 1)?;
-        Ok(Notifier {
+        Ok(PciDoorbell {
             regs: self.notify.regs.clone(),
             offset: self.notify.base + off,
-            queue: index,
+            queue,
         })
     }
 
-    /// Sets DRIVER_OK (step 6, after the receive rings are filled).
-    pub fn driver_ok(&self) -> Result<(), Error> {
-        self.add_status(status::DRIVER_OK)
+    fn mac(&self) -> Result<[u8; 6], Error> {
+        self.read_config(|read| {
+            let mut m = [0u8; 6];
+            for (i, b) in m.iter_mut().enumerate() {
+                *b = read(i)?;
+            }
+            Ok(m)
+        })
     }
 
-    /// Reads device configuration with `f`, retrying while `config_generation` changes
-    /// (virtio 1.2 §2.5), bounded.
-    ///
-    /// # Errors
-    /// [`VirtioError::NoCap`] without a device block; [`VirtioError::Timeout`] if the
-    /// generation never settles.
-    pub fn read_config<T>(
-        &self,
-        mut f: impl FnMut(&dyn Fn(usize) -> Result<u8, Error>) -> Result<T, Error>,
-    ) -> Result<T, Error> {
-        let Some(dev) = &self.device_cfg else {
-            return Err(VirtioError::NoCap {
-                device: self.device.clone(),
-                cap: "device",
-            }
-            .into());
-        };
-        for _ in 0..64 {
-            let before = self.common.read8(common::CONFIG_GENERATION)?;
-            let v = f(&|o| dev.read8(o))?;
-            if self.common.read8(common::CONFIG_GENERATION)? == before {
-                return Ok(v);
-            }
-        }
-        Err(VirtioError::Timeout {
-            device: self.device.clone(),
-            register: "config_generation (changing across every config read)",
-            value: u32::from(self.common.read8(common::CONFIG_GENERATION)?),
-            waited_ms: 0,
-        }
-        .into())
+    fn link_up(&self) -> Result<bool, Error> {
+        Ok(self.config16(6)? & 1 != 0)
     }
 
-    /// A 16-bit device-config field, read as one access (virtio 1.2 §4.1.3.1).
-    pub fn config16(&self, offset: usize) -> Result<u16, Error> {
-        let Some(dev) = &self.device_cfg else {
-            return Err(VirtioError::NoCap {
-                device: self.device.clone(),
-                cap: "device",
-            }
-            .into());
-        };
-        dev.read16(offset)
+    fn max_queue_pairs(&self) -> Result<u16, Error> {
+        self.config16(8)
     }
 }
