@@ -18,6 +18,7 @@ use sluice_mempool::{DmaRegion, HugePagePolicy, PageSize};
 use sluice_pmd::Error;
 use sluice_pmd::pci::caps::{self, VirtioCfgType};
 use sluice_pmd::pci::{ConfigSpace, PciAddr, Sysfs, reg};
+use sluice_pmd::regs::Registers;
 use sluice_pmd::vfio::{Container, Device, IommuMode};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;

@@ -11,8 +11,9 @@
 //!
 //! - [`pci`]: addresses, sysfs enumeration and binding, config space, capability lists.
 //! - [`vfio`]: containers, groups and devices; DMA mapping of mempool regions.
+//! - [`regs`]: [`Registers`](regs::Registers), the one trait drivers reach registers through.
 //! - [`mmio`]: [`MmioRegion`], the one type through which registers are read and written.
-//! - [`dma`]: [`SharedMemory`], the one type through which memory shared with a device (queues,
+//! - [`shared_mem`]: [`SharedMemory`], the one type through which memory shared with a device (queues,
 //!   rings) is read and written.
 //! - [`quiesce`]: [`DeviceHold`](quiesce::DeviceHold), which keeps what a device may still
 //!   touch until its owner confirms the device stopped (every driver's teardown rule).
@@ -38,8 +39,6 @@
 #![deny(unsafe_code)]
 
 pub mod block;
-#[allow(unsafe_code)]
-pub mod dma;
 pub mod error;
 #[allow(unsafe_code)]
 pub mod mmio;
@@ -47,13 +46,16 @@ pub mod net;
 pub mod nvme;
 pub mod pci;
 pub mod quiesce;
+pub mod regs;
+#[allow(unsafe_code)]
+pub mod shared_mem;
 pub mod soft;
 pub mod vfio;
 pub mod virtio;
 
-pub use dma::SharedMemory;
 pub use error::{Error, Target};
 pub use mmio::MmioRegion;
+pub use shared_mem::SharedMemory;
 pub use sluice_mempool as mempool;
 pub use sluice_mempool::{
     Batch, DEFAULT_BURST, IdentityMapper, Iova, PktBuf, PktMeta, PktPool, PktPoolConfig,

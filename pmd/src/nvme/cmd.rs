@@ -2,7 +2,7 @@
 //! for the admin (A4) and NVM I/O (A6) commands this driver issues.
 //!
 //! An [`Sqe`] is built in ordinary memory and copied into the queue with volatile stores by
-//! [`dma`](super::dma); a [`Cqe`] is a copy read out of the queue after the phase check.
+//! [`entries`](super::entries); a [`Cqe`] is a copy read out of the queue after the phase check.
 //! Neither is ever a reference into device-shared memory.
 
 /// A 64-byte submission queue entry, as sixteen little-endian dwords.

@@ -5,13 +5,13 @@ use std::time::Instant;
 
 use super::cmd::{Sqe, io};
 use super::identify::{ControllerInfo, NamespaceInfo};
-use super::queue::{DataRange, QueueFault, QueuePair, QueueStats, SubmitError};
-use super::regs::RegisterAccess;
+use super::queue::{DataRange, IoQueueStats, QueueFault, QueuePair, SubmitError};
 use crate::block::{
     BlockCompletion, BlockError, BlockInfo, BlockOp, BlockQueue, BlockRequest, BlockStats,
     Rejected, validate,
 };
 use crate::error::Error;
+use crate::regs::Registers;
 use sluice_mempool::DmaObj;
 
 /// What an I/O queue keeps per outstanding command.
@@ -30,7 +30,7 @@ pub struct IoContext {
 /// IOVA-contiguous range: always so with an IOMMU (IOVA = VA) or the identity mapper; in
 /// no-IOMMU mode (physical addresses) only for objects that do not cross a hugepage boundary
 /// (object sizes that divide the hugepage size, page-aligned).
-pub struct IoQpair<R: RegisterAccess> {
+pub struct IoQpair<R: Registers> {
     qp: QueuePair<R, IoContext>,
     nsid: u32,
     info: BlockInfo,
@@ -38,7 +38,7 @@ pub struct IoQpair<R: RegisterAccess> {
     dsm: bool,
 }
 
-impl<R: RegisterAccess> IoQpair<R> {
+impl<R: Registers> IoQpair<R> {
     pub(super) fn new(
         qp: QueuePair<R, IoContext>,
         ns: NamespaceInfo,
@@ -66,7 +66,7 @@ impl<R: RegisterAccess> IoQpair<R> {
     }
 
     /// The queue's NVMe counters (doorbells, device errors, timeouts).
-    pub fn queue_stats(&self) -> &QueueStats {
+    pub fn queue_stats(&self) -> &IoQueueStats {
         self.qp.stats()
     }
 
@@ -138,7 +138,7 @@ impl<R: RegisterAccess> IoQpair<R> {
     }
 }
 
-impl<R: RegisterAccess> BlockQueue for IoQpair<R> {
+impl<R: Registers> BlockQueue for IoQpair<R> {
     fn info(&self) -> &BlockInfo {
         &self.info
     }
@@ -211,7 +211,7 @@ impl<R: RegisterAccess> BlockQueue for IoQpair<R> {
     }
 }
 
-impl<R: RegisterAccess> std::fmt::Debug for IoQpair<R> {
+impl<R: Registers> std::fmt::Debug for IoQpair<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IoQpair")
             .field("nsid", &self.nsid)

@@ -2,11 +2,11 @@
 //! and I/O queue pairs polled by phase tag, PRPs from mempool buffers, shadow doorbells.
 //!
 //! # Layout
-//! - [`regs`]: BAR0 offsets and fields, and [`RegisterAccess`], the seam between the driver
-//!   and the registers ([`MmioRegion`](crate::MmioRegion) for a device behind VFIO, the
-//!   software model in tests).
+//! - [`regs`]: BAR0 offsets and fields. The driver reaches them through
+//!   [`Registers`](crate::regs::Registers) ([`MmioRegion`](crate::MmioRegion) for a device
+//!   behind VFIO, the software model in tests).
 //! - [`cmd`]: [`Sqe`]/[`Cqe`] layouts and command builders; [`status`]: decoded statuses.
-//! - [`dma`]: the submission and completion entries in [`SharedMemory`](crate::dma::SharedMemory),
+//! - [`entries`]: the submission and completion entries in [`SharedMemory`](crate::SharedMemory),
 //!   the only access path to memory shared with the device.
 //! - [`prp`]: PRP entries and lists; [`queue`]: [`QueuePair`], the submission/completion
 //!   protocol; [`io`]: [`IoQpair`], the block queue over it.
@@ -22,7 +22,7 @@
 
 pub mod cmd;
 pub mod ctrl;
-pub mod dma;
+pub mod entries;
 pub mod identify;
 pub mod io;
 #[cfg(any(test, feature = "test-utils"))]
@@ -43,6 +43,5 @@ pub use identify::{ControllerInfo, NamespaceInfo};
 pub use io::IoQpair;
 #[cfg(target_os = "linux")]
 pub use pci::VfioNvme;
-pub use queue::{Completion, DataRange, QueueFault, QueuePair, QueueStats, SubmitError};
-pub use regs::RegisterAccess;
+pub use queue::{Completion, DataRange, IoQueueStats, QueueFault, QueuePair, SubmitError};
 pub use status::{NvmeStatus, StatusCodeType};

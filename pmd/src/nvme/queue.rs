@@ -16,7 +16,7 @@
 //!   [`DeviceHold`] until the device can no longer touch it.
 //!
 //! A device that completes a CID that is not outstanding (unknown, or completed twice), or
-//! reports an SQ head outside the submitted range, is counted in [`QueueStats`] and recorded
+//! reports an SQ head outside the submitted range, is counted in [`IoQueueStats`] and recorded
 //! as the [`QueueFault`]; the entry is consumed and otherwise ignored.
 //!
 //! Nothing here allocates after construction.
@@ -27,18 +27,19 @@ use std::sync::atomic::{Ordering, fence};
 use std::time::Instant;
 
 use super::cmd::{Cqe, Sqe};
-use super::dma;
+use super::entries;
 use super::prp::{self, PrpError};
-use super::regs::{self, RegisterAccess};
+use super::regs;
 use super::status::NvmeStatus;
-use crate::dma::SharedMemory;
+use crate::SharedMemory;
 use crate::error::Error;
 use crate::quiesce::DeviceHold;
+use crate::regs::Registers;
 
 mod types;
 
 pub use types::{
-    CQE_SIZE, Completion, DataRange, QueueFault, QueueLayout, QueueStats, SQE_SIZE,
+    CQE_SIZE, Completion, DataRange, IoQueueStats, QueueFault, QueueLayout, SQE_SIZE,
     ShadowDoorbells, SubmitError,
 };
 
@@ -58,7 +59,7 @@ enum Slot<C> {
 
 /// A submission queue and its completion queue. `C` is what the caller keeps per command
 /// (a tag, the buffer the device is using) while it is outstanding.
-pub struct QueuePair<R: RegisterAccess, C: Send + 'static> {
+pub struct QueuePair<R: Registers, C: Send + 'static> {
     regs: Arc<R>,
     mem: Arc<SharedMemory>,
     layout: QueueLayout,
@@ -77,7 +78,7 @@ pub struct QueuePair<R: RegisterAccess, C: Send + 'static> {
     shadow: Option<ShadowDoorbells>,
     slots: Box<[Slot<C>]>,
     free: VecDeque<u16>,
-    stats: QueueStats,
+    stats: IoQueueStats,
     fault: Option<QueueFault>,
     /// Confirmed by the controller once the device can no longer touch this queue (deleted,
     /// or the controller disabled): only then may outstanding commands' contexts (their
@@ -85,7 +86,7 @@ pub struct QueuePair<R: RegisterAccess, C: Send + 'static> {
     hold: Arc<DeviceHold>,
 }
 
-impl<R: RegisterAccess, C: Send + 'static> QueuePair<R, C> {
+impl<R: Registers, C: Send + 'static> QueuePair<R, C> {
     /// A queue pair in `mem` (at least [`QueueLayout::dma_len`] bytes, zeroed). The caller
     /// creates it on the controller (admin registers or Create CQ/SQ) with [`sq_iova`] and
     /// [`cq_iova`](Self::cq_iova).
@@ -139,7 +140,7 @@ impl<R: RegisterAccess, C: Send + 'static> QueuePair<R, C> {
             shadow,
             slots: (0..cids).map(|_| Slot::Free { used: false }).collect(),
             free: (0..cids as u16).collect(),
-            stats: QueueStats::default(),
+            stats: IoQueueStats::default(),
             fault: None,
             hold: Arc::new(DeviceHold::new(if layout.qid == 0 {
                 "the NVMe admin queue".to_string()
@@ -188,7 +189,7 @@ impl<R: RegisterAccess, C: Send + 'static> QueuePair<R, C> {
     }
 
     /// Counters.
-    pub fn stats(&self) -> &QueueStats {
+    pub fn stats(&self) -> &IoQueueStats {
         &self.stats
     }
 
@@ -266,7 +267,7 @@ impl<R: RegisterAccess, C: Send + 'static> QueuePair<R, C> {
             }
         }
         sqe.set_cid(cid);
-        dma::write_sqe(&self.mem, usize::from(self.sq_tail) * SQE_SIZE, &sqe);
+        entries::write_sqe(&self.mem, usize::from(self.sq_tail) * SQE_SIZE, &sqe);
         self.sq_tail = next;
         self.slots[usize::from(cid)] = Slot::Busy {
             context,
@@ -296,7 +297,7 @@ impl<R: RegisterAccess, C: Send + 'static> QueuePair<R, C> {
             return Ok(());
         }
         self.stats.sq_doorbells += 1;
-        self.regs.write32(self.sq_db, u32::from(new))
+        Ok(self.regs.write32(self.sq_db, u32::from(new))?)
     }
 
     /// Updates the shadow slot at `db` to `new`, then reads the EventIdx: true when the MMIO
@@ -331,7 +332,7 @@ impl<R: RegisterAccess, C: Send + 'static> QueuePair<R, C> {
         let mut n = 0;
         while n < max {
             let off = self.cq_offset + usize::from(self.cq_head) * CQE_SIZE;
-            let Some(cqe) = dma::read_cqe(&self.mem, off, self.phase) else {
+            let Some(cqe) = entries::read_cqe(&self.mem, off, self.phase) else {
                 break;
             };
             self.cq_head = self.next(self.cq_head);
@@ -420,7 +421,7 @@ impl<R: RegisterAccess, C: Send + 'static> QueuePair<R, C> {
             return Ok(());
         }
         self.stats.cq_doorbells += 1;
-        self.regs.write32(self.cq_db, u32::from(new))
+        Ok(self.regs.write32(self.cq_db, u32::from(new))?)
     }
 
     /// Reports every command outstanding for longer than the timeout through `f` (CID,
@@ -455,7 +456,7 @@ impl<R: RegisterAccess, C: Send + 'static> QueuePair<R, C> {
 /// their buffers may still be DMA targets, so they go back to a pool only once the controller
 /// confirms the queue deleted or the device disabled, and never if it cannot. Delete the
 /// queue first ([`Controller::delete_io_qpair`](super::Controller::delete_io_qpair)).
-impl<R: RegisterAccess, C: Send + 'static> Drop for QueuePair<R, C> {
+impl<R: Registers, C: Send + 'static> Drop for QueuePair<R, C> {
     fn drop(&mut self) {
         if self.outstanding() == 0 {
             return;
@@ -475,7 +476,7 @@ impl<R: RegisterAccess, C: Send + 'static> Drop for QueuePair<R, C> {
     }
 }
 
-impl<R: RegisterAccess, C: Send + 'static> std::fmt::Debug for QueuePair<R, C> {
+impl<R: Registers, C: Send + 'static> std::fmt::Debug for QueuePair<R, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QueuePair")
             .field("qid", &self.layout.qid)

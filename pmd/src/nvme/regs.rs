@@ -1,11 +1,8 @@
-//! NVMe controller registers (BAR0): offsets, bit fields, and [`RegisterAccess`], the seam
-//! through which the driver reaches them.
+//! NVMe controller registers (BAR0): offsets and bit fields. The driver reaches them through
+//! [`Registers`](crate::regs::Registers).
 //!
 //! NVMe Base 1.4 §3.1 (REFERENCE A1). Every field helper here is a pure function over the
 //! value read, so the decoding is unit-tested without a device.
-
-use crate::error::Error;
-use crate::mmio::MmioRegion;
 
 /// Controller Capabilities (64-bit, read low half first).
 pub const CAP: usize = 0x00;
@@ -26,63 +23,6 @@ pub const DOORBELL_BASE: usize = 0x1000;
 
 const _: () = assert!(ASQ.is_multiple_of(8) && ACQ.is_multiple_of(8) && CAP.is_multiple_of(8));
 const _: () = assert!(CSTS == CC + 8 && AQA == CSTS + 8);
-
-/// Register access for one controller: implemented by [`MmioRegion`] (a mapped BAR0) and by
-/// the software controller model used in tests, which reacts to writes as a device would.
-///
-/// `Send + Sync`: the controller and each I/O queue pair hold the same block and write
-/// disjoint registers (each queue only its own doorbells).
-pub trait RegisterAccess: Send + Sync {
-    /// Reads the 32-bit register at `offset`.
-    fn read32(&self, offset: usize) -> Result<u32, Error>;
-    /// Writes the 32-bit register at `offset`.
-    fn write32(&self, offset: usize, value: u32) -> Result<(), Error>;
-    /// Reads a 64-bit register as two 32-bit reads, low half first.
-    fn read64(&self, offset: usize) -> Result<u64, Error> {
-        let lo = self.read32(offset)?;
-        let hi = self.read32(offset + 4)?;
-        Ok(u64::from(hi) << 32 | u64::from(lo))
-    }
-    /// Writes a 64-bit register as two 32-bit writes, low half first.
-    fn write64(&self, offset: usize, value: u64) -> Result<(), Error> {
-        self.write32(offset, value as u32)?;
-        self.write32(offset + 4, (value >> 32) as u32)
-    }
-}
-
-impl RegisterAccess for MmioRegion {
-    #[inline]
-    fn read32(&self, offset: usize) -> Result<u32, Error> {
-        MmioRegion::read32(self, offset)
-    }
-    #[inline]
-    fn write32(&self, offset: usize, value: u32) -> Result<(), Error> {
-        MmioRegion::write32(self, offset, value)
-    }
-    fn read64(&self, offset: usize) -> Result<u64, Error> {
-        MmioRegion::read64(self, offset)
-    }
-    fn write64(&self, offset: usize, value: u64) -> Result<(), Error> {
-        MmioRegion::write64(self, offset, value)
-    }
-}
-
-impl<R: RegisterAccess + ?Sized> RegisterAccess for std::sync::Arc<R> {
-    #[inline]
-    fn read32(&self, offset: usize) -> Result<u32, Error> {
-        (**self).read32(offset)
-    }
-    #[inline]
-    fn write32(&self, offset: usize, value: u32) -> Result<(), Error> {
-        (**self).write32(offset, value)
-    }
-    fn read64(&self, offset: usize) -> Result<u64, Error> {
-        (**self).read64(offset)
-    }
-    fn write64(&self, offset: usize, value: u64) -> Result<(), Error> {
-        (**self).write64(offset, value)
-    }
-}
 
 /// Byte offset of submission queue `qid`'s tail doorbell, for doorbell stride `dstrd`
 /// (CAP.DSTRD), relative to [`DOORBELL_BASE`] (the layout of the shadow doorbell page too).
@@ -196,16 +136,5 @@ mod tests {
         assert!(cap.supports_nvm());
         assert_eq!(cap.min_page_shift(), 12);
         assert_eq!(cap.max_page_shift(), 16);
-    }
-
-    #[test]
-    fn mmio_region_is_register_access_low_half_first() {
-        let r = MmioRegion::heap(0x40);
-        RegisterAccess::write64(&r, ASQ, 0x1122_3344_5566_7000).unwrap();
-        assert_eq!(RegisterAccess::read32(&r, ASQ).unwrap(), 0x5566_7000);
-        assert_eq!(
-            RegisterAccess::read64(&r, ASQ).unwrap(),
-            0x1122_3344_5566_7000
-        );
     }
 }

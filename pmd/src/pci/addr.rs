@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::error::Error;
+use crate::pci::PciError;
 
 /// A PCI function address, `DDDD:BB:DD.F` as sysfs and VFIO name it.
 ///
@@ -83,9 +84,11 @@ impl FromStr for PciAddr {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self, Error> {
-        let err = |why| Error::ParseAddr {
-            input: s.to_string(),
-            why,
+        let err = |why| {
+            Error::from(PciError::ParseAddr {
+                input: s.to_string(),
+                why,
+            })
         };
         let hex = |part: &str, max_digits: usize, what| {
             // `from_str_radix` alone would accept a leading '+'.
@@ -157,7 +160,7 @@ mod tests {
             ("00::04.0", "bad bus"),
         ] {
             match bad.parse::<PciAddr>() {
-                Err(Error::ParseAddr { input, why: w }) => {
+                Err(Error::Pci(PciError::ParseAddr { input, why: w })) => {
                     assert_eq!((input.as_str(), w), (bad, why), "{bad}")
                 }
                 other => panic!("{bad}: {other:?}"),

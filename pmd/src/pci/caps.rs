@@ -4,9 +4,10 @@
 //!
 //! The lists are device input: every pointer is checked to stay inside config space and out
 //! of the header, and the walks are bounded, so a looping or truncated list is an
-//! [`Error::CapList`], not a hang.
+//! [`PciError::CapList`], not a hang.
 
 use crate::error::Error;
+use crate::pci::PciError;
 use crate::pci::config::{CONFIG_SIZE, CONFIG_SIZE_EXTENDED, ConfigSpace, reg};
 
 /// Standard capability IDs used by Sluice's drivers.
@@ -49,17 +50,19 @@ pub struct ExtCapability {
 ///
 /// # Errors
 ///
-/// [`Error::CapList`] for a pointer into the header or past the end, or a loop;
-/// [`Error::Config`] if config space cannot be read.
+/// [`PciError::CapList`] for a pointer into the header or past the end, or a loop;
+/// [`PciError::Config`] if config space cannot be read.
 pub fn capabilities<C: ConfigSpace + ?Sized>(cfg: &C) -> Result<Vec<Capability>, Error> {
     let mut caps = Vec::new();
     if cfg.read16(reg::STATUS)? & reg::STATUS_CAP_LIST == 0 {
         return Ok(caps);
     }
-    let bad = |offset, why| Error::CapList {
-        addr: cfg.addr(),
-        offset,
-        why,
+    let bad = |offset, why| {
+        Error::from(PciError::CapList {
+            addr: cfg.addr(),
+            offset,
+            why,
+        })
     };
     // The low two bits of every pointer are reserved (PCI 3.0 §6.7).
     let mut ptr = u16::from(cfg.read8(reg::CAP_PTR)? & !3);
@@ -93,7 +96,7 @@ pub fn find<C: ConfigSpace + ?Sized>(cfg: &C, id: u8) -> Result<Option<Capabilit
 ///
 /// # Errors
 ///
-/// [`Error::CapList`] for a pointer below 0x100 or past the end, or a loop.
+/// [`PciError::CapList`] for a pointer below 0x100 or past the end, or a loop.
 pub fn ext_capabilities<C: ConfigSpace + ?Sized>(cfg: &C) -> Result<Vec<ExtCapability>, Error> {
     let mut caps = Vec::new();
     if cfg.size() < CONFIG_SIZE_EXTENDED {
@@ -108,11 +111,12 @@ pub fn ext_capabilities<C: ConfigSpace + ?Sized>(cfg: &C) -> Result<Vec<ExtCapab
             break;
         }
         if caps.len() == max {
-            return Err(Error::CapList {
+            return Err(PciError::CapList {
                 addr: cfg.addr(),
                 offset: ptr,
                 why: "extended capability list loops",
-            });
+            }
+            .into());
         }
         caps.push(ExtCapability {
             id: header as u16,
@@ -124,11 +128,12 @@ pub fn ext_capabilities<C: ConfigSpace + ?Sized>(cfg: &C) -> Result<Vec<ExtCapab
             break;
         }
         if !(CONFIG_SIZE..=CONFIG_SIZE_EXTENDED - 4).contains(&next) {
-            return Err(Error::CapList {
+            return Err(PciError::CapList {
                 addr: cfg.addr(),
                 offset: ptr,
                 why: "extended capability pointer outside 0x100..0xffc",
-            });
+            }
+            .into());
         }
         ptr = next;
     }

@@ -12,6 +12,7 @@ use std::path::Path;
 
 use crate::error::Error;
 use crate::pci::PciAddr;
+use crate::pci::PciError;
 
 /// Standard header offsets used in this crate (PCI Local Bus 3.0 §6.1).
 pub mod reg {
@@ -94,26 +95,28 @@ pub trait ConfigSpace {
     fn write16(&self, offset: u16, value: u16) -> Result<(), Error> {
         checked(self, "write", offset, 2, |s| {
             s.write(offset, &value.to_le_bytes())
-        })
+        })?;
+        Ok(())
     }
 
     /// Writes a little-endian `u32`.
     fn write32(&self, offset: u16, value: u32) -> Result<(), Error> {
         checked(self, "write", offset, 4, |s| {
             s.write(offset, &value.to_le_bytes())
-        })
+        })?;
+        Ok(())
     }
 }
 
 /// Runs `op` if `offset..offset+len` lies inside the config space, mapping failures to
-/// [`Error::Config`].
+/// [`PciError::Config`].
 fn checked<C: ConfigSpace + ?Sized>(
     cfg: &C,
     op: &'static str,
     offset: u16,
     len: usize,
     f: impl FnOnce(&C) -> io::Result<()>,
-) -> Result<(), Error> {
+) -> Result<(), PciError> {
     let inside = usize::from(offset) + len <= usize::from(cfg.size());
     let result = if inside {
         f(cfg)
@@ -123,7 +126,7 @@ fn checked<C: ConfigSpace + ?Sized>(
             format!("config space is {} bytes", cfg.size()),
         ))
     };
-    result.map_err(|source| Error::Config {
+    result.map_err(|source| PciError::Config {
         addr: cfg.addr(),
         op,
         offset,
@@ -148,7 +151,7 @@ impl SysfsConfig {
     ///
     /// # Errors
     ///
-    /// [`Error::Sysfs`] if the file cannot be opened.
+    /// [`PciError::Sysfs`] if the file cannot be opened.
     pub fn open(addr: PciAddr, dir: &Path) -> Result<Self, Error> {
         let path = dir.join("config");
         let file = OpenOptions::new()
@@ -156,14 +159,14 @@ impl SysfsConfig {
             .write(true)
             .open(&path)
             .or_else(|_| File::open(&path))
-            .map_err(|source| Error::Sysfs {
+            .map_err(|source| PciError::Sysfs {
                 op: "opening",
                 path: path.clone(),
                 source,
             })?;
         let len = file
             .metadata()
-            .map_err(|source| Error::Sysfs {
+            .map_err(|source| PciError::Sysfs {
                 op: "reading",
                 path,
                 source,

@@ -18,12 +18,14 @@
 mod addr;
 pub mod caps;
 mod config;
+mod error;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod fake;
 mod sysfs;
 
 pub use addr::PciAddr;
 pub use config::{CONFIG_SIZE, CONFIG_SIZE_EXTENDED, ConfigBytes, ConfigSpace, SysfsConfig, reg};
+pub use error::PciError;
 pub use sysfs::{IommuGroup, NetInterface, PciDevice, Sysfs, VFIO_PCI};
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use crate::pci::PciAddr;
+use crate::pci::PciError;
 
 /// Name of the VFIO PCI driver.
 pub const VFIO_PCI: &str = "vfio-pci";
@@ -121,7 +122,7 @@ impl Sysfs {
     ///
     /// # Errors
     ///
-    /// [`Error::Sysfs`] if the device directory cannot be listed or a device's attributes
+    /// [`PciError::Sysfs`] if the device directory cannot be listed or a device's attributes
     /// cannot be read.
     pub fn devices(&self) -> Result<Vec<PciDevice>, Error> {
         let dir = self.root.join("bus/pci/devices");
@@ -140,12 +141,12 @@ impl Sysfs {
     ///
     /// # Errors
     ///
-    /// [`Error::NoDevice`] if there is none; [`Error::Sysfs`] or [`Error::SysfsValue`] if its
+    /// [`PciError::NoDevice`] if there is none; [`PciError::Sysfs`] or [`PciError::SysfsValue`] if its
     /// attributes cannot be read or parsed.
     pub fn device(&self, addr: PciAddr) -> Result<PciDevice, Error> {
         let dir = self.device_dir(addr);
         if !dir.is_dir() {
-            return Err(Error::NoDevice { addr, path: dir });
+            return Err(PciError::NoDevice { addr, path: dir }.into());
         }
         Ok(PciDevice {
             addr,
@@ -163,23 +164,23 @@ impl Sysfs {
     ///
     /// # Errors
     ///
-    /// [`Error::Sysfs`] if the `driver` link exists but cannot be read.
+    /// [`PciError::Sysfs`] if the `driver` link exists but cannot be read.
     pub fn driver(&self, addr: PciAddr) -> Result<Option<String>, Error> {
-        link_name(&self.device_dir(addr).join("driver"))
+        Ok(link_name(&self.device_dir(addr).join("driver"))?)
     }
 
     /// The IOMMU group of `addr`, if it has one.
     ///
     /// # Errors
     ///
-    /// [`Error::Sysfs`] / [`Error::SysfsValue`] if the `iommu_group` link is unreadable or not
+    /// [`PciError::Sysfs`] / [`PciError::SysfsValue`] if the `iommu_group` link is unreadable or not
     /// a number.
     pub fn iommu_group(&self, addr: PciAddr) -> Result<Option<IommuGroup>, Error> {
         let link = self.device_dir(addr).join("iommu_group");
         let Some(name) = link_name(&link)? else {
             return Ok(None);
         };
-        let id = name.parse().map_err(|_| Error::SysfsValue {
+        let id = name.parse().map_err(|_| PciError::SysfsValue {
             path: link,
             value: name.clone(),
             expected: "a link to an IOMMU group number",
@@ -195,7 +196,7 @@ impl Sysfs {
     ///
     /// # Errors
     ///
-    /// [`Error::Sysfs`] if the group's `devices` directory cannot be listed.
+    /// [`PciError::Sysfs`] if the group's `devices` directory cannot be listed.
     pub fn group_members(&self, id: u32) -> Result<Vec<PciAddr>, Error> {
         let mut v: Vec<PciAddr> = read_dir(&self.group_dir(id).join("devices"))?
             .into_iter()
@@ -223,23 +224,26 @@ impl Sysfs {
     ///
     /// # Errors
     ///
-    /// [`Error::Sysfs`] if the write fails (not root, or no such device).
+    /// [`PciError::Sysfs`] if the write fails (not root, or no such device).
     pub fn set_driver_override(&self, addr: PciAddr, driver: Option<&str>) -> Result<(), Error> {
         // An empty line clears the override (Linux `driver_override_store`).
-        write(
+        Ok(write(
             &self.device_dir(addr).join("driver_override"),
             driver.unwrap_or("\n"),
-        )
+        )?)
     }
 
     /// Unbinds `addr` from its driver; does nothing if it has none.
     ///
     /// # Errors
     ///
-    /// [`Error::Sysfs`] if the write fails.
+    /// [`PciError::Sysfs`] if the write fails.
     pub fn unbind(&self, addr: PciAddr) -> Result<(), Error> {
         match self.driver(addr)? {
-            Some(d) => write(&self.driver_dir(&d).join("unbind"), &addr.to_string()),
+            Some(d) => Ok(write(
+                &self.driver_dir(&d).join("unbind"),
+                &addr.to_string(),
+            )?),
             None => Ok(()),
         }
     }
@@ -249,9 +253,12 @@ impl Sysfs {
     ///
     /// # Errors
     ///
-    /// [`Error::Sysfs`] if the write fails (for example no driver accepted the device).
+    /// [`PciError::Sysfs`] if the write fails (for example no driver accepted the device).
     pub fn drivers_probe(&self, addr: PciAddr) -> Result<(), Error> {
-        write(&self.root.join("bus/pci/drivers_probe"), &addr.to_string())
+        Ok(write(
+            &self.root.join("bus/pci/drivers_probe"),
+            &addr.to_string(),
+        )?)
     }
 
     fn group_dir(&self, id: u32) -> PathBuf {
@@ -259,15 +266,15 @@ impl Sysfs {
     }
 }
 
-fn sysfs_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
-    move |source| Error::Sysfs {
+fn sysfs_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> PciError + 'a {
+    move |source| PciError::Sysfs {
         op,
         path: path.to_path_buf(),
         source,
     }
 }
 
-fn read_dir(dir: &Path) -> Result<Vec<String>, Error> {
+fn read_dir(dir: &Path) -> Result<Vec<String>, PciError> {
     let mut names = Vec::new();
     for entry in fs::read_dir(dir).map_err(sysfs_err("listing", dir))? {
         let entry = entry.map_err(sysfs_err("listing", dir))?;
@@ -278,7 +285,7 @@ fn read_dir(dir: &Path) -> Result<Vec<String>, Error> {
     Ok(names)
 }
 
-fn read_trimmed(path: &Path) -> Result<String, Error> {
+fn read_trimmed(path: &Path) -> Result<String, PciError> {
     Ok(fs::read_to_string(path)
         .map_err(sysfs_err("reading", path))?
         .trim()
@@ -286,10 +293,10 @@ fn read_trimmed(path: &Path) -> Result<String, Error> {
 }
 
 /// Reads a `0x…` hex attribute (vendor, device, class).
-fn read_hex(path: &Path) -> Result<u32, Error> {
+fn read_hex(path: &Path) -> Result<u32, PciError> {
     let s = read_trimmed(path)?;
     let digits = s.strip_prefix("0x").unwrap_or(&s);
-    u32::from_str_radix(digits, 16).map_err(|_| Error::SysfsValue {
+    u32::from_str_radix(digits, 16).map_err(|_| PciError::SysfsValue {
         path: path.to_path_buf(),
         value: s.clone(),
         expected: "a hex number",
@@ -298,7 +305,7 @@ fn read_hex(path: &Path) -> Result<u32, Error> {
 
 /// `numa_node` is -1 when the platform has no NUMA information; a missing file means the
 /// same.
-fn read_numa_node(path: &Path) -> Result<Option<u32>, Error> {
+fn read_numa_node(path: &Path) -> Result<Option<u32>, PciError> {
     if !path.exists() {
         return Ok(None);
     }
@@ -306,7 +313,7 @@ fn read_numa_node(path: &Path) -> Result<Option<u32>, Error> {
     match s.parse::<i64>() {
         Ok(n) if n < 0 => Ok(None),
         Ok(n) => Ok(u32::try_from(n).ok()),
-        Err(_) => Err(Error::SysfsValue {
+        Err(_) => Err(PciError::SysfsValue {
             path: path.to_path_buf(),
             value: s,
             expected: "a NUMA node number or -1",
@@ -315,7 +322,7 @@ fn read_numa_node(path: &Path) -> Result<Option<u32>, Error> {
 }
 
 /// The last component of the symlink at `link`, or `None` if there is no link.
-fn link_name(link: &Path) -> Result<Option<String>, Error> {
+fn link_name(link: &Path) -> Result<Option<String>, PciError> {
     match fs::read_link(link) {
         Ok(target) => Ok(target
             .file_name()
@@ -326,7 +333,7 @@ fn link_name(link: &Path) -> Result<Option<String>, Error> {
     }
 }
 
-fn write(path: &Path, value: &str) -> Result<(), Error> {
+fn write(path: &Path, value: &str) -> Result<(), PciError> {
     fs::write(path, value).map_err(sysfs_err("writing", path))
 }
 

@@ -3,6 +3,7 @@
 use super::fake::FakeSysfs;
 use super::*;
 use crate::error::Error;
+use crate::pci::PciError;
 
 fn a(s: &str) -> PciAddr {
     s.parse().unwrap()
@@ -70,7 +71,7 @@ fn noiommu_groups_are_named_for_dev_vfio() {
 fn missing_device_and_bad_attributes_are_typed_errors() {
     let f = FakeSysfs::q35_guest();
     let e = f.sysfs().device(a("00:09.0")).unwrap_err();
-    assert!(matches!(e, Error::NoDevice { .. }), "{e}");
+    assert!(matches!(e, Error::Pci(PciError::NoDevice { .. })), "{e}");
     assert!(e.to_string().starts_with("no PCI device 0000:00:09.0"));
     std::fs::write(
         f.root().join("bus/pci/devices/0000:00:03.0/vendor"),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Target};
 use crate::mmio::MmioRegion;
-use crate::pci::{ConfigSpace, IommuGroup, PciAddr, Sysfs, reg};
+use crate::pci::{ConfigSpace, IommuGroup, PciAddr, PciError, Sysfs, reg};
 use crate::vfio::container::Container;
 use crate::vfio::info::{REGION_INFO_LEN, RegionInfo, parse_region_info};
 use crate::vfio::sys;
@@ -26,6 +26,7 @@ const FLAG_PCI: u32 = 2;
 ///
 /// ```no_run
 /// use sluice_pmd::pci::{ConfigSpace, Sysfs};
+/// use sluice_pmd::regs::Registers;
 /// use sluice_pmd::vfio::{Container, Device, IommuMode};
 ///
 /// let container = Container::new(IommuMode::Type1v2)?;
@@ -59,13 +60,13 @@ impl Device {
     ///
     /// # Errors
     ///
-    /// [`Error::NoDevice`], [`Error::NotBoundToVfio`] (still on its kernel driver),
+    /// [`PciError::NoDevice`], [`Error::NotBoundToVfio`] (still on its kernel driver),
     /// [`Error::NoIommuGroup`] (IOMMU off), [`Error::GroupMode`], [`Error::Open`] (no access
     /// to `/dev/vfio/N`), [`Error::GroupNotViable`], [`Error::Ioctl`] for the failing ioctl.
     pub fn open(container: &Arc<Container>, sysfs: &Sysfs, addr: PciAddr) -> Result<Device, Error> {
         let group = preflight(sysfs, addr)?;
         // The device name is its address, which never contains a NUL.
-        let name = CString::new(addr.to_string()).map_err(|_| Error::ParseAddr {
+        let name = CString::new(addr.to_string()).map_err(|_| PciError::ParseAddr {
             input: addr.to_string(),
             why: "contains a NUL byte",
         })?;
@@ -206,7 +207,7 @@ impl Device {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] if config space cannot be read or written.
+    /// [`PciError::Config`] if config space cannot be read or written.
     pub fn enable_bus_master(&self) -> Result<u16, Error> {
         let cfg = self.config();
         let cmd = cfg.read16(reg::COMMAND)?;
@@ -335,6 +336,6 @@ mod tests {
         let g = preflight(&f.sysfs(), "00:04.0".parse().unwrap()).unwrap();
         assert_eq!(g.node_name(), "2");
         let e = preflight(&f.sysfs(), "00:09.0".parse().unwrap()).unwrap_err();
-        assert!(matches!(e, Error::NoDevice { .. }), "{e}");
+        assert!(matches!(e, Error::Pci(PciError::NoDevice { .. })), "{e}");
     }
 }

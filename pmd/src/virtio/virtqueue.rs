@@ -11,7 +11,7 @@ use sluice_mempool::Iova;
 
 use super::packed::PackedQueue;
 use super::queue::{Segment, SplitQueue, Used, UsedFault};
-use crate::dma::SharedMemory;
+use crate::SharedMemory;
 
 /// Which virtqueue format a port negotiated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

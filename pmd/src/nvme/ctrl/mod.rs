@@ -14,9 +14,10 @@ use super::cmd::Sqe;
 use super::identify::{self, ControllerInfo, NamespaceInfo};
 use super::io::IoQpair;
 use super::queue::{DataRange, QueueLayout, QueuePair, ShadowDoorbells, SubmitError};
-use super::regs::{self, Cap, RegisterAccess};
-use crate::dma::SharedMemory;
+use super::regs::{self, Cap};
+use crate::SharedMemory;
 use crate::error::Error;
+use crate::regs::Registers;
 
 mod teardown;
 
@@ -82,7 +83,7 @@ pub const PAGE_SIZE: usize = 4096;
 /// ctrl.shutdown()?;
 /// # Ok(()) }
 /// ```
-pub struct Controller<R: RegisterAccess> {
+pub struct Controller<R: Registers> {
     regs: Arc<R>,
     cap: Cap,
     cfg: ControllerConfig,
@@ -102,7 +103,7 @@ pub struct Controller<R: RegisterAccess> {
     enabled: bool,
 }
 
-impl<R: RegisterAccess> Controller<R> {
+impl<R: Registers> Controller<R> {
     /// Resets and enables the controller behind `regs`, identifies it and its namespaces,
     /// negotiates the number of I/O queues and, when offered and asked for, configures shadow
     /// doorbells. Queue memory comes from `mapper` (the VFIO container, or the identity mapper
@@ -399,7 +400,7 @@ impl<R: RegisterAccess> Controller<R> {
     }
 
     /// Admin queue counters.
-    pub fn admin_stats(&self) -> &super::QueueStats {
+    pub fn admin_stats(&self) -> &super::IoQueueStats {
         self.admin.stats()
     }
 
@@ -470,7 +471,7 @@ impl<R: RegisterAccess> Controller<R> {
     }
 }
 
-impl<R: RegisterAccess> std::fmt::Debug for Controller<R> {
+impl<R: Registers> std::fmt::Debug for Controller<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Controller")
             .field("cap", &format_args!("{:#x}", self.cap.0))
@@ -506,7 +507,7 @@ fn ready_timeout(cap: Cap) -> Duration {
 
 /// Polls CSTS until `done` holds, at most `timeout`; CFS (or all ones: the device is gone)
 /// ends the wait early. Returns the last value read.
-fn wait_csts<R: RegisterAccess + ?Sized>(
+fn wait_csts<R: Registers + ?Sized>(
     regs: &R,
     _cap: Cap,
     timeout: Duration,

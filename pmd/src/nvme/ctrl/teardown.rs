@@ -7,8 +7,9 @@ use super::{Controller, ready_timeout, wait_csts};
 use crate::error::Error;
 use crate::nvme::cmd::Sqe;
 use crate::nvme::io::IoQpair;
-use crate::nvme::regs::{self, RegisterAccess};
+use crate::nvme::regs;
 use crate::quiesce::DeviceHold;
+use crate::regs::Registers;
 
 /// An I/O queue the device may use: its memory, and its queue pair's outstanding buffers
 /// once the pair is dropped, stay in `hold` until the device can no longer touch them.
@@ -24,7 +25,7 @@ impl LiveQueue {
     }
 }
 
-impl<R: RegisterAccess> Controller<R> {
+impl<R: Registers> Controller<R> {
     /// Deletes an I/O queue pair (SQ first, then CQ). Commands still outstanding are dropped
     /// with their buffers once the device can no longer touch them.
     ///
@@ -103,7 +104,7 @@ impl<R: RegisterAccess> Controller<R> {
     }
 }
 
-impl<R: RegisterAccess> Drop for Controller<R> {
+impl<R: Registers> Drop for Controller<R> {
     fn drop(&mut self) {
         // Not shut down: at least stop the device before its queue memory is unmapped.
         if self.enabled

@@ -1,5 +1,5 @@
 //! A software NVMe controller for tests (feature `test-utils`): registers in memory behind
-//! [`RegisterAccess`], the admin commands bring-up needs, a RAM namespace, shadow doorbells
+//! [`Registers`], the admin commands bring-up needs, a RAM namespace, shadow doorbells
 //! with EventIdx as QEMU 7.2 implements them, and fault injection.
 //!
 //! It plays the device on the driver's real queue memory: it reads SQEs from the submission
@@ -20,9 +20,10 @@ use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
 use super::cmd::Sqe;
-use super::regs::{self, RegisterAccess};
+use super::regs;
 use super::status::NvmeStatus;
-use crate::error::Error;
+use crate::mmio::MmioError;
+use crate::regs::Registers;
 use mem::{atomic_u32, load_u32, read_sqe, store_u32};
 
 const PAGE: u64 = 4096;
@@ -225,8 +226,34 @@ impl SoftNvme {
     }
 }
 
-impl RegisterAccess for SoftNvme {
-    fn read32(&self, offset: usize) -> Result<u32, Error> {
+/// NVMe 1.4 §3.1 defines its registers as 32 bits wide (64-bit ones as two halves): the
+/// model refuses narrower accesses rather than guess what a controller would do with them.
+fn dwords_only<T>(offset: usize, width: usize) -> Result<T, MmioError> {
+    Err(MmioError::Width {
+        offset,
+        width,
+        takes: 4,
+    })
+}
+
+impl Registers for SoftNvme {
+    fn read8(&self, offset: usize) -> Result<u8, MmioError> {
+        dwords_only(offset, 1)
+    }
+
+    fn read16(&self, offset: usize) -> Result<u16, MmioError> {
+        dwords_only(offset, 2)
+    }
+
+    fn write8(&self, offset: usize, _value: u8) -> Result<(), MmioError> {
+        dwords_only(offset, 1)
+    }
+
+    fn write16(&self, offset: usize, _value: u16) -> Result<(), MmioError> {
+        dwords_only(offset, 2)
+    }
+
+    fn read32(&self, offset: usize) -> Result<u32, MmioError> {
         let s = self.lock();
         let cap = s.cap();
         Ok(match offset {
@@ -244,7 +271,7 @@ impl RegisterAccess for SoftNvme {
         })
     }
 
-    fn write32(&self, offset: usize, value: u32) -> Result<(), Error> {
+    fn write32(&self, offset: usize, value: u32) -> Result<(), MmioError> {
         let mut s = self.lock();
         match offset {
             regs::CC => s.write_cc(value),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::super::prp::{self, PrpError};
 use super::super::status::NvmeStatus;
-use crate::dma::SharedMemory;
+use crate::SharedMemory;
 
 /// Size of a submission queue entry.
 pub const SQE_SIZE: usize = 64;
@@ -66,9 +66,9 @@ pub enum QueueFault {
     BadSqHead(u16),
 }
 
-/// Per-queue counters, owned by the queue's lcore.
+/// Per-queue counters of an NVMe queue pair (admin or I/O), owned by the queue's lcore.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct QueueStats {
+pub struct IoQueueStats {
     /// Commands queued.
     pub submitted: u64,
     /// Commands completed (any status).

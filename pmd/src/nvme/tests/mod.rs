@@ -20,6 +20,7 @@ use super::model::{ModelConfig, SoftNvme};
 use super::*;
 use crate::block::{BlockCompletion, BlockError, BlockOp, BlockQueue, BlockRequest, Rejected};
 use crate::error::Error;
+use crate::regs::Registers;
 
 pub(super) fn config() -> ControllerConfig {
     ControllerConfig {

@@ -2,6 +2,7 @@
 //! disable-legacy=on,iommu_platform=on` and `nvme` on q35), and over broken lists.
 
 use super::*;
+use crate::pci::PciError;
 use crate::pci::config::ConfigBytes;
 
 const VIRTIO_NET: &[u8] = include_bytes!("../testdata/virtio-net-modern.cfg");
@@ -80,10 +81,10 @@ fn a_looping_list_is_an_error_not_a_hang() {
     assert!(
         matches!(
             e,
-            Error::CapList {
+            Error::Pci(PciError::CapList {
                 why: "capability list loops",
                 ..
-            }
+            })
         ),
         "{e}"
     );
@@ -95,7 +96,7 @@ fn a_pointer_into_the_header_or_past_the_end_is_an_error() {
     b[0x34] = 0x10;
     assert!(matches!(
         capabilities(&bytes(&b)),
-        Err(Error::CapList { offset: 0x10, .. })
+        Err(Error::Pci(PciError::CapList { offset: 0x10, .. }))
     ));
     b[0x34] = 0xff; // masked to 0xfc, then 0xfd is read as next: still inside
     b[0xfc] = 0x09;
@@ -103,7 +104,7 @@ fn a_pointer_into_the_header_or_past_the_end_is_an_error() {
     assert_eq!(capabilities(&bytes(&b)).unwrap().len(), 1);
     // A truncated (64-byte, unprivileged sysfs) view cannot hold the list.
     let e = capabilities(&bytes(&VIRTIO_NET[..64])).unwrap_err();
-    assert!(matches!(e, Error::Config { .. }), "{e}");
+    assert!(matches!(e, Error::Pci(PciError::Config { .. })), "{e}");
 }
 
 #[test]

@@ -1,11 +1,11 @@
 //! The NVMe entries in [`SharedMemory`]: [`write_sqe`] and [`read_cqe`], the submission and
 //! completion queue entries' layout on top of the shared-memory accessors (no unsafe code
-//! here; see [`crate::dma`]).
+//! here; see [`crate::shared_mem`]).
 
 use std::sync::atomic::Ordering;
 
 use super::cmd::{Cqe, Sqe};
-use crate::dma::SharedMemory;
+use crate::SharedMemory;
 
 /// Copies `sqe` into the 64 bytes at `offset` (64-aligned) as eight `Relaxed` little-endian
 /// 8-byte stores with one bounds check. Nothing orders them here: the slot is the driver's
