@@ -200,18 +200,6 @@ pub enum Error {
     #[error(transparent)]
     Mmio(#[from] crate::mmio::MmioError),
 
-    /// An MMIO access outside the mapped region or not naturally aligned, as the virtio
-    /// transport reports it until it uses [`MmioError`](crate::mmio::MmioError).
-    #[error("MMIO {width}-byte access at {offset:#x} outside a {len:#x}-byte region or unaligned")]
-    MmioBounds {
-        /// Offset asked for.
-        offset: usize,
-        /// Width in bytes.
-        width: usize,
-        /// Region length.
-        len: usize,
-    },
-
     /// A VFIO info answer (`VFIO_IOMMU_GET_INFO`, `VFIO_DEVICE_GET_REGION_INFO`) has a
     /// malformed capability chain.
     #[error("{ioctl} returned a malformed capability chain at byte {offset}: {why}")]

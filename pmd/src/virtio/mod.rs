@@ -5,9 +5,9 @@
 //! - [`transport`]: the [`Transport`] seam (feature negotiation, status, queue set-up, a
 //!   [`Doorbell`] per queue, device-config reads, reset) and the driver's half of device
 //!   initialisation over it; [`transport::pci`]: [`PciTransport`], the capability walk and
-//!   the register blocks (virtio 1.2 §4.1) through [`VirtioRegs`] — a mapped BAR
-//!   ([`MmioRegion`](crate::MmioRegion)) behind VFIO, or the software device in tests — and
-//!   [`VirtioPort::open`] on a device bound to vfio-pci.
+//!   typed register blocks (virtio 1.2 §4.1.4) through [`Registers`](crate::regs::Registers)
+//!   — a mapped BAR ([`MmioRegion`](crate::MmioRegion)) behind VFIO, or the software device
+//!   in tests — and [`VirtioPort::open`] on a device bound to vfio-pci.
 //! - [`SharedMemory`](crate::SharedMemory), shared with the NVMe driver, is the only access
 //!   path to the memory shared with the device.
 //! - [`queue`]: [`SplitQueue`], the split-ring protocol (B5, B6) with the driver's own
@@ -78,7 +78,6 @@ pub use net::{VirtioRxQueue, VirtioTxQueue};
 pub use packed::PackedQueue;
 pub use port::{VirtioConfig, VirtioPort};
 pub use queue::{SplitQueue, UsedFault};
-pub use transport::pci::VirtioRegs;
 pub use transport::{Doorbell, PciDoorbell, PciTransport, RingAddrs, Transport};
 pub use virtqueue::{RingKind, Virtqueue};
 

@@ -3,7 +3,7 @@
 //!
 //! The port and every queue handle hold an `Arc<Shared>`. A queue handle that is dropped
 //! parks its ring memory and posted buffers in the device's
-//! [`DeviceHold`](crate::quiesce::DeviceHold); when the last holder goes, `Shared` resets the
+//! [`DeviceHold`]; when the last holder goes, `Shared` resets the
 //! device through its transport (a bounded wait for the device to confirm) and only then
 //! lets the hold release them (and whatever the transport's opener kept there, such as a
 //! pool's IOMMU mapping). If the reset is not confirmed, the hold leaks them rather than hand

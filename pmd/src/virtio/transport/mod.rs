@@ -97,7 +97,7 @@ pub trait Transport: Send + Sync + 'static {
     /// and once at teardown.
     fn reset(&self) -> Result<(), Error>;
 
-    /// The device status byte ([`status`](super::status) bits, virtio 1.2 §2.1).
+    /// The device status byte ([`status`] bits, virtio 1.2 §2.1).
     fn status(&self) -> Result<u8, Error>;
 
     /// Writes the device status byte. The driver only adds bits to what

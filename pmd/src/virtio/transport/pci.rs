@@ -5,105 +5,28 @@
 //! This is control path: it may allocate, sleep in bounded waits and format errors. The only
 //! hot-path piece is [`PciDoorbell`], one 16-bit store.
 //!
-//! [`vfio`] opens a device bound to vfio-pci and registers the packet pool with the IOMMU;
-//! the software device of the tests plays the registers instead ([`VirtioRegs`]).
+//! Registers are reached through [`Registers`]: a BAR mapped through VFIO
+//! ([`MmioRegion`]), or the software device of the tests. [`cfg`](mod@cfg) lays out the blocks;
+//! [`vfio`] opens a device bound to vfio-pci and registers the packet pool with the IOMMU.
 
+pub mod cfg;
 pub mod vfio;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use cfg::{CommonCfg, Field, NetConfig, ReadOnly, ReadWrite, Readable, Value, Writable};
+
 use super::{RingAddrs, Transport};
 use crate::error::Error;
-use crate::mmio::MmioRegion;
+use crate::mmio::{MmioError, MmioRegion};
 use crate::pci::caps::{VirtioCfgType, VirtioPciCap};
+use crate::regs::Registers;
 use crate::vfio::Device;
 use crate::virtio::VirtioError;
 
-/// Common configuration offsets (virtio 1.2 §4.1.4.3, REFERENCE B2).
-pub mod common {
-    /// Selects which 32 bits `DEVICE_FEATURE` shows (le32).
-    pub const DEVICE_FEATURE_SELECT: usize = 0x00;
-    /// 32 bits of the device's features (le32, read-only).
-    pub const DEVICE_FEATURE: usize = 0x04;
-    /// Selects which 32 bits `DRIVER_FEATURE` takes (le32).
-    pub const DRIVER_FEATURE_SELECT: usize = 0x08;
-    /// 32 bits of the features the driver accepts (le32).
-    pub const DRIVER_FEATURE: usize = 0x0C;
-    /// MSI-X vector for configuration changes (le16; 0xFFFF = none).
-    pub const CONFIG_MSIX_VECTOR: usize = 0x10;
-    /// Number of queues the device has (le16).
-    pub const NUM_QUEUES: usize = 0x12;
-    /// Device status (u8, REFERENCE B3).
-    pub const DEVICE_STATUS: usize = 0x14;
-    /// Changes whenever the device configuration does (u8).
-    pub const CONFIG_GENERATION: usize = 0x15;
-    /// Selects the queue the fields below refer to (le16).
-    pub const QUEUE_SELECT: usize = 0x16;
-    /// Queue size: the device's maximum on read, 0 if absent (le16).
-    pub const QUEUE_SIZE: usize = 0x18;
-    /// MSI-X vector of the queue (le16; 0xFFFF = none).
-    pub const QUEUE_MSIX_VECTOR: usize = 0x1A;
-    /// 1 once the queue is set up; never write 0 (le16).
-    pub const QUEUE_ENABLE: usize = 0x1C;
-    /// The queue's notify offset, in `notify_off_multiplier` units (le16).
-    pub const QUEUE_NOTIFY_OFF: usize = 0x1E;
-    /// Descriptor table IOVA (le64 as two le32, low first).
-    pub const QUEUE_DESC: usize = 0x20;
-    /// Available ring IOVA.
-    pub const QUEUE_DRIVER: usize = 0x28;
-    /// Used ring IOVA.
-    pub const QUEUE_DEVICE: usize = 0x30;
-    /// Bytes the driver needs (up to `QUEUE_DEVICE` + 8).
-    pub const LEN: usize = 0x38;
-}
-
 /// "No MSI-X vector" (virtio 1.2 §4.1.5.1.2): the driver polls.
 pub const NO_VECTOR: u16 = 0xFFFF;
-
-/// Register access at byte offsets of a BAR: the seam between the transport and the device
-/// ([`MmioRegion`] behind VFIO; the software device in tests).
-pub trait VirtioRegs: Send + Sync {
-    /// Reads 8 bits.
-    fn read8(&self, offset: usize) -> Result<u8, Error>;
-    /// Reads 16 bits (little-endian).
-    fn read16(&self, offset: usize) -> Result<u16, Error>;
-    /// Reads 32 bits (little-endian).
-    fn read32(&self, offset: usize) -> Result<u32, Error>;
-    /// Writes 8 bits.
-    fn write8(&self, offset: usize, value: u8) -> Result<(), Error>;
-    /// Writes 16 bits.
-    fn write16(&self, offset: usize, value: u16) -> Result<(), Error>;
-    /// Writes 32 bits.
-    fn write32(&self, offset: usize, value: u32) -> Result<(), Error>;
-}
-
-impl VirtioRegs for MmioRegion {
-    #[inline]
-    fn read8(&self, offset: usize) -> Result<u8, Error> {
-        MmioRegion::read8(self, offset)
-    }
-    #[inline]
-    fn read16(&self, offset: usize) -> Result<u16, Error> {
-        MmioRegion::read16(self, offset)
-    }
-    #[inline]
-    fn read32(&self, offset: usize) -> Result<u32, Error> {
-        MmioRegion::read32(self, offset)
-    }
-    #[inline]
-    fn write8(&self, offset: usize, value: u8) -> Result<(), Error> {
-        MmioRegion::write8(self, offset, value)
-    }
-    #[inline]
-    fn write16(&self, offset: usize, value: u16) -> Result<(), Error> {
-        MmioRegion::write16(self, offset, value)
-    }
-    #[inline]
-    fn write32(&self, offset: usize, value: u32) -> Result<(), Error> {
-        MmioRegion::write32(self, offset, value)
-    }
-}
 
 /// One register block: a window of a BAR as a capability described it.
 struct Block<R> {
@@ -112,20 +35,12 @@ struct Block<R> {
     len: usize,
 }
 
-impl<R> Clone for Block<R> {
-    fn clone(&self) -> Self {
-        Self {
-            regs: self.regs.clone(),
-            base: self.base,
-            len: self.len,
-        }
-    }
-}
-
-impl<R: VirtioRegs> Block<R> {
-    fn at(&self, offset: usize, width: usize) -> Result<usize, Error> {
+impl<R: Registers> Block<R> {
+    /// The BAR offset of `width` bytes at `offset` of the block, checked against the length
+    /// the device gave the block (the BAR's own bounds are the region's to check).
+    fn at(&self, offset: usize, width: usize) -> Result<usize, MmioError> {
         if offset + width > self.len {
-            return Err(Error::MmioBounds {
+            return Err(MmioError::OutOfBounds {
                 offset,
                 width,
                 len: self.len,
@@ -133,28 +48,15 @@ impl<R: VirtioRegs> Block<R> {
         }
         Ok(self.base + offset)
     }
-    fn read8(&self, o: usize) -> Result<u8, Error> {
-        self.regs.read8(self.at(o, 1)?)
+
+    fn read<T: Value, A: Readable>(&self, field: Field<T, A>) -> Result<T, Error> {
+        let at = self.at(field.offset(), field.width())?;
+        Ok(T::read(&*self.regs, at)?)
     }
-    fn read16(&self, o: usize) -> Result<u16, Error> {
-        self.regs.read16(self.at(o, 2)?)
-    }
-    fn read32(&self, o: usize) -> Result<u32, Error> {
-        self.regs.read32(self.at(o, 4)?)
-    }
-    fn write8(&self, o: usize, v: u8) -> Result<(), Error> {
-        self.regs.write8(self.at(o, 1)?, v)
-    }
-    fn write16(&self, o: usize, v: u16) -> Result<(), Error> {
-        self.regs.write16(self.at(o, 2)?, v)
-    }
-    fn write32(&self, o: usize, v: u32) -> Result<(), Error> {
-        self.regs.write32(self.at(o, 4)?, v)
-    }
-    /// virtio 1.2 §4.1.3.1: 64-bit fields as two 32-bit accesses, low first.
-    fn write64(&self, o: usize, v: u64) -> Result<(), Error> {
-        self.write32(o, v as u32)?;
-        self.write32(o + 4, (v >> 32) as u32)
+
+    fn write<T: Value, A: Writable>(&self, field: Field<T, A>, value: T) -> Result<(), Error> {
+        let at = self.at(field.offset(), field.width())?;
+        Ok(T::write(&*self.regs, at, value)?)
     }
 }
 
@@ -165,13 +67,13 @@ pub struct PciDoorbell<R> {
     queue: u16,
 }
 
-impl<R: VirtioRegs> super::Doorbell for PciDoorbell<R> {
+impl<R: Registers> super::Doorbell for PciDoorbell<R> {
     /// Tells the device the queue has new buffers (virtio 1.2 §4.1.4.4: the value written is
     /// the queue index). Bounds were checked at set-up, so this cannot fail for a mapped BAR;
     /// an error is returned anyway rather than hidden.
     #[inline]
     fn notify(&self) -> Result<(), Error> {
-        self.regs.write16(self.offset, self.queue)
+        Ok(self.regs.write16(self.offset, self.queue)?)
     }
 }
 
@@ -206,7 +108,7 @@ impl<R> core::fmt::Debug for PciTransport<R> {
     }
 }
 
-impl<R: VirtioRegs> PciTransport<R> {
+impl<R: Registers> PciTransport<R> {
     /// Finds the common, notify and device blocks among `caps` (the first of each type whose
     /// BAR is valid, as virtio 1.2 §4.1.4 asks), mapping BARs with `map_bar` (called once per
     /// distinct BAR). `device` names it in errors; `timeout` bounds every wait.
@@ -251,7 +153,7 @@ impl<R: VirtioRegs> PciTransport<R> {
         let (notify, mult) = block(VirtioCfgType::Notify)?.ok_or_else(|| missing("notify"))?;
         let notify_mult = mult.unwrap_or(0);
         let device_cfg = block(VirtioCfgType::Device)?.map(|(b, _)| b);
-        if common.len < common::LEN {
+        if common.len < CommonCfg::LEN {
             return Err(missing("common (shorter than 0x38 bytes)").into());
         }
         Ok(Self {
@@ -272,7 +174,7 @@ impl<R: VirtioRegs> PciTransport<R> {
 
     /// How many queues the device has.
     pub fn num_queues(&self) -> Result<u16, Error> {
-        self.common.read16(common::NUM_QUEUES)
+        self.common.read(CommonCfg::NUM_QUEUES)
     }
 
     fn device_block(&self) -> Result<&Block<R>, Error> {
@@ -285,40 +187,41 @@ impl<R: VirtioRegs> PciTransport<R> {
         })
     }
 
-    /// Reads device configuration with `f`, retrying while `config_generation` changes
-    /// (virtio 1.2 §2.5), bounded.
+    /// Reads a device-configuration field as one access of its width (virtio 1.2 §4.1.3.1:
+    /// atomic for fields up to 32 bits).
     ///
     /// # Errors
-    /// [`VirtioError::NoCap`] without a device block; [`VirtioError::Timeout`] if the
-    /// generation never settles.
-    pub fn read_config<T>(
-        &self,
-        mut f: impl FnMut(&dyn Fn(usize) -> Result<u8, Error>) -> Result<T, Error>,
-    ) -> Result<T, Error> {
-        let dev = self.device_block()?;
+    /// [`VirtioError::NoCap`] without a device block; a field outside it.
+    pub fn config<T: Value, A: Readable>(&self, field: Field<T, A>) -> Result<T, Error> {
+        self.device_block()?.read(field)
+    }
+
+    /// Reads a device-configuration field of several accesses, retrying while
+    /// `config_generation` changes (virtio 1.2 §2.5), bounded.
+    ///
+    /// # Errors
+    /// As [`config`](Self::config); [`VirtioError::Timeout`] if the generation never
+    /// settles.
+    pub fn config_consistent<T: Value, A: Readable>(&self, field: Field<T, A>) -> Result<T, Error> {
+        let generation = || self.common.read(CommonCfg::CONFIG_GENERATION);
         for _ in 0..64 {
-            let before = self.common.read8(common::CONFIG_GENERATION)?;
-            let v = f(&|o| dev.read8(o))?;
-            if self.common.read8(common::CONFIG_GENERATION)? == before {
+            let before = generation()?;
+            let v = self.config(field)?;
+            if generation()? == before {
                 return Ok(v);
             }
         }
         Err(VirtioError::Timeout {
             device: self.device.clone(),
             register: "config_generation (changing across every config read)",
-            value: u32::from(self.common.read8(common::CONFIG_GENERATION)?),
+            value: u32::from(generation()?),
             waited_ms: 0,
         }
         .into())
     }
-
-    /// A 16-bit device-config field, read as one access (virtio 1.2 §4.1.3.1).
-    pub fn config16(&self, offset: usize) -> Result<u16, Error> {
-        self.device_block()?.read16(offset)
-    }
 }
 
-impl<R: VirtioRegs + 'static> Transport for PciTransport<R> {
+impl<R: Registers + 'static> Transport for PciTransport<R> {
     type Doorbell = PciDoorbell<R>;
 
     fn device(&self) -> &str {
@@ -331,7 +234,7 @@ impl<R: VirtioRegs + 'static> Transport for PciTransport<R> {
     /// # Errors
     /// [`VirtioError::Timeout`] naming `device_status` and its last value.
     fn reset(&self) -> Result<(), Error> {
-        self.common.write8(common::DEVICE_STATUS, 0)?;
+        self.common.write(CommonCfg::DEVICE_STATUS, 0)?;
         let start = Instant::now();
         loop {
             let s = self.status()?;
@@ -352,35 +255,35 @@ impl<R: VirtioRegs + 'static> Transport for PciTransport<R> {
     }
 
     fn status(&self) -> Result<u8, Error> {
-        self.common.read8(common::DEVICE_STATUS)
+        self.common.read(CommonCfg::DEVICE_STATUS)
     }
 
     fn set_status(&self, status: u8) -> Result<(), Error> {
-        self.common.write8(common::DEVICE_STATUS, status)
+        self.common.write(CommonCfg::DEVICE_STATUS, status)
     }
 
     /// Both 32-bit halves through `device_feature_select` (virtio 1.2 §4.1.4.3).
     fn device_features(&self) -> Result<u64, Error> {
         let mut f = 0u64;
         for half in 0..2u32 {
-            self.common.write32(common::DEVICE_FEATURE_SELECT, half)?;
-            f |= u64::from(self.common.read32(common::DEVICE_FEATURE)?) << (32 * half);
+            self.common.write(CommonCfg::DEVICE_FEATURE_SELECT, half)?;
+            f |= u64::from(self.common.read(CommonCfg::DEVICE_FEATURE)?) << (32 * half);
         }
         Ok(f)
     }
 
     fn set_driver_features(&self, features: u64) -> Result<(), Error> {
         for half in 0..2u32 {
-            self.common.write32(common::DRIVER_FEATURE_SELECT, half)?;
+            self.common.write(CommonCfg::DRIVER_FEATURE_SELECT, half)?;
             self.common
-                .write32(common::DRIVER_FEATURE, (features >> (32 * half)) as u32)?;
+                .write(CommonCfg::DRIVER_FEATURE, (features >> (32 * half)) as u32)?;
         }
         Ok(())
     }
 
     fn max_queue_size(&self, queue: u16) -> Result<u16, Error> {
-        self.common.write16(common::QUEUE_SELECT, queue)?;
-        self.common.read16(common::QUEUE_SIZE)
+        self.common.write(CommonCfg::QUEUE_SELECT, queue)?;
+        self.common.read(CommonCfg::QUEUE_SIZE)
     }
 
     /// Size, ring addresses, no MSI-X vector (for the queue, and for configuration changes:
@@ -395,14 +298,14 @@ impl<R: VirtioRegs + 'static> Transport for PciTransport<R> {
         rings: RingAddrs,
     ) -> Result<PciDoorbell<R>, Error> {
         let c = &self.common;
-        c.write16(common::CONFIG_MSIX_VECTOR, NO_VECTOR)?;
-        c.write16(common::QUEUE_SELECT, queue)?;
-        c.write16(common::QUEUE_SIZE, size)?;
-        c.write16(common::QUEUE_MSIX_VECTOR, NO_VECTOR)?;
-        c.write64(common::QUEUE_DESC, rings.desc.as_u64())?;
-        c.write64(common::QUEUE_DRIVER, rings.driver.as_u64())?;
-        c.write64(common::QUEUE_DEVICE, rings.device.as_u64())?;
-        let off = usize::from(c.read16(common::QUEUE_NOTIFY_OFF)?) * self.notify_mult as usize;
+        c.write(CommonCfg::CONFIG_MSIX_VECTOR, NO_VECTOR)?;
+        c.write(CommonCfg::QUEUE_SELECT, queue)?;
+        c.write(CommonCfg::QUEUE_SIZE, size)?;
+        c.write(CommonCfg::QUEUE_MSIX_VECTOR, NO_VECTOR)?;
+        c.write(CommonCfg::QUEUE_DESC, rings.desc.as_u64())?;
+        c.write(CommonCfg::QUEUE_DRIVER, rings.driver.as_u64())?;
+        c.write(CommonCfg::QUEUE_DEVICE, rings.device.as_u64())?;
+        let off = usize::from(c.read(CommonCfg::QUEUE_NOTIFY_OFF)?) * self.notify_mult as usize;
         if off + 2 > self.notify.len {
             return Err(VirtioError::NotifyOutside {
                 device: self.device.clone(),
@@ -412,7 +315,7 @@ impl<R: VirtioRegs + 'static> Transport for PciTransport<R> {
             }
             .into());
         }
-        c.write16(common::QUEUE_ENABLE, 1)?;
+        c.write(CommonCfg::QUEUE_ENABLE, 1)?;
         Ok(PciDoorbell {
             regs: self.notify.regs.clone(),
             offset: self.notify.base + off,
@@ -420,21 +323,16 @@ impl<R: VirtioRegs + 'static> Transport for PciTransport<R> {
         })
     }
 
+    /// Six byte reads, consistent through `config_generation`.
     fn mac(&self) -> Result<[u8; 6], Error> {
-        self.read_config(|read| {
-            let mut m = [0u8; 6];
-            for (i, b) in m.iter_mut().enumerate() {
-                *b = read(i)?;
-            }
-            Ok(m)
-        })
+        self.config_consistent(NetConfig::MAC)
     }
 
     fn link_up(&self) -> Result<bool, Error> {
-        Ok(self.config16(6)? & 1 != 0)
+        Ok(self.config(NetConfig::STATUS)? & NetConfig::S_LINK_UP != 0)
     }
 
     fn max_queue_pairs(&self) -> Result<u16, Error> {
-        self.config16(8)
+        self.config(NetConfig::MAX_VIRTQUEUE_PAIRS)
     }
 }
