@@ -74,7 +74,7 @@ mod tests;
 
 pub use ctrl::CtrlCommand;
 pub use error::{CtrlFailure, VirtioError};
-pub use net::{VirtioRxQueue, VirtioTxQueue};
+pub use net::{NetHdr, VirtioRxQueue, VirtioTxQueue};
 pub use packed::PackedQueue;
 pub use port::{VirtioConfig, VirtioPort};
 pub use queue::{SplitQueue, UsedFault};
@@ -172,8 +172,8 @@ pub mod feature {
     }
 }
 
-/// The `virtio_net_hdr_v1` length with VERSION_1 (REFERENCE B7).
-pub const NET_HDR_LEN: usize = 12;
+/// The `virtio_net_hdr_v1` length with VERSION_1 (virtio 1.2 §5.1.6): [`NetHdr::LEN`].
+pub const NET_HDR_LEN: usize = NetHdr::LEN;
 
 /// Virtio device ID of a network card, modern PCI (0x1040 + 1).
 pub const PCI_DEVICE_ID_NET: u16 = 0x1041;

@@ -1,4 +1,4 @@
-//! The datapath: receive and transmit queue handles (REFERENCE B7), each owning its
+//! The datapath: receive and transmit queue handles (virtio 1.2 §5.1.6), each owning its
 //! virtqueue (split or packed, one code path over [`Virtqueue`]), its ring memory and its
 //! transport's [`Doorbell`]. No allocation, no formatting, no locks; the only access to the
 //! device outside ring memory is the doorbell, rung when the device asks for it.
@@ -28,10 +28,78 @@ use crate::net::{QueueCounters, RxQueue, TxQueue};
 
 /// Buffers allocated from the pool per request when refilling.
 const REFILL_BURST: usize = 32;
-/// `virtio_net_hdr.flags`: the checksum is partial (RX: the driver must complete it).
-const HDR_F_NEEDS_CSUM: u8 = 1;
-/// `virtio_net_hdr.flags`: the device validated the checksum.
-const HDR_F_DATA_VALID: u8 = 2;
+
+/// `struct virtio_net_hdr_v1` (virtio 1.2 §5.1.6), in front of every frame on the receive
+/// and transmit rings: little-endian, `num_buffers` always present with VERSION_1.
+///
+/// ```
+/// use sluice_pmd::virtio::NetHdr;
+///
+/// let mut b = [0u8; NetHdr::LEN];
+/// let h = NetHdr { flags: NetHdr::F_DATA_VALID, num_buffers: 3, ..NetHdr::default() };
+/// h.write(&mut b);
+/// assert_eq!(b, [2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0]);
+/// assert_eq!(NetHdr::read(&b), h);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetHdr {
+    /// [`F_NEEDS_CSUM`](Self::F_NEEDS_CSUM), [`F_DATA_VALID`](Self::F_DATA_VALID).
+    pub flags: u8,
+    /// Segmentation offload type (0: none; this driver negotiates no GSO).
+    pub gso_type: u8,
+    /// Length of the headers to replicate per segment (GSO).
+    pub hdr_len: u16,
+    /// Segment payload size (GSO).
+    pub gso_size: u16,
+    /// Where checksumming starts (with `F_NEEDS_CSUM`).
+    pub csum_start: u16,
+    /// Where, from `csum_start`, the checksum goes (with `F_NEEDS_CSUM`).
+    pub csum_offset: u16,
+    /// How many receive buffers the frame spans (`MRG_RXBUF`; 1 otherwise, and 0 for a
+    /// transmitted frame).
+    pub num_buffers: u16,
+}
+
+impl NetHdr {
+    /// Its length on the rings.
+    pub const LEN: usize = 12;
+    /// `flags`: the checksum is partial (receive: the driver must complete it).
+    pub const F_NEEDS_CSUM: u8 = 1;
+    /// `flags`: the device validated the checksum.
+    pub const F_DATA_VALID: u8 = 2;
+
+    /// Decodes the header in `b`.
+    #[inline]
+    pub fn read(b: &[u8; Self::LEN]) -> Self {
+        let le = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+        Self {
+            flags: b[0],
+            gso_type: b[1],
+            hdr_len: le(2),
+            gso_size: le(4),
+            csum_start: le(6),
+            csum_offset: le(8),
+            num_buffers: le(10),
+        }
+    }
+
+    /// Encodes the header into `b`.
+    #[inline]
+    pub fn write(&self, b: &mut [u8; Self::LEN]) {
+        b[0] = self.flags;
+        b[1] = self.gso_type;
+        let fields = [
+            self.hdr_len,
+            self.gso_size,
+            self.csum_start,
+            self.csum_offset,
+            self.num_buffers,
+        ];
+        for (i, v) in fields.into_iter().enumerate() {
+            b[2 + 2 * i..4 + 2 * i].copy_from_slice(&v.to_le_bytes());
+        }
+    }
+}
 
 /// Receive queue of a [`VirtioPort`](super::VirtioPort).
 pub struct VirtioRxQueue<T: Transport = PciTransport> {
@@ -164,10 +232,12 @@ impl<T: Transport> RxQueue for VirtioRxQueue<T> {
                 bad += 1;
                 continue;
             }
-            let hdr = pkt.data();
-            let (flags, num_buffers) = (hdr[0], u16::from_le_bytes([hdr[10], hdr[11]]));
-            if num_buffers > 1 {
-                self.skip = num_buffers - 1;
+            let Some(hdr) = pkt.data().first_chunk().map(NetHdr::read) else {
+                bad += 1;
+                continue;
+            };
+            if hdr.num_buffers > 1 {
+                self.skip = hdr.num_buffers - 1;
                 drops += 1;
                 continue;
             }
@@ -177,10 +247,10 @@ impl<T: Transport> RxQueue for VirtioRxQueue<T> {
             meta.queue = self.queue;
             meta.ol_flags = OffloadFlags::default();
             if self.guest_csum {
-                if flags & HDR_F_DATA_VALID != 0 {
+                if hdr.flags & NetHdr::F_DATA_VALID != 0 {
                     meta.ol_flags.insert(OffloadFlags::RX_L4_CSUM_GOOD);
                 }
-                if flags & HDR_F_NEEDS_CSUM != 0 {
+                if hdr.flags & NetHdr::F_NEEDS_CSUM != 0 {
                     meta.ol_flags.insert(OffloadFlags::RX_L4_CSUM_NONE);
                 }
             }
@@ -315,12 +385,13 @@ impl<T: Transport> TxQueue for VirtioTxQueue<T> {
         let (mut sent, mut bytes, mut bad) = (0u64, 0u64, 0u64);
         for mut pkt in pkts.drain_front(take) {
             let len = pkt.len();
-            let Some(hdr) = pkt.prepend(NET_HDR_LEN) else {
+            let Some(hdr) = pkt.prepend(NET_HDR_LEN).and_then(|h| h.first_chunk_mut()) else {
                 // No headroom for the header: cannot go out without a copy.
                 bad += 1;
                 continue;
             };
-            hdr.fill(0);
+            // No offloads asked for.
+            NetHdr::default().write(hdr);
             let seg = Segment {
                 iova: pkt.data_iova(),
                 len: pkt.len() as u32,

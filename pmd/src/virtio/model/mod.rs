@@ -43,7 +43,7 @@ use sluice_mempool::PktPool;
 use super::packed::{DESC_F_AVAIL, DESC_F_USED, EVENT_F_DESC, EVENT_F_DISABLE};
 use super::queue::{DESC_F_NEXT, DESC_F_WRITE};
 use super::transport::pci::{CommonCfg, NetConfig};
-use super::{NET_HDR_LEN, feature, status};
+use super::{NET_HDR_LEN, NetHdr, feature, status};
 use crate::mmio::MmioError;
 use crate::pci::caps::{VirtioCfgType, VirtioPciCap};
 use crate::regs::Registers;
@@ -864,12 +864,17 @@ mod reg {
     pub const MAX_VIRTQUEUE_PAIRS: usize = DEVICE + NetConfig::MAX_VIRTQUEUE_PAIRS.offset();
 }
 
-/// A received frame as the device writes it: `virtio_net_hdr_v1` (REFERENCE B7) with
+/// A received frame as the device writes it: `virtio_net_hdr_v1` (virtio 1.2 §5.1.6) with
 /// `flags` and `num_buffers`, then the frame.
 fn rx_frame(frame: &[u8], flags: u8, num_buffers: u16) -> Vec<u8> {
-    let mut data = vec![0u8; NET_HDR_LEN];
-    data[0] = flags;
-    data[10..12].copy_from_slice(&num_buffers.to_le_bytes());
+    let mut hdr = [0u8; NET_HDR_LEN];
+    NetHdr {
+        flags,
+        num_buffers,
+        ..NetHdr::default()
+    }
+    .write(&mut hdr);
+    let mut data = hdr.to_vec();
     data.extend_from_slice(frame);
     data
 }
