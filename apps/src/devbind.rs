@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sluice_pmd::pci::{PciAddr, PciDevice, Sysfs, VFIO_PCI};
+use sluice_pmd::vfio::VfioError;
 
 /// Drivers that may share an IOMMU group with a vfio-pci device (they do no DMA of their own).
 const GROUP_SAFE_DRIVERS: [&str; 3] = [VFIO_PCI, "pci-stub", "pcieport"];
@@ -217,7 +218,7 @@ impl Devbind {
                 return Err(DevbindError::InterfaceUp { addr, ifaces: up });
             }
             if driver == VFIO_PCI && d.iommu_group.is_none() {
-                return Err(sluice_pmd::Error::NoIommuGroup { addr }.into());
+                return Err(sluice_pmd::Error::from(VfioError::NoIommuGroup { addr }).into());
             }
             todo.push(d);
         }

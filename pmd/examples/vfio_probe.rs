@@ -19,7 +19,7 @@ use sluice_pmd::Error;
 use sluice_pmd::pci::caps::{self, VirtioCfgType};
 use sluice_pmd::pci::{ConfigSpace, PciAddr, Sysfs, reg};
 use sluice_pmd::regs::Registers;
-use sluice_pmd::vfio::{Container, Device, IommuMode};
+use sluice_pmd::vfio::{Container, Device, IommuMode, VfioError};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -207,8 +207,8 @@ fn expect_error(kind: &str, addr: &str) -> Result<()> {
     let container = Container::new(IommuMode::Type1v2)?;
     match (kind, Device::open(&container, &Sysfs::system(), addr)) {
         (_, Ok(_)) => Err(format!("{addr}: opened, but {kind} was expected").into()),
-        ("not-bound", Err(e @ Error::NotBoundToVfio { .. }))
-        | ("not-viable", Err(e @ Error::GroupNotViable { .. })) => {
+        ("not-bound", Err(e @ Error::Vfio(VfioError::NotBoundToVfio { .. })))
+        | ("not-viable", Err(e @ Error::Vfio(VfioError::GroupNotViable { .. }))) => {
             println!("{addr}: refused as expected: {e}");
             Ok(())
         }

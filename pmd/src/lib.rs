@@ -53,10 +53,11 @@ pub mod soft;
 pub mod vfio;
 pub mod virtio;
 
-pub use error::{Error, Target};
+pub use error::Error;
 pub use mmio::MmioRegion;
 pub use shared_mem::SharedMemory;
 pub use sluice_mempool as mempool;
 pub use sluice_mempool::{
     Batch, DEFAULT_BURST, IdentityMapper, Iova, PktBuf, PktMeta, PktPool, PktPoolConfig,
 };
+pub use vfio::Target;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::{Netns, RawSocket, check_frame, frame, mac_of, unavailable, wait_until};
 use sluice_pmd::net::any::AnyPort;
 use sluice_pmd::net::{NetPort, RxQueue, TxQueue};
-use sluice_pmd::soft::af_xdp::{AfXdpConfig, AfXdpPort, Umem, XdpAttachMode, XdpMode};
+use sluice_pmd::soft::af_xdp::{AfXdpConfig, AfXdpError, AfXdpPort, Umem, XdpAttachMode, XdpMode};
 use sluice_pmd::{Batch, Error, IdentityMapper, PktBuf, PktPool, PktPoolConfig};
 
 const SIZES: [usize; 6] = [60, 64, 128, 512, 1000, 1514];
@@ -322,7 +322,10 @@ fn forwards_between_two_ports_without_leaking() {
 fn missing_interface_is_a_clear_error() {
     let e = AfXdpPort::open_with_pool("p", &cfg("sluice-nosuch0", 1), &pool_cfg("missing"))
         .unwrap_err();
-    assert!(matches!(e, Error::NoSuchInterface { .. }), "{e:?}");
+    assert!(
+        matches!(e, Error::AfXdp(AfXdpError::NoSuchInterface { .. })),
+        "{e:?}"
+    );
     let msg = e.to_string();
     assert!(
         msg.contains("sluice-nosuch0") && msg.contains("ip link show"),
@@ -340,11 +343,11 @@ fn queue_out_of_range_and_zero_copy_on_veth_are_clear_errors() {
         assert!(
             matches!(
                 e,
-                Error::QueueOutOfRange {
+                Error::AfXdp(AfXdpError::QueueOutOfRange {
                     queue: 2,
                     available: 2,
                     ..
-                }
+                })
             ),
             "{e:?}"
         );
@@ -358,7 +361,10 @@ fn queue_out_of_range_and_zero_copy_on_veth_are_clear_errors() {
             ..cfg("sxe0a", 1)
         };
         let e = AfXdpPort::open_with_pool("p", &zc, &pool_cfg("e2")).unwrap_err();
-        assert!(matches!(e, Error::AfXdpZeroCopyUnsupported { .. }), "{e:?}");
+        assert!(
+            matches!(e, Error::AfXdp(AfXdpError::ZeroCopyUnsupported { .. })),
+            "{e:?}"
+        );
         assert!(e.to_string().contains("use mode \"copy\""), "{e}");
 
         // The queue is free again, and a second port on it while the first lives is EBUSY.

@@ -27,6 +27,7 @@
 //! ```
 
 pub mod any;
+mod error;
 mod ram;
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
@@ -40,6 +41,7 @@ use crate::error::Error;
 use crate::nvme::NvmeStatus;
 
 pub use any::AnyBlockQueue;
+pub use error::{BackendError, BackendStep};
 pub use ram::RamDisk;
 #[cfg(target_os = "linux")]
 pub use uring::{UringConfig, UringQueue};

@@ -148,10 +148,10 @@ fn io_uring_file_reads_back_what_it_wrote() {
             let _ = std::fs::remove_file(&path);
             let unavailable = matches!(
                 &e,
-                Error::BlockIo {
-                    op: "io_uring_setup for",
+                Error::Block(BackendError::Io {
+                    step: BackendStep::UringSetup,
                     ..
-                }
+                })
             );
             assert!(unavailable, "{e}");
             eprintln!("SKIPPED: io_uring is unavailable here: {e}");

@@ -18,6 +18,7 @@ use io_uring::{IoUring, opcode, types};
 
 use sluice_mempool::Mempool;
 
+use super::{BackendError, BackendStep};
 use super::{
     BlockCompletion, BlockError, BlockInfo, BlockOp, BlockQueue, BlockRequest, BlockStats,
     Rejected, validate,
@@ -73,11 +74,11 @@ impl UringQueue {
     /// Opens `path` (a regular file or a block device) read-write.
     ///
     /// # Errors
-    /// [`Error::BlockIo`]-style I/O errors naming the path (open, size, ring setup).
+    /// [`BackendError::Io`] naming the step and the path (open, size, ring setup).
     pub fn open(path: &Path, cfg: &UringConfig) -> Result<Self, Error> {
-        let io_err = |op: &'static str| {
-            move |source: std::io::Error| Error::BlockIo {
-                op,
+        let io_err = |step| {
+            move |source: std::io::Error| BackendError::Io {
+                step,
                 path: path.to_path_buf(),
                 source,
             }
@@ -90,8 +91,8 @@ impl UringQueue {
         if cfg.direct {
             opts.custom_flags(libc::O_DIRECT);
         }
-        let file = opts.open(path).map_err(io_err("opening"))?;
-        let meta = file.metadata().map_err(io_err("stat of"))?;
+        let file = opts.open(path).map_err(io_err(BackendStep::Open))?;
+        let meta = file.metadata().map_err(io_err(BackendStep::Stat))?;
         let (bytes, block_size) = if meta.file_type().is_block_device() {
             let mut size = 0u64;
             let mut bs: libc::c_int = 0;
@@ -102,22 +103,21 @@ impl UringQueue {
                     && libc::ioctl(file.as_raw_fd(), BLKSSZGET, &mut bs as *mut libc::c_int) == 0
             };
             if !ok {
-                return Err(io_err("querying the size of")(
-                    std::io::Error::last_os_error(),
-                ));
+                return Err(io_err(BackendStep::QuerySize)(std::io::Error::last_os_error()).into());
             }
             (size, bs.max(512) as u32)
         } else {
             if let Some(len) = cfg.file_size.filter(|&l| l > meta.len()) {
-                file.set_len(len).map_err(io_err("extending"))?;
+                file.set_len(len).map_err(io_err(BackendStep::Extend))?;
             }
             (
-                file.metadata().map_err(io_err("stat of"))?.len(),
+                file.metadata().map_err(io_err(BackendStep::Stat))?.len(),
                 cfg.block_size,
             )
         };
         let depth = cfg.queue_depth.clamp(1, 4096);
-        let ring = IoUring::new(depth.next_power_of_two()).map_err(io_err("io_uring_setup for"))?;
+        let ring =
+            IoUring::new(depth.next_power_of_two()).map_err(io_err(BackendStep::UringSetup))?;
         Ok(UringQueue {
             ring,
             file,
@@ -141,16 +141,16 @@ impl UringQueue {
     /// keeps the pool alive while registered. Call it before any request is outstanding.
     ///
     /// # Errors
-    /// [`Error::BlockIo`] when the kernel refuses (`RLIMIT_MEMLOCK`, a region over 1 GiB) or
+    /// [`BackendError::Io`] when the kernel refuses (`RLIMIT_MEMLOCK`, a region over 1 GiB) or
     /// requests are outstanding; the queue then keeps working without fixed buffers.
     pub fn register_pool(&mut self, pool: &Mempool) -> Result<(), Error> {
-        let err = |source| Error::BlockIo {
-            op: "IORING_REGISTER_BUFFERS for",
+        let err = |source| BackendError::Io {
+            step: BackendStep::RegisterBuffers,
             path: self.info.name.clone().into(),
             source,
         };
         if self.outstanding() > 0 {
-            return Err(err(std::io::Error::from_raw_os_error(libc::EBUSY)));
+            return Err(err(std::io::Error::from_raw_os_error(libc::EBUSY)).into());
         }
         let region = pool.region();
         let start = region.as_ptr().as_ptr() as usize;
@@ -241,8 +241,8 @@ impl BlockQueue for UringQueue {
         if self.unsubmitted == 0 {
             return Ok(());
         }
-        self.ring.submit().map_err(|source| Error::BlockIo {
-            op: "io_uring_enter on",
+        self.ring.submit().map_err(|source| BackendError::Io {
+            step: BackendStep::Submit,
             path: self.info.name.clone().into(),
             source,
         })?;

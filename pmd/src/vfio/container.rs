@@ -9,11 +9,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use sluice_mempool::{HugeMem, Iova, IovaMap, IovaMapper, PagemapMapper};
 
-use crate::error::{Error, Target};
+use crate::error::Error;
 use crate::pci::{IommuGroup, PciAddr, Sysfs};
 use crate::vfio::group::Group;
 use crate::vfio::info::{IommuInfo, parse_iommu_info};
 use crate::vfio::sys;
+use crate::vfio::{Target, VfioError};
 
 /// `VFIO_API_VERSION`.
 const API_VERSION: i32 = 0;
@@ -95,32 +96,33 @@ impl Container {
     ///
     /// # Errors
     ///
-    /// [`Error::Open`] (no vfio module, no permission), [`Error::ApiVersion`],
-    /// [`Error::NoExtension`] (type1 module missing, or no-IOMMU mode not enabled).
+    /// [`VfioError::Open`] (no vfio module, no permission), [`VfioError::ApiVersion`],
+    /// [`VfioError::NoExtension`] (type1 module missing, or no-IOMMU mode not enabled).
     pub fn new(mode: IommuMode) -> Result<Arc<Container>, Error> {
         let path = "/dev/vfio/vfio";
         let fd: OwnedFd = OpenOptions::new()
             .read(true)
             .write(true)
             .open(path)
-            .map_err(|source| Error::Open {
+            .map_err(|source| VfioError::Open {
                 path: path.into(),
                 source,
             })?
             .into();
         let version = sys::get_api_version(fd.as_fd()).map_err(ioctl("VFIO_GET_API_VERSION"))?;
         if version != API_VERSION {
-            return Err(Error::ApiVersion {
+            return Err(VfioError::ApiVersion {
                 found: version,
                 expected: API_VERSION,
-            });
+            }
+            .into());
         }
         let (ext, what) = match mode {
             IommuMode::Type1v2 => (TYPE1V2, "VFIO_TYPE1v2_IOMMU"),
             IommuMode::NoIommu => (NOIOMMU, "VFIO_NOIOMMU_IOMMU"),
         };
         if !sys::check_extension(fd.as_fd(), ext).map_err(ioctl("VFIO_CHECK_EXTENSION"))? {
-            return Err(Error::NoExtension { ext, what });
+            return Err(VfioError::NoExtension { ext, what }.into());
         }
         Ok(Arc::new(Container {
             state: Mutex::new(State::default()),
@@ -157,18 +159,19 @@ impl Container {
         f: impl FnOnce(&Group) -> Result<T, Error>,
     ) -> Result<T, Error> {
         if group.noiommu != (self.mode == IommuMode::NoIommu) {
-            return Err(Error::GroupMode {
+            return Err(VfioError::GroupMode {
                 addr,
                 group: group.node_name(),
                 mode: self.mode.name(),
-            });
+            }
+            .into());
         }
         let mut state = self.lock();
         if let Some(g) = state.groups.iter().find(|g| g.iommu_group() == group) {
             return f(g);
         }
         let g = Group::open(sysfs, addr, group)?;
-        sys::group_set_container(g.fd(), self.fd.as_fd()).map_err(|source| Error::Ioctl {
+        sys::group_set_container(g.fd(), self.fd.as_fd()).map_err(|source| VfioError::Ioctl {
             target: g.target(),
             ioctl: "VFIO_GROUP_SET_CONTAINER",
             source,
@@ -192,24 +195,24 @@ impl Container {
     }
 
     /// Maps `mem` for DMA at IOVA = its virtual address (type1).
-    fn map_type1(&self, mem: &HugeMem) -> Result<IovaMap, Error> {
+    fn map_type1(&self, mem: &HugeMem) -> Result<IovaMap, VfioError> {
         let vaddr = mem.as_ptr().as_ptr() as usize as u64;
         let len = mem.len() as u64;
         let mut state = self.lock();
         if state.groups.is_empty() {
-            return Err(Error::NoGroupYet);
+            return Err(VfioError::NoGroupYet);
         }
         if let Some(info) = &state.info {
             let page = info.min_page();
             if !vaddr.is_multiple_of(page) || !len.is_multiple_of(page) {
-                return Err(Error::DmaAlignment {
+                return Err(VfioError::DmaAlignment {
                     iova: vaddr,
                     len,
                     page,
                 });
             }
             if !info.allows(vaddr, len) {
-                return Err(Error::IovaOutOfRange {
+                return Err(VfioError::IovaOutOfRange {
                     iova: vaddr,
                     len,
                     ranges: info.ranges.clone(),
@@ -223,7 +226,7 @@ impl Container {
     }
 
     /// Unmaps exactly the mapping made for `mem` (type1v2 refuses partial unmaps).
-    fn unmap_type1(&self, mem: &HugeMem) -> Result<(), Error> {
+    fn unmap_type1(&self, mem: &HugeMem) -> Result<(), VfioError> {
         let iova = mem.as_ptr().as_ptr() as usize as u64;
         let mut state = self.lock();
         let Some(len) = state.mappings.remove(&iova) else {
@@ -232,12 +235,10 @@ impl Container {
         let done = sys::iommu_unmap_dma(self.fd.as_fd(), iova, len)
             .map_err(ioctl("VFIO_IOMMU_UNMAP_DMA"))?;
         if done != len {
-            return Err(Error::Ioctl {
-                target: Target::Container,
-                ioctl: "VFIO_IOMMU_UNMAP_DMA",
-                source: io::Error::other(format!(
-                    "unmapped {done:#x} of {len:#x} bytes at {iova:#x}"
-                )),
+            return Err(VfioError::PartialUnmap {
+                iova,
+                len,
+                unmapped: done,
             });
         }
         Ok(())
@@ -284,8 +285,8 @@ impl IovaMapper for Container {
 }
 
 /// Wraps an errno from a container ioctl.
-fn ioctl(name: &'static str) -> impl FnOnce(io::Error) -> Error {
-    move |source| Error::Ioctl {
+fn ioctl(name: &'static str) -> impl FnOnce(io::Error) -> VfioError {
+    move |source| VfioError::Ioctl {
         target: Target::Container,
         ioctl: name,
         source,

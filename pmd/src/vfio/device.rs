@@ -8,12 +8,13 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use crate::error::{Error, Target};
+use crate::error::Error;
 use crate::mmio::MmioRegion;
 use crate::pci::{ConfigSpace, IommuGroup, PciAddr, PciError, Sysfs, reg};
 use crate::vfio::container::Container;
 use crate::vfio::info::{REGION_INFO_LEN, RegionInfo, parse_region_info};
 use crate::vfio::sys;
+use crate::vfio::{BarProblem, Target, VfioError};
 
 /// VFIO region index of PCI config space (`VFIO_PCI_CONFIG_REGION_INDEX`).
 pub const CONFIG_REGION: u32 = 7;
@@ -60,9 +61,9 @@ impl Device {
     ///
     /// # Errors
     ///
-    /// [`PciError::NoDevice`], [`Error::NotBoundToVfio`] (still on its kernel driver),
-    /// [`Error::NoIommuGroup`] (IOMMU off), [`Error::GroupMode`], [`Error::Open`] (no access
-    /// to `/dev/vfio/N`), [`Error::GroupNotViable`], [`Error::Ioctl`] for the failing ioctl.
+    /// [`PciError::NoDevice`], [`VfioError::NotBoundToVfio`] (still on its kernel driver),
+    /// [`VfioError::NoIommuGroup`] (IOMMU off), [`VfioError::GroupMode`], [`VfioError::Open`] (no access
+    /// to `/dev/vfio/N`), [`VfioError::GroupNotViable`], [`VfioError::Ioctl`] for the failing ioctl.
     pub fn open(container: &Arc<Container>, sysfs: &Sysfs, addr: PciAddr) -> Result<Device, Error> {
         let group = preflight(sysfs, addr)?;
         // The device name is its address, which never contains a NUL.
@@ -71,14 +72,16 @@ impl Device {
             why: "contains a NUL byte",
         })?;
         let fd = container.with_group(sysfs, addr, &group, |g| {
-            sys::group_get_device_fd(g.fd(), &name).map_err(|source| Error::Ioctl {
-                target: g.target(),
-                ioctl: "VFIO_GROUP_GET_DEVICE_FD",
-                source,
+            sys::group_get_device_fd(g.fd(), &name).map_err(|source| {
+                Error::from(VfioError::Ioctl {
+                    target: g.target(),
+                    ioctl: "VFIO_GROUP_GET_DEVICE_FD",
+                    source,
+                })
             })
         })?;
         let ioctl = |name| {
-            move |source| Error::Ioctl {
+            move |source| VfioError::Ioctl {
                 target: Target::Device(addr),
                 ioctl: name,
                 source,
@@ -86,11 +89,7 @@ impl Device {
         };
         let info = sys::device_get_info(fd.as_fd()).map_err(ioctl("VFIO_DEVICE_GET_INFO"))?;
         if info.flags & FLAG_PCI == 0 {
-            return Err(Error::Ioctl {
-                target: Target::Device(addr),
-                ioctl: "VFIO_DEVICE_GET_INFO",
-                source: io::Error::other("not a PCI device (VFIO_DEVICE_FLAGS_PCI clear)"),
-            });
+            return Err(VfioError::NotPci { addr }.into());
         }
         // BARs 0-5, ROM, config; later indices (VGA, device-specific) are not needed.
         let mut regions = Vec::new();
@@ -157,41 +156,36 @@ impl Device {
     ///
     /// # Errors
     ///
-    /// [`Error::Region`] if the BAR is absent, empty (an I/O BAR, or the upper half of a
-    /// 64-bit BAR), not mappable, or mappable only in parts; [`Error::Mmap`] if `mmap`
+    /// [`VfioError::Bar`] if the BAR is absent, empty (an I/O BAR, or the upper half of a
+    /// 64-bit BAR), not mappable, or mappable only in parts; [`VfioError::Mmap`] if `mmap`
     /// fails.
     pub fn map_bar(&self, bar: u8) -> Result<MmioRegion, Error> {
-        let index = u32::from(bar);
-        let region_err = |why: &str| Error::Region {
+        let bar_err = |problem| VfioError::Bar {
             addr: self.addr,
-            index,
-            name: format!("BAR{bar}"),
-            why: why.to_string(),
+            bar,
+            problem,
         };
         if bar > 5 {
-            return Err(region_err("is not a BAR (BARs are 0-5)"));
+            return Err(bar_err(BarProblem::NotABar).into());
         }
         let r = self
-            .region(index)
-            .ok_or_else(|| region_err("does not exist"))?;
+            .region(u32::from(bar))
+            .ok_or_else(|| bar_err(BarProblem::Missing))?;
         if r.size == 0 {
-            return Err(region_err(
-                "is empty (unimplemented, or the upper half of a 64-bit BAR)",
-            ));
+            return Err(bar_err(BarProblem::Empty).into());
         }
         if !r.whole_mappable() {
-            return Err(region_err(&match &r.sparse {
-                Some(areas) => format!(
-                    "can be mapped only in parts {areas:x?} (MSI-X table inside; enable interrupt \
-                     remapping, e.g. QEMU intel-iommu,intremap=on)"
-                ),
-                None => "cannot be mapped (VFIO_REGION_INFO_FLAG_MMAP clear: an I/O BAR?)".into(),
-            }));
+            return Err(bar_err(match &r.sparse {
+                Some(areas) => BarProblem::Sparse {
+                    areas: areas.clone(),
+                },
+                None => BarProblem::NotMappable,
+            })
+            .into());
         }
-        let len =
-            usize::try_from(r.size).map_err(|_| region_err("is larger than the address space"))?;
+        let len = usize::try_from(r.size).map_err(|_| bar_err(BarProblem::TooLarge))?;
         let map = sys::Mmap::map_shared(self.file.as_fd(), r.offset, len).map_err(|source| {
-            Error::Mmap {
+            VfioError::Mmap {
                 addr: self.addr,
                 bar,
                 len,
@@ -230,16 +224,17 @@ impl Device {
     ///
     /// # Errors
     ///
-    /// [`Error::NoReset`] when not offered; [`Error::Ioctl`] when the reset fails.
+    /// [`VfioError::NoReset`] when not offered; [`VfioError::Ioctl`] when the reset fails.
     pub fn reset(&self) -> Result<(), Error> {
         if !self.can_reset() {
-            return Err(Error::NoReset { addr: self.addr });
+            return Err(VfioError::NoReset { addr: self.addr }.into());
         }
-        sys::device_reset(self.file.as_fd()).map_err(|source| Error::Ioctl {
+        sys::device_reset(self.file.as_fd()).map_err(|source| VfioError::Ioctl {
             target: Target::Device(self.addr),
             ioctl: "VFIO_DEVICE_RESET",
             source,
-        })
+        })?;
+        Ok(())
     }
 }
 
@@ -248,12 +243,13 @@ impl Device {
 pub(crate) fn preflight(sysfs: &Sysfs, addr: PciAddr) -> Result<IommuGroup, Error> {
     let dev = sysfs.device(addr)?;
     if !dev.is_vfio() {
-        return Err(Error::NotBoundToVfio {
+        return Err(VfioError::NotBoundToVfio {
             addr,
             driver: dev.driver,
-        });
+        }
+        .into());
     }
-    dev.iommu_group.ok_or(Error::NoIommuGroup { addr })
+    Ok(dev.iommu_group.ok_or(VfioError::NoIommuGroup { addr })?)
 }
 
 /// A device's config space through its VFIO config region.
@@ -317,7 +313,7 @@ mod tests {
         let f = tree();
         let e = preflight(&f.sysfs(), "00:03.0".parse().unwrap()).unwrap_err();
         assert!(
-            matches!(&e, Error::NotBoundToVfio { driver: Some(d), .. } if d == "nvme"),
+            matches!(&e, Error::Vfio(VfioError::NotBoundToVfio { driver: Some(d), .. }) if d == "nvme"),
             "{e}"
         );
         let e = preflight(&f.sysfs(), "00:05.0".parse().unwrap()).unwrap_err();
@@ -332,7 +328,10 @@ mod tests {
     fn preflight_says_when_the_iommu_is_off() {
         let f = tree();
         let e = preflight(&f.sysfs(), "00:06.0".parse().unwrap()).unwrap_err();
-        assert!(matches!(e, Error::NoIommuGroup { .. }), "{e}");
+        assert!(
+            matches!(e, Error::Vfio(VfioError::NoIommuGroup { .. })),
+            "{e}"
+        );
         let g = preflight(&f.sysfs(), "00:04.0".parse().unwrap()).unwrap();
         assert_eq!(g.node_name(), "2");
         let e = preflight(&f.sysfs(), "00:09.0".parse().unwrap()).unwrap_err();

@@ -9,9 +9,10 @@ use std::fs::OpenOptions;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 
-use crate::error::{Error, Target};
+use crate::error::Error;
 use crate::pci::{IommuGroup, PciAddr, Sysfs, VFIO_PCI};
 use crate::vfio::sys;
+use crate::vfio::{Target, VfioError};
 
 /// `VFIO_GROUP_FLAGS_VIABLE`.
 const VIABLE: u32 = 1;
@@ -32,23 +33,23 @@ impl Group {
     ///
     /// # Errors
     ///
-    /// [`Error::Open`] if the node cannot be opened, [`Error::Ioctl`] if its status cannot be
-    /// read, [`Error::GroupNotViable`] naming the members that hold it.
+    /// [`VfioError::Open`] if the node cannot be opened, [`VfioError::Ioctl`] if its status cannot be
+    /// read, [`VfioError::GroupNotViable`] naming the members that hold it.
     pub(crate) fn open(sysfs: &Sysfs, addr: PciAddr, group: &IommuGroup) -> Result<Group, Error> {
         let path = PathBuf::from("/dev/vfio").join(group.node_name());
         let fd: OwnedFd = OpenOptions::new()
             .read(true)
             .write(true)
             .open(&path)
-            .map_err(|source| Error::Open { path, source })?
+            .map_err(|source| VfioError::Open { path, source })?
             .into();
-        let flags = sys::group_get_status(fd.as_fd()).map_err(|source| Error::Ioctl {
+        let flags = sys::group_get_status(fd.as_fd()).map_err(|source| VfioError::Ioctl {
             target: Target::Group(group.node_name()),
             ioctl: "VFIO_GROUP_GET_STATUS",
             source,
         })?;
         if flags & VIABLE == 0 {
-            return Err(not_viable(sysfs, addr, group));
+            return Err(not_viable(sysfs, addr, group).into());
         }
         Ok(Group {
             fd,
@@ -73,7 +74,7 @@ impl Group {
 }
 
 /// The error for a non-viable group: the other members bound to drivers that may do DMA.
-pub(crate) fn not_viable(sysfs: &Sysfs, addr: PciAddr, group: &IommuGroup) -> Error {
+pub(crate) fn not_viable(sysfs: &Sysfs, addr: PciAddr, group: &IommuGroup) -> VfioError {
     let others = sysfs
         .group_members(group.id)
         .unwrap_or_default()
@@ -88,7 +89,7 @@ pub(crate) fn not_viable(sysfs: &Sysfs, addr: PciAddr, group: &IommuGroup) -> Er
             }
         })
         .collect();
-    Error::GroupNotViable {
+    VfioError::GroupNotViable {
         addr,
         group: group.node_name(),
         others,
@@ -128,7 +129,7 @@ mod tests {
                 noiommu: false,
             },
         );
-        let Error::GroupNotViable { others, group, .. } = &e else {
+        let VfioError::GroupNotViable { others, group, .. } = &e else {
             panic!("{e:?}")
         };
         assert_eq!(group, "6");

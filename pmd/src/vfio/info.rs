@@ -6,7 +6,7 @@
 //! Pure functions over bytes, so they are tested here on hand-built answers; the kernel's
 //! bytes are input like any other, so offsets are bounds-checked and the walk is bounded.
 
-use crate::error::Error;
+use crate::vfio::VfioError;
 
 /// One usable IOVA range of the IOMMU, inclusive at both ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,9 +114,9 @@ fn walk_caps(
     b: &[u8],
     fixed_len: usize,
     first: u32,
-    mut f: impl FnMut(u16, usize) -> Result<(), Error>,
-) -> Result<(), Error> {
-    let bad = |offset, why| Error::InfoCaps { ioctl, offset, why };
+    mut f: impl FnMut(u16, usize) -> Result<(), VfioError>,
+) -> Result<(), VfioError> {
+    let bad = |offset, why| VfioError::InfoCaps { ioctl, offset, why };
     let mut next = first;
     // Each header is at least 8 bytes, so more steps than this means a loop.
     let mut budget = b.len() / 8 + 1;
@@ -143,10 +143,10 @@ fn walk_caps(
 ///
 /// # Errors
 ///
-/// [`Error::InfoCaps`] for a short answer or a malformed chain.
-pub fn parse_iommu_info(b: &[u8]) -> Result<IommuInfo, Error> {
+/// [`VfioError::InfoCaps`] for a short answer or a malformed chain.
+pub fn parse_iommu_info(b: &[u8]) -> Result<IommuInfo, VfioError> {
     const IOCTL: &str = "VFIO_IOMMU_GET_INFO";
-    let short = || Error::InfoCaps {
+    let short = || VfioError::InfoCaps {
         ioctl: IOCTL,
         offset: 0,
         why: "answer shorter than its fixed part",
@@ -167,7 +167,7 @@ pub fn parse_iommu_info(b: &[u8]) -> Result<IommuInfo, Error> {
         0
     };
     walk_caps(IOCTL, b, IOMMU_INFO_LEN, first, |id, at| {
-        let trunc = Error::InfoCaps {
+        let trunc = VfioError::InfoCaps {
             ioctl: IOCTL,
             offset: at as u32,
             why: "capability truncated",
@@ -178,7 +178,7 @@ pub fn parse_iommu_info(b: &[u8]) -> Result<IommuInfo, Error> {
                 for i in 0..nr {
                     let r = at + 16 + 16 * i;
                     let (Some(start), Some(end)) = (u64_at(b, r), u64_at(b, r + 8)) else {
-                        return Err(Error::InfoCaps {
+                        return Err(VfioError::InfoCaps {
                             ioctl: IOCTL,
                             offset: at as u32,
                             why: "IOVA range list runs past the answer",
@@ -200,7 +200,7 @@ pub fn parse_iommu_info(b: &[u8]) -> Result<IommuInfo, Error> {
 ///
 /// # Errors
 ///
-/// [`Error::InfoCaps`] for a malformed chain.
+/// [`VfioError::InfoCaps`] for a malformed chain.
 pub fn parse_region_info(
     index: u32,
     flags: u32,
@@ -208,7 +208,7 @@ pub fn parse_region_info(
     offset: u64,
     cap_offset: u32,
     b: &[u8],
-) -> Result<RegionInfo, Error> {
+) -> Result<RegionInfo, VfioError> {
     const IOCTL: &str = "VFIO_DEVICE_GET_REGION_INFO";
     let mut info = RegionInfo {
         index,
@@ -229,7 +229,7 @@ pub fn parse_region_info(
                 for i in 0..nr {
                     let r = at + 16 + 16 * i;
                     let (Some(off), Some(len)) = (u64_at(b, r), u64_at(b, r + 8)) else {
-                        return Err(Error::InfoCaps {
+                        return Err(VfioError::InfoCaps {
                             ioctl: IOCTL,
                             offset: at as u32,
                             why: "sparse mmap area list runs past the answer",

@@ -24,6 +24,7 @@
 
 mod container;
 mod device;
+mod error;
 mod group;
 mod info;
 #[allow(unsafe_code)]
@@ -31,4 +32,5 @@ pub(crate) mod sys;
 
 pub use container::{Container, IommuMode};
 pub use device::{CONFIG_REGION, Device, VfioConfig};
+pub use error::{BarProblem, Target, VfioError};
 pub use info::{IommuInfo, IovaRange, RegionInfo, parse_iommu_info, parse_region_info};

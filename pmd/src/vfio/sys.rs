@@ -4,9 +4,9 @@
 //! argument this function builds and owns for the duration of the call, and returns the
 //! kernel's answer or the errno as an `io::Error`. The callers above (`container`, `group`,
 //! `device`) attach the ioctl's name and the object it was issued on to make an
-//! [`Error::Ioctl`](crate::Error::Ioctl). Structures and constants come from `vfio-bindings`
-//! (generated from `linux/vfio.h`); the request numbers are computed here, since the bindings
-//! carry only `VFIO_TYPE` and `VFIO_BASE`.
+//! [`VfioError::Ioctl`](crate::vfio::VfioError::Ioctl). Structures and constants come from
+//! `vfio-bindings` (generated from `linux/vfio.h`); the request numbers are computed here,
+//! since the bindings carry only `VFIO_TYPE` and `VFIO_BASE`.
 //!
 //! Structure layouts are checked at compile time by the bindings themselves; the argsz values
 //! written here are `size_of` those structures.

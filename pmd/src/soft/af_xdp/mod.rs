@@ -47,6 +47,7 @@
 //! # Ok::<(), sluice_pmd::Error>(())
 //! ```
 
+mod error;
 mod prog;
 mod ring;
 mod rx;
@@ -66,6 +67,7 @@ use crate::net::{LinkStatus, MacAddr, NetPort, PortCounters, PortInfo, Queues};
 use prog::XdpProgram;
 use xsk::{QueueSetup, Xsk};
 
+pub use error::AfXdpError;
 pub use prog::XdpAttachMode;
 pub use rx::AfXdpRxQueue;
 pub use tx::AfXdpTxQueue;
@@ -174,40 +176,40 @@ impl AfXdpPort {
     pub fn open(name: &str, cfg: &AfXdpConfig, umem: &Arc<Umem>) -> Result<Self, Error> {
         validate(name, cfg)?;
         let ifname = cfg.interface.as_str();
-        let ifindex = sys::if_nametoindex(ifname).map_err(|source| Error::NoSuchInterface {
-            interface: ifname.to_string(),
-            source,
-        })?;
+        let ifindex =
+            sys::if_nametoindex(ifname).map_err(|source| AfXdpError::NoSuchInterface {
+                interface: ifname.to_string(),
+                source,
+            })?;
         let sysfs = sysfs_dir(ifname, ifindex)?;
         let available = sysfs.as_deref().and_then(queue_count);
         if let Some(n) = available.filter(|&n| u32::from(cfg.queues) > n) {
-            return Err(Error::QueueOutOfRange {
+            return Err(AfXdpError::QueueOutOfRange {
                 interface: ifname.to_string(),
                 queue: u32::from(cfg.queues) - 1,
                 available: n,
-            });
+            }
+            .into());
         }
         let prog = XdpProgram::attach(ifindex, u32::from(cfg.queues)).map_err(|e| {
             match e.source.raw_os_error() {
-                Some(libc::EPERM | libc::EACCES) => Error::AfXdpPermission {
+                Some(libc::EPERM | libc::EACCES) => AfXdpError::Permission {
                     interface: ifname.to_string(),
                     step: e.step,
                     needs: "CAP_BPF and CAP_NET_ADMIN (or CAP_SYS_ADMIN)",
                     source: e.source,
                 },
-                _ => Error::XdpProgram {
+                Some(libc::EBUSY | libc::EEXIST) if e.log.is_empty() => {
+                    AfXdpError::ProgramAttached {
+                        interface: ifname.to_string(),
+                        step: e.step,
+                        source: e.source,
+                    }
+                }
+                _ => AfXdpError::Program {
                     interface: ifname.to_string(),
                     step: e.step,
-                    detail: if e.log.is_empty() {
-                        match e.source.raw_os_error() {
-                            Some(libc::EBUSY | libc::EEXIST) => format!(
-                                " (an XDP program is already attached, by another AF_XDP port or program: stop it, or `ip link set dev {ifname} xdp off`)"
-                            ),
-                            _ => String::new(),
-                        }
-                    } else {
-                        format!(" (verifier: {})", e.log)
-                    },
+                    verifier_log: (!e.log.is_empty()).then_some(e.log),
                     source: e.source,
                 },
             }
@@ -234,10 +236,10 @@ impl AfXdpPort {
                 .open(counters.rx[qi].clone(), counters.tx[qi].clone())
                 .map_err(|e| match e {
                     // bind's EINVAL for a queue the sysfs count could not rule out.
-                    Error::AfXdpSetup { source, .. }
+                    AfXdpError::Setup { source, .. }
                         if source.raw_os_error() == Some(libc::EINVAL) && available.is_none() =>
                     {
-                        Error::AfXdpSetup {
+                        AfXdpError::Setup {
                             interface: ifname.to_string(),
                             queue: u32::from(q),
                             step: "bind (is the queue id beyond the interface's queues?)",
@@ -329,7 +331,7 @@ fn validate(name: &str, cfg: &AfXdpConfig) -> Result<(), Error> {
 /// The interface's sysfs directory, checked to be this network namespace's view (sysfs
 /// shows the namespace of whoever mounted it; `ip netns exec` remounts it). `None` when
 /// there is no sysfs at all.
-fn sysfs_dir(ifname: &str, ifindex: u32) -> Result<Option<PathBuf>, Error> {
+fn sysfs_dir(ifname: &str, ifindex: u32) -> Result<Option<PathBuf>, AfXdpError> {
     let net = Path::new("/sys/class/net");
     if !net.is_dir() {
         return Ok(None);
@@ -341,7 +343,7 @@ fn sysfs_dir(ifname: &str, ifindex: u32) -> Result<Option<PathBuf>, Error> {
     if seen == Some(ifindex) {
         Ok(Some(dir))
     } else {
-        Err(Error::SysfsOtherNamespace {
+        Err(AfXdpError::SysfsOtherNamespace {
             interface: ifname.to_string(),
             ifindex,
             sysfs_ifindex: seen,

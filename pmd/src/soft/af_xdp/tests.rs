@@ -74,7 +74,7 @@ fn min_chunks_covers_fill_and_tx_rings_per_queue() {
 
 #[test]
 fn errors_name_the_interface_and_keep_the_errno() {
-    let e = Error::AfXdpMemlock {
+    let e = AfXdpError::Memlock {
         interface: "veth0".into(),
         bytes: 4 << 20,
         source: std::io::Error::from_raw_os_error(libc::ENOBUFS),
@@ -86,7 +86,7 @@ fn errors_name_the_interface_and_keep_the_errno() {
     );
     let src = std::error::Error::source(&e).unwrap().to_string();
     assert!(src.contains("No buffer space"), "{src}");
-    let e = Error::QueueOutOfRange {
+    let e = AfXdpError::QueueOutOfRange {
         interface: "veth0".into(),
         queue: 3,
         available: 2,
@@ -95,4 +95,35 @@ fn errors_name_the_interface_and_keep_the_errno() {
         e.to_string()
             .contains("queue 3 is out of range: the interface has 2")
     );
+}
+
+#[test]
+fn program_errors_say_what_holds_the_interface_or_what_the_verifier_said() {
+    let e = AfXdpError::ProgramAttached {
+        interface: "veth0".into(),
+        step: "attach the XDP program",
+        source: std::io::Error::from_raw_os_error(libc::EBUSY),
+    };
+    assert_eq!(
+        e.to_string(),
+        "veth0: cannot attach the XDP program (an XDP program is already attached, by another \
+         AF_XDP port or program: stop it, or `ip link set dev veth0 xdp off`)"
+    );
+    let e = AfXdpError::Program {
+        interface: "veth0".into(),
+        step: "load the XDP program",
+        verifier_log: Some("R0 !read_ok".into()),
+        source: std::io::Error::from_raw_os_error(libc::EACCES),
+    };
+    assert_eq!(
+        e.to_string(),
+        "veth0: cannot load the XDP program (verifier: R0 !read_ok)"
+    );
+    let e = AfXdpError::Program {
+        interface: "veth0".into(),
+        step: "load the XDP program",
+        verifier_log: None,
+        source: std::io::Error::from_raw_os_error(libc::EINVAL),
+    };
+    assert_eq!(e.to_string(), "veth0: cannot load the XDP program");
 }

@@ -12,8 +12,8 @@ use super::rx::AfXdpRxQueue;
 use super::sys::{self, RingMap};
 use super::tx::AfXdpTxQueue;
 use super::umem::{ChunkTable, Umem};
-use crate::error::Error;
 use crate::net::QueueCounters;
+use crate::soft::af_xdp::AfXdpError;
 
 /// How long bind retries a busy queue before reporting it busy.
 const BIND_BUSY_WAIT: Duration = Duration::from_secs(2);
@@ -98,8 +98,8 @@ impl QueueSetup<'_> {
         self.rx_descs * 2
     }
 
-    fn fail(&self, step: &'static str) -> impl FnOnce(std::io::Error) -> Error + '_ {
-        move |source| Error::AfXdpSetup {
+    fn fail(&self, step: &'static str) -> impl FnOnce(std::io::Error) -> AfXdpError + '_ {
+        move |source| AfXdpError::Setup {
             interface: self.interface.to_string(),
             queue: u32::from(self.queue),
             step,
@@ -112,10 +112,10 @@ impl QueueSetup<'_> {
         &self,
         rx_counters: Arc<QueueCounters>,
         tx_counters: Arc<QueueCounters>,
-    ) -> Result<(Arc<Xsk>, AfXdpRxQueue, AfXdpTxQueue), Error> {
+    ) -> Result<(Arc<Xsk>, AfXdpRxQueue, AfXdpTxQueue), AfXdpError> {
         let queue = u32::from(self.queue);
         let fd = sys::xsk_socket().map_err(|source| match source.raw_os_error() {
-            Some(libc::EPERM | libc::EACCES) => Error::AfXdpPermission {
+            Some(libc::EPERM | libc::EACCES) => AfXdpError::Permission {
                 interface: self.interface.to_string(),
                 step: "open an AF_XDP socket",
                 needs: "CAP_NET_RAW",
@@ -130,7 +130,7 @@ impl QueueSetup<'_> {
             let region = self.umem.pool().region();
             sys::umem_reg(&fd, region.as_ptr(), region.len(), self.umem.chunk(), 0).map_err(
                 |source| match source.raw_os_error() {
-                    Some(libc::ENOBUFS | libc::ENOMEM | libc::EPERM) => Error::AfXdpMemlock {
+                    Some(libc::ENOBUFS | libc::ENOMEM | libc::EPERM) => AfXdpError::Memlock {
                         interface: self.interface.to_string(),
                         bytes: region.len(),
                         source,
@@ -188,7 +188,7 @@ impl QueueSetup<'_> {
             // Neither flag: the kernel tries zero-copy and falls back to copy.
             (None, XdpMode::Auto) => libc::XDP_USE_NEED_WAKEUP,
         };
-        let zc_unsupported = |source| Error::AfXdpZeroCopyUnsupported {
+        let zc_unsupported = |source| AfXdpError::ZeroCopyUnsupported {
             interface: self.interface.to_string(),
             queue,
             source,
@@ -206,7 +206,7 @@ impl QueueSetup<'_> {
         };
         bound.map_err(|source| match source.raw_os_error() {
             Some(libc::EOPNOTSUPP) if self.mode == XdpMode::ZeroCopy => zc_unsupported(source),
-            Some(libc::EBUSY) => Error::AfXdpQueueBusy {
+            Some(libc::EBUSY) => AfXdpError::QueueBusy {
                 interface: self.interface.to_string(),
                 queue,
                 source,
