@@ -70,6 +70,10 @@ impl DeviceHold {
     /// Keeps `thing` (ring memory, buffers, a mapping: anything whose drop would hand memory
     /// back) until the device is confirmed stopped; drops it now if it already is.
     pub fn keep<T: Send + 'static>(&self, thing: T) {
+        if size_of::<T>() == 0 && !std::mem::needs_drop::<T>() {
+            // Nothing a device could reach, nothing to hand back.
+            return;
+        }
         let mut s = self.lock();
         if s.stopped {
             drop(s);
