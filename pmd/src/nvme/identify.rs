@@ -1,6 +1,7 @@
 //! Identify data (REFERENCE A5), parsed from the 4 KiB pages the controller returns.
 
 use crate::error::Error;
+use crate::nvme::NvmeError;
 
 /// What the driver uses from Identify Controller (CNS 01h).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,17 +83,18 @@ impl NamespaceInfo {
         let flbas = page[0x1A];
         let index = usize::from(flbas & 0xf) | usize::from(flbas >> 5 & 0x3) << 4;
         if index > usize::from(page[0x19]) || index >= 64 {
-            return Err(Error::NvmeUnsupported(format!(
-                "namespace {nsid}: FLBAS {flbas:#x} selects format {index} of {}",
-                usize::from(page[0x19]) + 1
-            )));
+            return Err(NvmeError::LbaFormat {
+                nsid,
+                flbas,
+                index,
+                formats: usize::from(page[0x19]) + 1,
+            }
+            .into());
         }
         let lbaf = u32_at(page, 0x80 + 4 * index);
         let lbads = (lbaf >> 16 & 0xff) as u8;
         if !(9..=16).contains(&lbads) {
-            return Err(Error::NvmeUnsupported(format!(
-                "namespace {nsid}: LBA data size 2^{lbads} outside 512 B..64 KiB"
-            )));
+            return Err(NvmeError::BlockSize { nsid, lbads }.into());
         }
         Ok(NamespaceInfo {
             nsid,

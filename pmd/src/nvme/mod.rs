@@ -23,6 +23,7 @@
 pub mod cmd;
 pub mod ctrl;
 pub mod entries;
+mod error;
 pub mod identify;
 pub mod io;
 #[cfg(any(test, feature = "test-utils"))]
@@ -39,6 +40,7 @@ mod tests;
 
 pub use cmd::{Cqe, Sqe};
 pub use ctrl::{Controller, ControllerConfig};
+pub use error::{DmaUse, NvmeError};
 pub use identify::{ControllerInfo, NamespaceInfo};
 pub use io::IoQpair;
 #[cfg(target_os = "linux")]

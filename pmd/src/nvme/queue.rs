@@ -33,6 +33,7 @@ use super::regs;
 use super::status::NvmeStatus;
 use crate::SharedMemory;
 use crate::error::Error;
+use crate::nvme::NvmeError;
 use crate::quiesce::DeviceHold;
 use crate::regs::Registers;
 
@@ -99,22 +100,24 @@ impl<R: Registers, C: Send + 'static> QueuePair<R, C> {
         shadow: Option<ShadowDoorbells>,
     ) -> Result<Self, Error> {
         if layout.entries < 2 || !layout.page_size.is_power_of_two() || layout.page_size < 4096 {
-            return Err(Error::NvmeUnsupported(format!(
-                "queue {}: {} entries with {}-byte pages",
-                layout.qid, layout.entries, layout.page_size
-            )));
+            return Err(NvmeError::QueueShape {
+                qid: layout.qid,
+                entries: layout.entries,
+                page_size: layout.page_size,
+            }
+            .into());
         }
         let (cq_offset, list_offset, end) = layout.offsets();
         if mem.len() < end
             || !mem.is_contiguous(0, cq_offset)
             || !mem.is_contiguous(cq_offset, list_offset - cq_offset)
         {
-            return Err(Error::NvmeUnsupported(format!(
-                "queue {}: {} bytes of queue memory (contiguous) needed, {} given",
-                layout.qid,
-                end,
-                mem.len()
-            )));
+            return Err(NvmeError::QueueMemory {
+                qid: layout.qid,
+                needed: end,
+                given: mem.len(),
+            }
+            .into());
         }
         let list_pages = layout.prp_pages();
         let cids = usize::from(layout.entries) - 1;

@@ -17,6 +17,7 @@ use super::queue::{DataRange, QueueLayout, QueuePair, ShadowDoorbells, SubmitErr
 use super::regs::{self, Cap};
 use crate::SharedMemory;
 use crate::error::Error;
+use crate::nvme::{DmaUse, NvmeError};
 use crate::regs::Registers;
 
 mod teardown;
@@ -110,10 +111,11 @@ impl<R: Registers> Controller<R> {
     /// for software controllers).
     ///
     /// # Errors
-    /// [`Error::NvmeTimeout`] naming CSTS and its value when RDY does not follow EN within
-    /// CAP.TO; [`Error::NvmeFatal`] on CSTS.CFS; [`Error::NvmeCommand`] or
-    /// [`Error::NvmeAdminTimeout`] when an admin command fails; [`Error::NvmeUnsupported`] for a
-    /// controller this driver cannot drive; memory errors from the mapper.
+    /// [`NvmeError::Timeout`] naming CSTS and its value when RDY does not follow EN within
+    /// CAP.TO; [`NvmeError::Fatal`] on CSTS.CFS; [`NvmeError::Command`] or
+    /// [`NvmeError::AdminTimeout`] when an admin command fails; [`NvmeError::Gone`],
+    /// [`NvmeError::NoNvmCommandSet`] or [`NvmeError::PageSize`] for a controller this driver
+    /// cannot drive; [`NvmeError::Dma`] when queue memory cannot be had.
     pub fn enable(
         regs: Arc<R>,
         mapper: Arc<dyn IovaMapper>,
@@ -121,21 +123,16 @@ impl<R: Registers> Controller<R> {
     ) -> Result<Self, Error> {
         let cap = Cap(regs.read64(regs::CAP)?);
         if cap.0 == u64::MAX {
-            return Err(Error::NvmeUnsupported(
-                "CAP reads all ones: the device is gone".into(),
-            ));
+            return Err(NvmeError::Gone { register: "CAP" }.into());
         }
         if !cap.supports_nvm() {
-            return Err(Error::NvmeUnsupported(format!(
-                "CAP {:#x}: no NVM command set",
-                cap.0
-            )));
+            return Err(NvmeError::NoNvmCommandSet { cap: cap.0 }.into());
         }
         if cap.min_page_shift() > 12 {
-            return Err(Error::NvmeUnsupported(format!(
-                "CAP.MPSMIN is {} bytes; only 4 KiB pages are supported",
-                1u64 << cap.min_page_shift()
-            )));
+            return Err(NvmeError::PageSize {
+                min_bytes: 1 << cap.min_page_shift(),
+            }
+            .into());
         }
         // NVMe 1.4 §7.6.1 step 1: disable and wait for RDY = 0 (a previous user may have
         // left it running).
@@ -161,17 +158,11 @@ impl<R: Registers> Controller<R> {
             doorbell_stride: cap.doorbell_stride(),
             timeout: Some(cfg.admin_timeout),
         };
-        let admin_mem = Arc::new(alloc(&cfg, &mapper, layout.dma_len(), || {
-            "the admin queue".into()
-        })?);
+        let admin_mem = Arc::new(alloc(&cfg, &mapper, layout.dma_len(), DmaUse::AdminQueue)?);
         let admin = QueuePair::new(regs.clone(), admin_mem, layout, None)?;
-        let scratch = Arc::new(alloc(&cfg, &mapper, 3 * PAGE_SIZE, || {
-            "identify and shadow doorbell pages".into()
-        })?);
+        let scratch = Arc::new(alloc(&cfg, &mapper, 3 * PAGE_SIZE, DmaUse::Scratch)?);
         if !scratch.is_contiguous(PAGE_SIZE, 2 * PAGE_SIZE) {
-            return Err(Error::NvmeUnsupported(
-                "scratch DMA pages not contiguous".into(),
-            ));
+            return Err(NvmeError::ScratchNotContiguous.into());
         }
 
         // Steps 3-5: admin queues, configuration, enable, wait for RDY = 1.
@@ -296,8 +287,8 @@ impl<R: Registers> Controller<R> {
     /// Runs one admin command to completion, waiting at most the admin timeout; returns DW0.
     ///
     /// # Errors
-    /// [`Error::NvmeCommand`] with the decoded status, [`Error::NvmeAdminTimeout`],
-    /// [`Error::NvmeFatal`] if CSTS.CFS is seen while waiting.
+    /// [`NvmeError::Command`] with the decoded status, [`NvmeError::AdminTimeout`],
+    /// [`NvmeError::Fatal`] if CSTS.CFS is seen while waiting.
     pub fn admin_command(
         &mut self,
         sqe: Sqe,
@@ -307,9 +298,9 @@ impl<R: Registers> Controller<R> {
         let opcode = sqe.opcode();
         let cid = match self.admin.submit(sqe, data, ()) {
             Ok(cid) => cid,
-            Err(SubmitError::Full(())) => return Err(Error::NvmeQueueFull { qid: 0 }),
+            Err(SubmitError::Full(())) => return Err(NvmeError::QueueFull { qid: 0 }.into()),
             Err(SubmitError::Prp(e, ())) => {
-                return Err(Error::NvmeUnsupported(format!("admin buffer: {e:?}")));
+                return Err(NvmeError::AdminBuffer(e).into());
             }
         };
         self.admin.ring_doorbell()?;
@@ -323,48 +314,52 @@ impl<R: Registers> Controller<R> {
                 }
             })?;
             if let Some((result, status)) = done {
-                return status
-                    .map(|()| result)
-                    .map_err(|status| Error::NvmeCommand {
+                return status.map(|()| result).map_err(|status| {
+                    NvmeError::Command {
                         qid: 0,
                         cid,
                         opcode,
                         status,
-                    });
+                    }
+                    .into()
+                });
             }
             let csts = self.regs.read32(regs::CSTS)?;
             if csts & regs::CSTS_CFS != 0 {
-                return Err(Error::NvmeFatal {
+                return Err(NvmeError::Fatal {
                     register: "CSTS",
                     value: csts,
                     during,
-                });
+                }
+                .into());
             }
             let now = Instant::now();
             if now >= deadline {
                 self.admin
                     .expire(now + self.cfg.admin_timeout, |_, _, _| ());
-                return Err(Error::NvmeAdminTimeout {
+                return Err(NvmeError::AdminTimeout {
                     opcode,
                     cid,
                     waited_ms: now.duration_since(start).as_millis() as u64,
-                });
+                }
+                .into());
             }
             std::thread::sleep(Duration::from_micros(20));
         }
     }
 
-    /// Reads CSTS: `Ok` while the controller is ready and healthy; [`Error::NvmeFatal`] naming
+    /// Reads CSTS: `Ok` while the controller is ready and healthy; [`NvmeError::Fatal`] naming
     /// CSTS and its value on CFS or when the device reads as gone (all ones). The I/O path never
     /// reads registers; call this from a control thread now and then, or when I/O stalls.
     pub fn check_health(&self) -> Result<(), Error> {
         let csts = self.regs.read32(regs::CSTS)?;
         if csts == regs::CSTS_GONE || csts & regs::CSTS_CFS != 0 || csts & regs::CSTS_RDY == 0 {
-            return Err(Error::NvmeFatal {
+            return Err(NvmeError::Fatal {
                 register: "CSTS",
                 value: csts,
                 during: "a health check",
-            });
+            }
+            .into());
         }
         Ok(())
     }
@@ -408,20 +403,20 @@ impl<R: Registers> Controller<R> {
     /// `nsid`, on the lowest free queue id.
     ///
     /// # Errors
-    /// [`Error::NvmeNoQueue`] when every granted queue is in use, [`Error::NvmeNoNamespace`],
-    /// [`Error::NvmeDma`], admin command errors.
+    /// [`NvmeError::NoQueue`] when every granted queue is in use, [`NvmeError::NoNamespace`],
+    /// [`NvmeError::Dma`], admin command errors.
     pub fn create_io_qpair(&mut self, nsid: u32) -> Result<IoQpair<R>, Error> {
         let ns = *self
             .namespaces
             .iter()
             .find(|n| n.nsid == nsid)
-            .ok_or_else(|| Error::NvmeNoNamespace {
+            .ok_or_else(|| NvmeError::NoNamespace {
                 nsid,
                 active: self.namespaces.iter().map(|n| n.nsid).collect(),
             })?;
         let qid = (1..=self.io_queues)
             .find(|q| self.live.iter().all(|l| l.qid != *q))
-            .ok_or(Error::NvmeNoQueue {
+            .ok_or(NvmeError::NoQueue {
                 granted: self.io_queues,
             })?;
         let mqes = self.cap.max_queue_entries().min(4096) as u16;
@@ -433,9 +428,12 @@ impl<R: Registers> Controller<R> {
             doorbell_stride: self.cap.doorbell_stride(),
             timeout: self.cfg.io_timeout,
         };
-        let mem = Arc::new(alloc(&self.cfg, &self.mapper, layout.dma_len(), || {
-            format!("I/O queue {qid}")
-        })?);
+        let mem = Arc::new(alloc(
+            &self.cfg,
+            &self.mapper,
+            layout.dma_len(),
+            DmaUse::IoQueue(qid),
+        )?);
         if let Some(sh) = &self.shadow {
             // A reused qid must not inherit the previous queue's shadow values.
             for db in [
@@ -488,15 +486,10 @@ fn alloc(
     cfg: &ControllerConfig,
     mapper: &Arc<dyn IovaMapper>,
     len: usize,
-    what: impl FnOnce() -> String,
+    what: DmaUse,
 ) -> Result<SharedMemory, Error> {
-    let region = DmaRegion::allocate(len, cfg.dma_page, cfg.huge_pages, mapper.clone()).map_err(
-        |source| Error::NvmeDma {
-            what: what(),
-            len,
-            source,
-        },
-    )?;
+    let region = DmaRegion::allocate(len, cfg.dma_page, cfg.huge_pages, mapper.clone())
+        .map_err(|source| NvmeError::Dma { what, len, source })?;
     Ok(SharedMemory::new(region))
 }
 
@@ -521,20 +514,22 @@ fn wait_csts<R: Registers + ?Sized>(
             return Ok(v);
         }
         if v != regs::CSTS_GONE && v & regs::CSTS_CFS != 0 {
-            return Err(Error::NvmeFatal {
+            return Err(NvmeError::Fatal {
                 register: "CSTS",
                 value: v,
                 during: waiting_for,
-            });
+            }
+            .into());
         }
         let waited = start.elapsed();
         if waited >= timeout {
-            return Err(Error::NvmeTimeout {
+            return Err(NvmeError::Timeout {
                 register: "CSTS",
                 value: v,
                 waiting_for,
                 waited_ms: waited.as_millis() as u64,
-            });
+            }
+            .into());
         }
         std::thread::sleep(Duration::from_millis(1));
     }

@@ -52,8 +52,8 @@ impl<R: Registers> Controller<R> {
     /// memory is unmapped when the controller drops, after this.
     ///
     /// # Errors
-    /// [`Error::NvmeTimeout`] naming CSTS and its value when shutdown does not complete;
-    /// admin errors while deleting queues (shutdown still proceeds).
+    /// [`NvmeError::Timeout`](crate::nvme::NvmeError::Timeout) naming CSTS and its value when
+    /// shutdown does not complete; admin errors while deleting queues (shutdown still proceeds).
     pub fn shutdown(mut self) -> Result<(), Error> {
         let mut first_err = None;
         let qids: Vec<u16> = self.live.iter().map(|l| l.qid).collect();

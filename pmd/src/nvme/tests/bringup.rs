@@ -39,9 +39,9 @@ fn fatal_status_on_enable_names_csts() {
     let dev = Arc::new(SoftNvme::new(ModelConfig::default()));
     dev.faults(|f| f.fatal_on_enable = true);
     let e = Controller::enable(dev, Arc::new(IdentityMapper), config()).unwrap_err();
-    let Error::NvmeFatal {
+    let Error::Nvme(NvmeError::Fatal {
         register, value, ..
-    } = &e
+    }) = &e
     else {
         panic!("{e}")
     };
@@ -63,10 +63,10 @@ fn fatal_status_during_admin_command() {
     assert!(
         matches!(
             e,
-            Error::NvmeFatal {
+            Error::Nvme(NvmeError::Fatal {
                 register: "CSTS",
                 ..
-            }
+            })
         ),
         "{e}"
     );
@@ -82,12 +82,12 @@ fn controller_that_never_becomes_ready_times_out_naming_csts() {
     let start = Instant::now();
     let e = Controller::enable(dev, Arc::new(IdentityMapper), config()).unwrap_err();
     let waited = start.elapsed();
-    let Error::NvmeTimeout {
+    let Error::Nvme(NvmeError::Timeout {
         register,
         value,
         waited_ms,
         ..
-    } = &e
+    }) = &e
     else {
         panic!("{e}")
     };
