@@ -25,7 +25,7 @@ use sluice_pmd::net::{NetPort, RxQueue, TxQueue};
 use sluice_pmd::soft::ring_port::{RingPairConfig, RingRxQueue, RingTxQueue, ring_pair};
 use sluice_pmd::virtio::model::{ModelConfig, SoftVirtioNet};
 use sluice_pmd::virtio::{
-    RingKind, Transport, VirtioConfig, VirtioPort, VirtioRxQueue, VirtioTxQueue, feature,
+    PciTransport, RingKind, VirtioConfig, VirtioPort, VirtioRxQueue, VirtioTxQueue, feature,
 };
 
 use crate::mempool_bench::on_lcore;
@@ -104,10 +104,10 @@ fn pool(name: &str, pages: (PageSize, HugePagePolicy)) -> Result<PktPool, String
 /// The virtio driver on the software device.
 struct VirtioRig {
     dev: Arc<SoftVirtioNet>,
-    rx: VirtioRxQueue<SoftVirtioNet>,
-    tx: VirtioTxQueue<SoftVirtioNet>,
+    rx: VirtioRxQueue<PciTransport<SoftVirtioNet>>,
+    tx: VirtioTxQueue<PciTransport<SoftVirtioNet>>,
     // After the queues: the last handle resets the device before its memory goes.
-    _port: VirtioPort<SoftVirtioNet>,
+    _port: VirtioPort<PciTransport<SoftVirtioNet>>,
     // Last: every buffer is back before the pool goes.
     _pool: PktPool,
 }
@@ -131,7 +131,7 @@ impl VirtioRig {
             ..VirtioConfig::default()
         };
         let d = dev.clone();
-        let mut port = Transport::new(
+        let mut port = PciTransport::new(
             "model".into(),
             &dev.caps(),
             move |_| Ok(d.clone()),

@@ -15,6 +15,8 @@
 //! - [`mmio`]: [`MmioRegion`], the one type through which registers are read and written.
 //! - [`shared_mem`]: [`SharedMemory`], the one type through which memory shared with a device (queues,
 //!   rings) is read and written.
+//! - [`quiesce`]: [`DeviceHold`](quiesce::DeviceHold), which keeps what a device may still
+//!   touch until its owner confirms the device stopped (every driver's teardown rule).
 //!
 //! # Ports
 //!
@@ -43,6 +45,7 @@ pub mod mmio;
 pub mod net;
 pub mod nvme;
 pub mod pci;
+pub mod quiesce;
 pub mod regs;
 #[allow(unsafe_code)]
 pub mod shared_mem;

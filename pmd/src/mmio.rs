@@ -14,7 +14,6 @@
 use std::fmt;
 use std::ptr::NonNull;
 
-use crate::error::Error;
 use crate::regs::Registers;
 use crate::vfio::sys::Mmap;
 
@@ -171,35 +170,6 @@ impl Registers for MmioRegion {
         // SAFETY: in bounds and aligned (checked by `at`); mapped while `self` lives.
         unsafe { p.write_volatile(value.to_le()) };
         Ok(())
-    }
-}
-
-/// The [`Registers`] accesses with the crate-wide error, for the virtio transport until it is
-/// generic over [`Registers`] too; remove them then.
-impl MmioRegion {
-    #[inline]
-    pub(crate) fn read8(&self, offset: usize) -> Result<u8, Error> {
-        Ok(Registers::read8(self, offset)?)
-    }
-    #[inline]
-    pub(crate) fn read16(&self, offset: usize) -> Result<u16, Error> {
-        Ok(Registers::read16(self, offset)?)
-    }
-    #[inline]
-    pub(crate) fn read32(&self, offset: usize) -> Result<u32, Error> {
-        Ok(Registers::read32(self, offset)?)
-    }
-    #[inline]
-    pub(crate) fn write8(&self, offset: usize, value: u8) -> Result<(), Error> {
-        Ok(Registers::write8(self, offset, value)?)
-    }
-    #[inline]
-    pub(crate) fn write16(&self, offset: usize, value: u16) -> Result<(), Error> {
-        Ok(Registers::write16(self, offset, value)?)
-    }
-    #[inline]
-    pub(crate) fn write32(&self, offset: usize, value: u32) -> Result<(), Error> {
-        Ok(Registers::write32(self, offset, value)?)
     }
 }
 

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use sluice_mempool::{Batch, PktBuf};
 
 use super::{LinkStatus, NetPort, PortCounters, PortInfo, QueueCounters, Queues, RxQueue, TxQueue};
-use crate::MmioRegion;
 use crate::soft::af_xdp::{AfXdpPort, AfXdpRxQueue, AfXdpTxQueue};
 use crate::soft::ring_port::{RingPort, RingRxQueue, RingTxQueue};
 use crate::virtio::{VirtioPort, VirtioRxQueue, VirtioTxQueue};
@@ -26,7 +25,7 @@ pub enum AnyPort {
     /// An AF_XDP port.
     AfXdp(AfXdpPort),
     /// A virtio-net port over VFIO.
-    Virtio(VirtioPort<MmioRegion>),
+    Virtio(VirtioPort),
 }
 
 /// A receive queue of any driver.
@@ -40,7 +39,7 @@ pub enum AnyRxQueue {
     /// Of an AF_XDP port.
     AfXdp(AfXdpRxQueue),
     /// Of a virtio-net port.
-    Virtio(VirtioRxQueue<MmioRegion>),
+    Virtio(VirtioRxQueue),
 }
 
 /// A transmit queue of any driver.
@@ -54,7 +53,7 @@ pub enum AnyTxQueue {
     /// Of an AF_XDP port.
     AfXdp(AfXdpTxQueue),
     /// Of a virtio-net port.
-    Virtio(VirtioTxQueue<MmioRegion>),
+    Virtio(VirtioTxQueue),
 }
 
 impl From<RingPort> for AnyPort {
@@ -69,8 +68,8 @@ impl From<AfXdpPort> for AnyPort {
     }
 }
 
-impl From<VirtioPort<MmioRegion>> for AnyPort {
-    fn from(p: VirtioPort<MmioRegion>) -> Self {
+impl From<VirtioPort> for AnyPort {
+    fn from(p: VirtioPort) -> Self {
         Self::Virtio(p)
     }
 }

@@ -12,7 +12,8 @@
 //!   commands, and writes the CQ head doorbell once per call.
 //! - **Timeouts** ([`expire`](QueuePair::expire)) report commands older than the timeout.
 //!   Their context is kept (the device may still write into their buffers) until a late
-//!   completion arrives or the queue is destroyed.
+//!   completion arrives or the queue is destroyed; then it goes to the queue's
+//!   [`DeviceHold`] until the device can no longer touch it.
 //!
 //! A device that completes a CID that is not outstanding (unknown, or completed twice), or
 //! reports an SQ head outside the submitted range, is counted in [`IoQueueStats`] and recorded
@@ -22,7 +23,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::sync::atomic::{Ordering, fence};
 use std::time::Instant;
 
 use super::cmd::{Cqe, Sqe};
@@ -33,6 +34,7 @@ use super::status::NvmeStatus;
 use crate::SharedMemory;
 use crate::error::Error;
 use crate::nvme::NvmeError;
+use crate::quiesce::DeviceHold;
 use crate::regs::Registers;
 
 mod types;
@@ -58,7 +60,7 @@ enum Slot<C> {
 
 /// A submission queue and its completion queue. `C` is what the caller keeps per command
 /// (a tag, the buffer the device is using) while it is outstanding.
-pub struct QueuePair<R: Registers, C> {
+pub struct QueuePair<R: Registers, C: Send + 'static> {
     regs: Arc<R>,
     mem: Arc<SharedMemory>,
     layout: QueueLayout,
@@ -79,12 +81,13 @@ pub struct QueuePair<R: Registers, C> {
     free: VecDeque<u16>,
     stats: IoQueueStats,
     fault: Option<QueueFault>,
-    /// Set by the controller once the device can no longer touch this queue (deleted, or the
-    /// controller disabled): only then may outstanding commands' contexts (their buffers) go.
-    retired: Arc<AtomicBool>,
+    /// Confirmed by the controller once the device can no longer touch this queue (deleted,
+    /// or the controller disabled): only then may outstanding commands' contexts (their
+    /// buffers) and the queue memory go.
+    hold: Arc<DeviceHold>,
 }
 
-impl<R: Registers, C> QueuePair<R, C> {
+impl<R: Registers, C: Send + 'static> QueuePair<R, C> {
     /// A queue pair in `mem` (at least [`QueueLayout::dma_len`] bytes, zeroed). The caller
     /// creates it on the controller (admin registers or Create CQ/SQ) with [`sq_iova`] and
     /// [`cq_iova`](Self::cq_iova).
@@ -142,7 +145,11 @@ impl<R: Registers, C> QueuePair<R, C> {
             free: (0..cids as u16).collect(),
             stats: IoQueueStats::default(),
             fault: None,
-            retired: Arc::new(AtomicBool::new(false)),
+            hold: Arc::new(DeviceHold::new(if layout.qid == 0 {
+                "the NVMe admin queue".to_string()
+            } else {
+                format!("NVMe I/O queue {}", layout.qid)
+            })),
             layout,
         })
     }
@@ -172,10 +179,11 @@ impl<R: Registers, C> QueuePair<R, C> {
         &self.mem
     }
 
-    /// The flag the controller sets when the device can no longer use this queue (see
-    /// [`Drop`](#impl-Drop-for-QueuePair<R,+C>)).
-    pub fn retirement(&self) -> Arc<AtomicBool> {
-        self.retired.clone()
+    /// What this queue's device may still touch: the controller keeps the queue memory in it
+    /// once the device has the queue, and confirms it when the device can no longer use the
+    /// queue (see [`Drop`](#impl-Drop-for-QueuePair<R,+C>)).
+    pub fn hold(&self) -> &Arc<DeviceHold> {
+        &self.hold
     }
 
     /// The shadow doorbells in use, if any.
@@ -447,32 +455,31 @@ impl<R: Registers, C> QueuePair<R, C> {
 }
 
 /// Dropping a queue pair whose queue the device may still use (not deleted, controller not
-/// disabled) with commands outstanding leaks their contexts: their buffers may still be DMA
-/// targets, so they must never go back to a pool. Delete the queue first
-/// ([`Controller::delete_io_qpair`](super::Controller::delete_io_qpair)).
-impl<R: Registers, C> Drop for QueuePair<R, C> {
+/// disabled) with commands outstanding hands their contexts to the queue's [`DeviceHold`]:
+/// their buffers may still be DMA targets, so they go back to a pool only once the controller
+/// confirms the queue deleted or the device disabled, and never if it cannot. Delete the
+/// queue first ([`Controller::delete_io_qpair`](super::Controller::delete_io_qpair)).
+impl<R: Registers, C: Send + 'static> Drop for QueuePair<R, C> {
     fn drop(&mut self) {
-        if self.outstanding() == 0 || self.retired.load(Ordering::Acquire) {
+        if self.outstanding() == 0 {
             return;
         }
-        eprintln!(
-            "sluice-pmd: NVMe queue {} dropped with {} commands outstanding while the device \
-             may still use it; leaking their buffers",
-            self.layout.qid,
-            self.outstanding()
-        );
-        for slot in self.slots.iter_mut() {
-            match std::mem::replace(slot, Slot::Free { used: true }) {
-                Slot::Busy { context, .. } | Slot::TimedOut { context } => {
-                    std::mem::forget(context)
-                }
-                Slot::Free { .. } => {}
-            }
-        }
+        let outstanding: Vec<C> = self
+            .slots
+            .iter_mut()
+            .filter_map(
+                |slot| match std::mem::replace(slot, Slot::Free { used: true }) {
+                    Slot::Busy { context, .. } | Slot::TimedOut { context } => Some(context),
+                    Slot::Free { .. } => None,
+                },
+            )
+            .collect();
+        // Dropped at once when the queue is already confirmed gone.
+        self.hold.keep(outstanding);
     }
 }
 
-impl<R: Registers, C> std::fmt::Debug for QueuePair<R, C> {
+impl<R: Registers, C: Send + 'static> std::fmt::Debug for QueuePair<R, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QueuePair")
             .field("qid", &self.layout.qid)

@@ -1,20 +1,25 @@
-//! The virtio-net poll-mode driver: modern (virtio 1.x) PCI transport, split or packed
-//! virtqueues, multiqueue, polled with interrupts suppressed.
+//! The virtio-net poll-mode driver: split or packed virtqueues, multiqueue, polled with
+//! interrupts suppressed, over a transport (modern virtio 1.x PCI behind VFIO today).
 //!
 //! # Layout
-//! - [`pci_transport`]: the capability walk, the status handshake and feature negotiation
-//!   (REFERENCE B1–B4), queue set-up and notification, through [`VirtioRegs`] — a mapped BAR
-//!   ([`MmioRegion`](crate::MmioRegion)) behind VFIO, or the software device in tests.
-//! - [`crate::shared_mem`]: [`SharedMemory`](crate::SharedMemory), shared with the NVMe driver, is
-//!   the only access path to the memory shared with the device.
+//! - [`transport`]: the [`Transport`] seam (feature negotiation, status, queue set-up, a
+//!   [`Doorbell`] per queue, device-config reads, reset) and the driver's half of device
+//!   initialisation over it; [`transport::pci`]: [`PciTransport`], the capability walk and
+//!   typed register blocks (virtio 1.2 §4.1.4) through [`Registers`](crate::regs::Registers)
+//!   — a mapped BAR ([`MmioRegion`](crate::MmioRegion)) behind VFIO, or the software device
+//!   in tests — and [`VirtioPort::open`] on a device bound to vfio-pci.
+//! - [`SharedMemory`](crate::SharedMemory), shared with the NVMe driver, is the only access
+//!   path to the memory shared with the device.
 //! - [`queue`]: [`SplitQueue`], the split-ring protocol (B5, B6) with the driver's own
 //!   shadow of what it posted; every used entry the device writes is checked against it.
 //! - [`packed`]: [`PackedQueue`], the packed-ring protocol (virtio 1.2 §2.8, `RING_PACKED`),
 //!   with the same shadow and checks; [`virtqueue`]: [`Virtqueue`], either of the two behind
 //!   one set of calls, which the datapath and the control queue are written against.
 //! - [`net`]: the receive and transmit queue handles and the control queue (B7).
-//! - [`port`]: [`VirtioPort`], the [`NetPort`](crate::net::NetPort) over all of that;
-//!   [`shared`]: what the device may touch, freed only after its reset.
+//! - [`port`]: [`VirtioPort`], the [`NetPort`](crate::net::NetPort) over all of that, generic
+//!   over its transport; [`shared`]: the transport and what the device may touch, freed
+//!   only after its reset (a [`DeviceHold`](crate::quiesce::DeviceHold)).
+//! - [`error`]: [`VirtioError`], what goes wrong.
 //! - `model` (feature `test-utils`): a software virtio-net device for tests, whose receive
 //!   and transmit rings are walked by its own code or by rust-vmm's `virtio-queue`.
 //!
@@ -53,24 +58,27 @@
 //! before it is checked.
 
 pub mod ctrl;
+pub mod error;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod model;
 pub mod net;
 pub mod packed;
-pub mod pci_transport;
 pub mod port;
 pub mod queue;
 pub mod shared;
+pub mod transport;
 pub mod virtqueue;
 
 #[cfg(test)]
 mod tests;
 
-pub use net::{VirtioRxQueue, VirtioTxQueue};
+pub use ctrl::CtrlCommand;
+pub use error::{CtrlFailure, VirtioError};
+pub use net::{NetHdr, VirtioRxQueue, VirtioTxQueue};
 pub use packed::PackedQueue;
-pub use pci_transport::{Notifier, Transport, VirtioRegs};
 pub use port::{VirtioConfig, VirtioPort};
 pub use queue::{SplitQueue, UsedFault};
+pub use transport::{Doorbell, PciDoorbell, PciTransport, RingAddrs, Transport};
 pub use virtqueue::{RingKind, Virtqueue};
 
 /// Device status bits (virtio 1.2 §2.1, REFERENCE B3).
@@ -164,8 +172,8 @@ pub mod feature {
     }
 }
 
-/// The `virtio_net_hdr_v1` length with VERSION_1 (REFERENCE B7).
-pub const NET_HDR_LEN: usize = 12;
+/// The `virtio_net_hdr_v1` length with VERSION_1 (virtio 1.2 §5.1.6): [`NetHdr::LEN`].
+pub const NET_HDR_LEN: usize = NetHdr::LEN;
 
 /// Virtio device ID of a network card, modern PCI (0x1040 + 1).
 pub const PCI_DEVICE_ID_NET: u16 = 0x1041;

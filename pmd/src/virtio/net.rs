@@ -1,7 +1,7 @@
-//! The datapath: receive and transmit queue handles (REFERENCE B7), each owning its
+//! The datapath: receive and transmit queue handles (virtio 1.2 §5.1.6), each owning its
 //! virtqueue (split or packed, one code path over [`Virtqueue`]), its ring memory and its
-//! doorbell. No allocation, no formatting, no locks; the only MMIO is the notify store, made
-//! when the device asks for it.
+//! transport's [`Doorbell`]. No allocation, no formatting, no locks; the only access to the
+//! device outside ring memory is the doorbell, rung when the device asks for it.
 //!
 //! - Receive: every posted buffer is one device-writable descriptor starting
 //!   [`NET_HDR_LEN`] bytes before the buffer's data offset, so the device writes the
@@ -20,23 +20,91 @@ use std::sync::Arc;
 use sluice_mempool::{Batch, OffloadFlags, PktBuf, PktPool};
 
 use super::NET_HDR_LEN;
-use super::pci_transport::{Notifier, VirtioRegs};
 use super::queue::{Segment, Used};
 use super::shared::Shared;
+use super::transport::{Doorbell, PciTransport, Transport};
 use super::virtqueue::Virtqueue;
 use crate::net::{QueueCounters, RxQueue, TxQueue};
 
 /// Buffers allocated from the pool per request when refilling.
 const REFILL_BURST: usize = 32;
-/// `virtio_net_hdr.flags`: the checksum is partial (RX: the driver must complete it).
-const HDR_F_NEEDS_CSUM: u8 = 1;
-/// `virtio_net_hdr.flags`: the device validated the checksum.
-const HDR_F_DATA_VALID: u8 = 2;
+
+/// `struct virtio_net_hdr_v1` (virtio 1.2 §5.1.6), in front of every frame on the receive
+/// and transmit rings: little-endian, `num_buffers` always present with VERSION_1.
+///
+/// ```
+/// use sluice_pmd::virtio::NetHdr;
+///
+/// let mut b = [0u8; NetHdr::LEN];
+/// let h = NetHdr { flags: NetHdr::F_DATA_VALID, num_buffers: 3, ..NetHdr::default() };
+/// h.write(&mut b);
+/// assert_eq!(b, [2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0]);
+/// assert_eq!(NetHdr::read(&b), h);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetHdr {
+    /// [`F_NEEDS_CSUM`](Self::F_NEEDS_CSUM), [`F_DATA_VALID`](Self::F_DATA_VALID).
+    pub flags: u8,
+    /// Segmentation offload type (0: none; this driver negotiates no GSO).
+    pub gso_type: u8,
+    /// Length of the headers to replicate per segment (GSO).
+    pub hdr_len: u16,
+    /// Segment payload size (GSO).
+    pub gso_size: u16,
+    /// Where checksumming starts (with `F_NEEDS_CSUM`).
+    pub csum_start: u16,
+    /// Where, from `csum_start`, the checksum goes (with `F_NEEDS_CSUM`).
+    pub csum_offset: u16,
+    /// How many receive buffers the frame spans (`MRG_RXBUF`; 1 otherwise, and 0 for a
+    /// transmitted frame).
+    pub num_buffers: u16,
+}
+
+impl NetHdr {
+    /// Its length on the rings.
+    pub const LEN: usize = 12;
+    /// `flags`: the checksum is partial (receive: the driver must complete it).
+    pub const F_NEEDS_CSUM: u8 = 1;
+    /// `flags`: the device validated the checksum.
+    pub const F_DATA_VALID: u8 = 2;
+
+    /// Decodes the header in `b`.
+    #[inline]
+    pub fn read(b: &[u8; Self::LEN]) -> Self {
+        let le = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+        Self {
+            flags: b[0],
+            gso_type: b[1],
+            hdr_len: le(2),
+            gso_size: le(4),
+            csum_start: le(6),
+            csum_offset: le(8),
+            num_buffers: le(10),
+        }
+    }
+
+    /// Encodes the header into `b`.
+    #[inline]
+    pub fn write(&self, b: &mut [u8; Self::LEN]) {
+        b[0] = self.flags;
+        b[1] = self.gso_type;
+        let fields = [
+            self.hdr_len,
+            self.gso_size,
+            self.csum_start,
+            self.csum_offset,
+            self.num_buffers,
+        ];
+        for (i, v) in fields.into_iter().enumerate() {
+            b[2 + 2 * i..4 + 2 * i].copy_from_slice(&v.to_le_bytes());
+        }
+    }
+}
 
 /// Receive queue of a [`VirtioPort`](super::VirtioPort).
-pub struct VirtioRxQueue<R: VirtioRegs> {
+pub struct VirtioRxQueue<T: Transport = PciTransport> {
     vq: Virtqueue<PktBuf>,
-    notify: Notifier<R>,
+    doorbell: T::Doorbell,
     pool: PktPool,
     counters: Arc<QueueCounters>,
     /// Used entries still to skip: the rest of a merged frame that was dropped.
@@ -47,10 +115,10 @@ pub struct VirtioRxQueue<R: VirtioRegs> {
     port: u16,
     queue: u16,
     // Last: keeps the device (and its reset on drop) alive until the ring is parked.
-    shared: Arc<Shared<R>>,
+    shared: Arc<Shared<T>>,
 }
 
-impl<R: VirtioRegs> core::fmt::Debug for VirtioRxQueue<R> {
+impl<T: Transport> core::fmt::Debug for VirtioRxQueue<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("VirtioRxQueue")
             .field("queue", &self.queue)
@@ -59,22 +127,22 @@ impl<R: VirtioRegs> core::fmt::Debug for VirtioRxQueue<R> {
     }
 }
 
-impl<R: VirtioRegs> VirtioRxQueue<R> {
+impl<T: Transport> VirtioRxQueue<T> {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         vq: Virtqueue<PktBuf>,
-        notify: Notifier<R>,
+        doorbell: T::Doorbell,
         pool: PktPool,
         counters: Arc<QueueCounters>,
         guest_csum: bool,
         port: u16,
         queue: u16,
-        shared: Arc<Shared<R>>,
+        shared: Arc<Shared<T>>,
     ) -> Self {
         Self {
             refill_at: (usize::from(vq.size()) / 4).clamp(1, REFILL_BURST),
             vq,
-            notify,
+            doorbell,
             pool,
             counters,
             skip: 0,
@@ -123,14 +191,14 @@ impl<R: VirtioRegs> VirtioRxQueue<R> {
         }
         // REFERENCE B8: QEMU parks frames when it runs out of buffers and looks again only
         // when notified, so a refill notifies if the device asks for it.
-        if self.vq.publish() && self.notify.notify().is_err() {
+        if self.vq.publish() && self.doorbell.notify().is_err() {
             self.counters.add_errors(1);
         }
         done
     }
 }
 
-impl<R: VirtioRegs> RxQueue for VirtioRxQueue<R> {
+impl<T: Transport> RxQueue for VirtioRxQueue<T> {
     #[inline]
     fn rx_burst<const N: usize>(&mut self, out: &mut Batch<PktBuf, N>) -> usize {
         let (mut got, mut bytes, mut bad, mut drops) = (0usize, 0u64, 0u64, 0u64);
@@ -164,10 +232,12 @@ impl<R: VirtioRegs> RxQueue for VirtioRxQueue<R> {
                 bad += 1;
                 continue;
             }
-            let hdr = pkt.data();
-            let (flags, num_buffers) = (hdr[0], u16::from_le_bytes([hdr[10], hdr[11]]));
-            if num_buffers > 1 {
-                self.skip = num_buffers - 1;
+            let Some(hdr) = pkt.data().first_chunk().map(NetHdr::read) else {
+                bad += 1;
+                continue;
+            };
+            if hdr.num_buffers > 1 {
+                self.skip = hdr.num_buffers - 1;
                 drops += 1;
                 continue;
             }
@@ -177,10 +247,10 @@ impl<R: VirtioRegs> RxQueue for VirtioRxQueue<R> {
             meta.queue = self.queue;
             meta.ol_flags = OffloadFlags::default();
             if self.guest_csum {
-                if flags & HDR_F_DATA_VALID != 0 {
+                if hdr.flags & NetHdr::F_DATA_VALID != 0 {
                     meta.ol_flags.insert(OffloadFlags::RX_L4_CSUM_GOOD);
                 }
-                if flags & HDR_F_NEEDS_CSUM != 0 {
+                if hdr.flags & NetHdr::F_NEEDS_CSUM != 0 {
                     meta.ol_flags.insert(OffloadFlags::RX_L4_CSUM_NONE);
                 }
             }
@@ -210,7 +280,7 @@ impl<R: VirtioRegs> RxQueue for VirtioRxQueue<R> {
     }
 }
 
-impl<R: VirtioRegs> Drop for VirtioRxQueue<R> {
+impl<T: Transport> Drop for VirtioRxQueue<T> {
     fn drop(&mut self) {
         // The device may still write into posted buffers until it is reset: park them (and
         // the ring) with the device, which frees them after its reset.
@@ -219,16 +289,16 @@ impl<R: VirtioRegs> Drop for VirtioRxQueue<R> {
 }
 
 /// Transmit queue of a [`VirtioPort`](super::VirtioPort).
-pub struct VirtioTxQueue<R: VirtioRegs> {
+pub struct VirtioTxQueue<T: Transport = PciTransport> {
     vq: Virtqueue<PktBuf>,
-    notify: Notifier<R>,
+    doorbell: T::Doorbell,
     counters: Arc<QueueCounters>,
     queue: u16,
     // Last: see `VirtioRxQueue`.
-    shared: Arc<Shared<R>>,
+    shared: Arc<Shared<T>>,
 }
 
-impl<R: VirtioRegs> core::fmt::Debug for VirtioTxQueue<R> {
+impl<T: Transport> core::fmt::Debug for VirtioTxQueue<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("VirtioTxQueue")
             .field("queue", &self.queue)
@@ -237,17 +307,17 @@ impl<R: VirtioRegs> core::fmt::Debug for VirtioTxQueue<R> {
     }
 }
 
-impl<R: VirtioRegs> VirtioTxQueue<R> {
+impl<T: Transport> VirtioTxQueue<T> {
     pub(super) fn new(
         vq: Virtqueue<PktBuf>,
-        notify: Notifier<R>,
+        doorbell: T::Doorbell,
         counters: Arc<QueueCounters>,
         queue: u16,
-        shared: Arc<Shared<R>>,
+        shared: Arc<Shared<T>>,
     ) -> Self {
         Self {
             vq,
-            notify,
+            doorbell,
             counters,
             queue,
             shared,
@@ -298,7 +368,7 @@ impl<R: VirtioRegs> VirtioTxQueue<R> {
     }
 }
 
-impl<R: VirtioRegs> TxQueue for VirtioTxQueue<R> {
+impl<T: Transport> TxQueue for VirtioTxQueue<T> {
     #[inline]
     fn tx_burst<const N: usize>(&mut self, pkts: &mut Batch<PktBuf, N>) -> usize {
         self.reclaim();
@@ -315,12 +385,13 @@ impl<R: VirtioRegs> TxQueue for VirtioTxQueue<R> {
         let (mut sent, mut bytes, mut bad) = (0u64, 0u64, 0u64);
         for mut pkt in pkts.drain_front(take) {
             let len = pkt.len();
-            let Some(hdr) = pkt.prepend(NET_HDR_LEN) else {
+            let Some(hdr) = pkt.prepend(NET_HDR_LEN).and_then(|h| h.first_chunk_mut()) else {
                 // No headroom for the header: cannot go out without a copy.
                 bad += 1;
                 continue;
             };
-            hdr.fill(0);
+            // No offloads asked for.
+            NetHdr::default().write(hdr);
             let seg = Segment {
                 iova: pkt.data_iova(),
                 len: pkt.len() as u32,
@@ -335,7 +406,7 @@ impl<R: VirtioRegs> TxQueue for VirtioTxQueue<R> {
             }
         }
         // One publish (and at most one doorbell) per burst.
-        if self.vq.publish() && self.notify.notify().is_err() {
+        if self.vq.publish() && self.doorbell.notify().is_err() {
             bad += 1;
         }
         if sent > 0 {
@@ -355,7 +426,7 @@ impl<R: VirtioRegs> TxQueue for VirtioTxQueue<R> {
     }
 }
 
-impl<R: VirtioRegs> Drop for VirtioTxQueue<R> {
+impl<T: Transport> Drop for VirtioTxQueue<T> {
     fn drop(&mut self) {
         self.reclaim();
         self.shared.park(&mut self.vq);

@@ -1,28 +1,26 @@
-//! [`VirtioPort`]: bring-up (REFERENCE B3 in order), the [`NetPort`] API, and shutdown.
+//! [`VirtioPort`]: bring-up (virtio 1.2 §3.1.1 in order), the [`NetPort`] API, and shutdown,
+//! over any [`Transport`].
 //!
-//! The device, its transport and everything it may still touch live in [`Shared`], which
-//! the port and every queue handle hold an `Arc` of; the last one to go resets the device
-//! before anything it was given is freed (see [`super::shared`]).
+//! The transport and everything the device may still touch live in [`Shared`], which the
+//! port and every queue handle hold an `Arc` of; the last one to go resets the device before
+//! anything it was given is freed (see [`super::shared`]).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_mempool::{DmaRegion, HugePagePolicy, IovaMapper, PageSize, PktBuf, PktPool};
 
-use super::ctrl::{self, ControlQueue};
+use super::ctrl::{ControlQueue, CtrlCommand};
 use super::net::{VirtioRxQueue, VirtioTxQueue};
 use super::packed::{PackedLayout, PackedQueue};
-use super::pci_transport::{Notifier, Transport, VirtioRegs};
 use super::queue::{RingLayout, SplitQueue};
-use super::shared::{PoolMapping, Shared, map_pool};
+use super::shared::Shared;
+use super::transport::{PciTransport, Transport, negotiate};
 use super::virtqueue::{RingKind, Virtqueue};
-use super::{NET_HDR_LEN, feature};
+use super::{CtrlFailure, NET_HDR_LEN, VirtioError, feature, status};
 use crate::SharedMemory;
 use crate::error::Error;
-use crate::mmio::MmioRegion;
 use crate::net::{LinkStatus, MacAddr, NetPort, PortCounters, PortInfo, Queues};
-use crate::pci::{PciAddr, Sysfs, caps};
-use crate::vfio::{Container, Device};
 
 /// How a virtio port is brought up.
 #[derive(Clone, Debug)]
@@ -77,19 +75,32 @@ impl Default for VirtioConfig {
     }
 }
 
-/// A virtio-net port: a device brought up with its queues, or a software device in tests.
-pub struct VirtioPort<R: VirtioRegs = MmioRegion> {
+/// A virtio-net port: a device brought up with its queues, behind transport `T` (the PCI
+/// transport over VFIO by default; see [`PciTransport`]).
+pub struct VirtioPort<T: Transport = PciTransport> {
     info: PortInfo,
     features: u64,
     ring_kind: RingKind,
-    queues: Option<Queues<VirtioRxQueue<R>, VirtioTxQueue<R>>>,
-    ctrl: Option<ControlQueue<R>>,
+    queues: Option<Queues<VirtioRxQueue<T>, VirtioTxQueue<T>>>,
+    ctrl: Control<T>,
     counters: PortCounters,
     // Last: the port's own hold on the device.
-    shared: Arc<Shared<R>>,
+    shared: Arc<Shared<T>>,
 }
 
-impl<R: VirtioRegs> core::fmt::Debug for VirtioPort<R> {
+/// Where the port's control commands go.
+// One per port, control path: boxing the queue would only add an indirection.
+#[allow(clippy::large_enum_variant)]
+enum Control<T: Transport> {
+    /// CTRL_VQ was not negotiated.
+    None,
+    /// The device's control virtqueue.
+    Queue(ControlQueue<T::Doorbell>),
+    /// The transport executes them ([`Transport::device_control_queue`] is false).
+    Transport,
+}
+
+impl<T: Transport> core::fmt::Debug for VirtioPort<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("VirtioPort")
             .field("info", &self.info)
@@ -101,126 +112,57 @@ impl<R: VirtioRegs> core::fmt::Debug for VirtioPort<R> {
     }
 }
 
-impl VirtioPort<MmioRegion> {
-    /// Opens the virtio-net device at `addr` (bound to vfio-pci) in `container`, resets it,
-    /// and brings it up with `cfg`: receive buffers come from `pool`. A pool made with the
-    /// identity mapper is registered with a type1 container at IOVA = VA here (once per
-    /// container); for a no-IOMMU container make the pool with the container as mapper.
+impl<T: Transport> VirtioPort<T> {
+    /// Brings up the device behind `transport` (virtio 1.2 §3.1.1): feature negotiation,
+    /// queue set-up with ring memory from `mapper`, receive rings filled from `pool`,
+    /// DRIVER_OK, then the control commands (active queue pairs, receive mode).
     ///
     /// # Errors
-    /// VFIO errors (not bound, no group, ...), [`Error::VirtioNoCap`], and the bring-up
-    /// errors of [`VirtioPort::with_transport`].
-    pub fn open(
-        addr: PciAddr,
-        cfg: &VirtioConfig,
-        pool: &PktPool,
-        container: &Arc<Container>,
-    ) -> Result<Self, Error> {
-        let device = Device::open(container, &Sysfs::system(), addr)?;
-        let vcaps = caps::virtio_caps(&device.config())?;
-        let transport = Transport::new(
-            addr.to_string(),
-            &vcaps,
-            |bar| device.map_bar(bar).map(Arc::new),
-            cfg.timeout,
-        )?;
-        // A previous run may have died mid-flight: stop the device before it may master the
-        // bus (with memory decoding on, which MMIO needs, and its old IOVAs gone with the
-        // old container).
-        device.enable_bus_master()?;
-        transport.reset()?;
-        let pool_map = map_pool(container, pool, addr)?;
-        Self::bring_up(
-            transport,
-            cfg,
-            pool,
-            container.clone(),
-            pool_map,
-            Some(device),
-        )
-    }
-}
-
-impl<R: VirtioRegs> VirtioPort<R> {
-    /// Brings up the device behind `transport` (REFERENCE B3): feature negotiation, queue
-    /// set-up with ring memory from `mapper`, receive rings filled from `pool`, DRIVER_OK,
-    /// then the control commands (active queue pairs, receive mode).
-    ///
-    /// # Errors
-    /// [`Error::VirtioFeatureMissing`], [`Error::VirtioFeaturesRefused`], [`Error::VirtioQueue`]
-    /// (absent queue, more queue pairs than the device has), [`Error::VirtioDma`],
-    /// [`Error::VirtioCtrl`], [`Error::VirtioTimeout`]. The device is reset on every error.
+    /// As [`VirtioError`]: [`FeatureMissing`](VirtioError::FeatureMissing),
+    /// [`FeaturesRefused`](VirtioError::FeaturesRefused), [`QueuePairs`](VirtioError::QueuePairs),
+    /// [`QueueAbsent`](VirtioError::QueueAbsent), [`PoolHeadroom`](VirtioError::PoolHeadroom),
+    /// [`Dma`](VirtioError::Dma), [`Ctrl`](VirtioError::Ctrl), [`Timeout`](VirtioError::Timeout);
+    /// and the transport's own. The device is reset on every error after negotiation.
     pub fn with_transport(
-        transport: Transport<R>,
+        transport: T,
         cfg: &VirtioConfig,
         pool: &PktPool,
         mapper: Arc<dyn IovaMapper>,
     ) -> Result<Self, Error> {
-        Self::bring_up(transport, cfg, pool, mapper, None, None)
+        Self::bring_up(transport, cfg, pool, mapper, ())
     }
 
-    fn bring_up(
-        transport: Transport<R>,
+    /// [`with_transport`](Self::with_transport), keeping `kept` (what the device may reach
+    /// besides its rings and buffers, such as a pool's IOMMU mapping) until the device is
+    /// reset.
+    pub(in crate::virtio) fn bring_up(
+        transport: T,
         cfg: &VirtioConfig,
         pool: &PktPool,
         mapper: Arc<dyn IovaMapper>,
-        pool_map: Option<PoolMapping>,
-        device: Option<Device>,
+        kept: impl Send + 'static,
     ) -> Result<Self, Error> {
-        let features =
-            transport.negotiate(cfg.features & feature::SUPPORTED, feature::VERSION_1)?;
-        let shared = Arc::new(Shared {
-            transport,
-            parked: Mutex::default(),
-            pool_map,
-            _device: device,
-        });
+        let features = negotiate(
+            &transport,
+            cfg.features & feature::SUPPORTED,
+            feature::VERSION_1,
+        )?;
+        let shared = Arc::new(Shared::new(transport));
+        shared.keep(kept);
         // From here on an error drops `shared`, which resets the device before the rings go.
-        let t = &shared.transport;
-        let dev = t.device().to_string();
+        let t = shared.transport();
         let has = |f: u64| features & f != 0;
         let max_pairs = if has(feature::MQ) {
-            t.config16(8)?.max(1)
+            t.max_queue_pairs()?.max(1)
         } else {
             1
         };
-        if cfg.queues == 0 || cfg.queues > max_pairs {
-            return Err(Error::VirtioQueue {
-                device: dev,
-                queue: cfg.queues,
-                why: format!(
-                    "{} queue pairs asked for; the device has {max_pairs}{}",
-                    cfg.queues,
-                    if has(feature::MQ) {
-                        ""
-                    } else {
-                        " (MQ not offered: multiqueue needs a multi-queue backend)"
-                    }
-                ),
-            });
-        }
-        if pool.headroom() < NET_HDR_LEN {
-            return Err(Error::VirtioPool {
-                device: dev,
-                why: format!(
-                    "pool {}: headroom {} below the {NET_HDR_LEN}-byte header",
-                    pool.name(),
-                    pool.headroom()
-                ),
-            });
-        }
+        check_shape(t.device(), cfg, pool, max_pairs, has(feature::MQ))?;
         let mac = if has(feature::MAC) {
-            MacAddr(t.read_config(|read| {
-                let mut m = [0u8; 6];
-                for (i, b) in m.iter_mut().enumerate() {
-                    *b = read(i)?;
-                }
-                Ok(m)
-            })?)
+            MacAddr(t.mac()?)
         } else {
             cfg.mac.unwrap_or(MacAddr::local(u32::from(cfg.port_id)))
         };
-        let counters = PortCounters::new(cfg.queues.into(), cfg.queues.into());
         let setup = SetUp {
             shared: &shared,
             cfg,
@@ -228,36 +170,19 @@ impl<R: VirtioRegs> VirtioPort<R> {
             event_idx: has(feature::EVENT_IDX),
             packed: has(feature::RING_PACKED),
         };
-        let (mut rx, mut tx) = (Vec::new(), Vec::new());
-        for q in 0..cfg.queues {
-            let (vq, n) = setup.queue::<PktBuf>(2 * q, cfg.rx_descriptors)?;
-            rx.push(VirtioRxQueue::new(
-                vq,
-                n,
-                pool.clone(),
-                counters.rx[usize::from(q)].clone(),
-                has(feature::GUEST_CSUM),
-                cfg.port_id,
-                q,
-                shared.clone(),
-            ));
-            let (vq, n) = setup.queue::<PktBuf>(2 * q + 1, cfg.tx_descriptors)?;
-            tx.push(VirtioTxQueue::new(
-                vq,
-                n,
-                counters.tx[usize::from(q)].clone(),
-                q,
-                shared.clone(),
-            ));
-        }
-        let ctrl = if has(feature::CTRL_VQ) {
-            let (vq, n) = setup.queue::<()>(2 * max_pairs, 64)?;
+        let counters = PortCounters::new(cfg.queues.into(), cfg.queues.into());
+        let mut queues = setup.queues(pool, &counters, has(feature::GUEST_CSUM))?;
+        let ctrl = if !has(feature::CTRL_VQ) {
+            Control::None
+        } else if t.device_control_queue() {
+            let (vq, doorbell) = setup.queue::<()>(2 * max_pairs, 64)?;
             let page = setup.memory(4096, "control commands")?;
-            Some(ControlQueue::new(vq, n, page, dev.clone(), cfg.timeout))
+            let device = t.device().to_string();
+            Control::Queue(ControlQueue::new(vq, doorbell, page, device, cfg.timeout))
         } else {
-            None
+            Control::Transport
         };
-        for q in &mut rx {
+        for q in &mut queues.rx {
             q.refill();
         }
         let mut port = Self {
@@ -275,27 +200,30 @@ impl<R: VirtioRegs> VirtioPort<R> {
             } else {
                 RingKind::Split
             },
-            queues: Some(Queues { rx, tx }),
+            queues: Some(queues),
             ctrl,
             counters,
             shared: shared.clone(),
         };
         drop(shared);
-        port.shared.transport.driver_ok()?;
+        let t = port.shared.transport();
+        t.set_status(t.status()? | status::DRIVER_OK)?;
+        port.start(cfg)?;
+        Ok(port)
+    }
+
+    /// The control commands after DRIVER_OK: the queue pairs in use, the receive mode.
+    fn start(&mut self, cfg: &VirtioConfig) -> Result<(), Error> {
         if cfg.queues > 1 {
-            port.control(
-                ctrl::CLASS_MQ,
-                ctrl::MQ_VQ_PAIRS_SET,
-                &cfg.queues.to_le_bytes(),
-            )?;
+            self.control(CtrlCommand::QueuePairs(cfg.queues))?;
         }
-        if has(feature::CTRL_RX) {
-            port.set_promiscuous(cfg.promiscuous)?;
+        if self.features & feature::CTRL_RX != 0 {
+            self.set_promiscuous(cfg.promiscuous)?;
             if cfg.all_multicast {
-                port.set_all_multicast(true)?;
+                self.set_all_multicast(true)?;
             }
         }
-        Ok(port)
+        Ok(())
     }
 
     /// The features negotiated.
@@ -309,28 +237,30 @@ impl<R: VirtioRegs> VirtioPort<R> {
     }
 
     /// The shared device state (its transport, for diagnostics).
-    pub fn shared(&self) -> &Arc<Shared<R>> {
+    pub fn shared(&self) -> &Arc<Shared<T>> {
         &self.shared
     }
 
-    fn control(&mut self, class: u8, cmd: u8, data: &[u8]) -> Result<(), Error> {
+    /// Sends `command` to the device's control queue, or has the transport execute it.
+    ///
+    /// # Errors
+    /// [`VirtioError::Ctrl`] when the device or transport refuses it, or when CTRL_VQ was
+    /// not negotiated.
+    pub fn control(&mut self, command: CtrlCommand) -> Result<(), Error> {
+        let t = self.shared.transport();
         match &mut self.ctrl {
-            Some(c) => c.command(class, cmd, data),
-            None => Err(Error::VirtioCtrl {
-                device: self.shared.transport.device().to_string(),
-                class,
-                cmd,
-                why: "CTRL_VQ was not negotiated".into(),
-            }),
+            Control::Queue(c) => c.command(command),
+            Control::Transport => t.control(command),
+            Control::None => Err(command.failed(t.device(), CtrlFailure::NotNegotiated)),
         }
     }
 
     /// Turns promiscuous mode on or off (needs CTRL_RX).
     ///
     /// # Errors
-    /// [`Error::VirtioCtrl`] when the device refuses or has no control queue.
+    /// [`VirtioError::Ctrl`] when the device refuses or has no control queue.
     pub fn set_promiscuous(&mut self, on: bool) -> Result<(), Error> {
-        self.control(ctrl::CLASS_RX, ctrl::RX_PROMISC, &[u8::from(on)])
+        self.control(CtrlCommand::Promiscuous(on))
     }
 
     /// Turns all-multicast mode on or off (needs CTRL_RX).
@@ -338,65 +268,91 @@ impl<R: VirtioRegs> VirtioPort<R> {
     /// # Errors
     /// As [`set_promiscuous`](Self::set_promiscuous).
     pub fn set_all_multicast(&mut self, on: bool) -> Result<(), Error> {
-        self.control(ctrl::CLASS_RX, ctrl::RX_ALLMULTI, &[u8::from(on)])
+        self.control(CtrlCommand::AllMulticast(on))
     }
 }
 
+/// Refuses a configuration the device or the pool cannot carry.
+fn check_shape(
+    device: &str,
+    cfg: &VirtioConfig,
+    pool: &PktPool,
+    max_pairs: u16,
+    mq: bool,
+) -> Result<(), VirtioError> {
+    if cfg.queues == 0 || cfg.queues > max_pairs {
+        return Err(VirtioError::QueuePairs {
+            device: device.to_string(),
+            asked: cfg.queues,
+            max: max_pairs,
+            mq,
+        });
+    }
+    if pool.headroom() < NET_HDR_LEN {
+        return Err(VirtioError::PoolHeadroom {
+            device: device.to_string(),
+            pool: pool.name().to_string(),
+            headroom: pool.headroom(),
+            need: NET_HDR_LEN,
+        });
+    }
+    Ok(())
+}
+
 /// Queue set-up helpers for `bring_up`.
-struct SetUp<'a, R: VirtioRegs> {
-    shared: &'a Arc<Shared<R>>,
+struct SetUp<'a, T: Transport> {
+    shared: &'a Arc<Shared<T>>,
     cfg: &'a VirtioConfig,
     mapper: &'a Arc<dyn IovaMapper>,
     event_idx: bool,
     packed: bool,
 }
 
-impl<R: VirtioRegs> SetUp<'_, R> {
+impl<T: Transport> SetUp<'_, T> {
     fn memory(&self, len: usize, what: &str) -> Result<SharedMemory, Error> {
-        let dev = || self.shared.transport.device().to_string();
+        let dev = || self.shared.transport().device().to_string();
         let region = DmaRegion::allocate(
             len,
             self.cfg.dma_page,
             self.cfg.huge_pages,
             self.mapper.clone(),
         )
-        .map_err(|source| Error::VirtioDma {
+        .map_err(|source| VirtioError::Dma {
             what: format!("{} {what}", dev()),
             len,
             source: Box::new(source),
         })?;
         let mem = SharedMemory::new(region);
         if !mem.is_contiguous(0, len) {
-            return Err(Error::VirtioQueue {
+            return Err(VirtioError::NotContiguous {
                 device: dev(),
-                queue: 0,
-                why: format!(
-                    "{what}: {len} bytes of DMA memory are not IOVA-contiguous (use hugepages)"
-                ),
-            });
+                what: what.to_string(),
+                len,
+            }
+            .into());
         }
         Ok(mem)
     }
 
-    /// Sizes, allocates and enables queue `index` (REFERENCE B3 step 5).
-    fn queue<T>(&self, index: u16, want: u16) -> Result<(Virtqueue<T>, Notifier<R>), Error> {
-        let t = &self.shared.transport;
-        let max = t.queue_max_size(index)?;
+    /// Sizes, allocates and enables queue `index` (virtio 1.2 §3.1.1 step 7).
+    fn queue<X>(&self, index: u16, want: u16) -> Result<(Virtqueue<X>, T::Doorbell), Error> {
+        let t = self.shared.transport();
+        let max = t.max_queue_size(index)?;
         let size = want.min(max).min(super::queue::MAX_QUEUE_SIZE);
         if size == 0 {
-            return Err(Error::VirtioQueue {
+            return Err(VirtioError::QueueAbsent {
                 device: t.device().to_string(),
                 queue: index,
-                why: "absent (queue_size reads 0)".into(),
-            });
+            }
+            .into());
         }
         // Round down to a power of two (QEMU accepts any size; the split ring math needs
         // one, and packed rings keep the same sizes).
         let size = 1u16 << (15 - size.leading_zeros());
-        let bad_size = || Error::VirtioQueue {
+        let bad_size = || VirtioError::QueueSize {
             device: t.device().to_string(),
             queue: index,
-            why: format!("size {size} is not a power of two"),
+            size,
         };
         let vq = if self.packed {
             let layout = PackedLayout::new(size).ok_or_else(bad_size)?;
@@ -407,14 +363,47 @@ impl<R: VirtioRegs> SetUp<'_, R> {
             let mem = self.memory(layout.len, &format!("queue {index}"))?;
             Virtqueue::Split(SplitQueue::new(Arc::new(mem), layout, self.event_idx))
         };
-        let notifier = t.enable_queue(index, size, vq.iovas())?;
-        Ok((vq, notifier))
+        let doorbell = t.setup_queue(index, size, vq.iovas().into())?;
+        Ok((vq, doorbell))
+    }
+
+    /// The receive and transmit queue of every pair, in index order.
+    fn queues(
+        &self,
+        pool: &PktPool,
+        counters: &PortCounters,
+        guest_csum: bool,
+    ) -> Result<Queues<VirtioRxQueue<T>, VirtioTxQueue<T>>, Error> {
+        let cfg = self.cfg;
+        let (mut rx, mut tx) = (Vec::new(), Vec::new());
+        for q in 0..cfg.queues {
+            let (vq, doorbell) = self.queue::<PktBuf>(2 * q, cfg.rx_descriptors)?;
+            rx.push(VirtioRxQueue::new(
+                vq,
+                doorbell,
+                pool.clone(),
+                counters.rx[usize::from(q)].clone(),
+                guest_csum,
+                cfg.port_id,
+                q,
+                self.shared.clone(),
+            ));
+            let (vq, doorbell) = self.queue::<PktBuf>(2 * q + 1, cfg.tx_descriptors)?;
+            tx.push(VirtioTxQueue::new(
+                vq,
+                doorbell,
+                counters.tx[usize::from(q)].clone(),
+                q,
+                self.shared.clone(),
+            ));
+        }
+        Ok(Queues { rx, tx })
     }
 }
 
-impl<R: VirtioRegs> NetPort for VirtioPort<R> {
-    type Rx = VirtioRxQueue<R>;
-    type Tx = VirtioTxQueue<R>;
+impl<T: Transport> NetPort for VirtioPort<T> {
+    type Rx = VirtioRxQueue<T>;
+    type Tx = VirtioTxQueue<T>;
 
     fn info(&self) -> &PortInfo {
         &self.info
@@ -425,13 +414,13 @@ impl<R: VirtioRegs> NetPort for VirtioPort<R> {
         if self.features & feature::STATUS == 0 {
             return LinkStatus::Up { speed_mbps: None };
         }
-        match self.shared.transport.config16(6) {
-            Ok(s) if s & 1 != 0 => LinkStatus::Up { speed_mbps: None },
+        match self.shared.transport().link_up() {
+            Ok(true) => LinkStatus::Up { speed_mbps: None },
             _ => LinkStatus::Down,
         }
     }
 
-    fn take_queues(&mut self) -> Option<Queues<VirtioRxQueue<R>, VirtioTxQueue<R>>> {
+    fn take_queues(&mut self) -> Option<Queues<VirtioRxQueue<T>, VirtioTxQueue<T>>> {
         self.queues.take()
     }
 
@@ -440,16 +429,15 @@ impl<R: VirtioRegs> NetPort for VirtioPort<R> {
     }
 }
 
-impl<R: VirtioRegs> Drop for VirtioPort<R> {
+impl<T: Transport> Drop for VirtioPort<T> {
     fn drop(&mut self) {
         // Queues never taken park themselves as they drop; the control queue's ring and
         // command page are parked here.
         self.queues = None;
-        if let Some(c) = self.ctrl.take() {
+        if let Control::Queue(c) = std::mem::replace(&mut self.ctrl, Control::None) {
             let (mut vq, page) = c.into_parts();
             self.shared.park(&mut vq);
-            let mut p = self.shared.parked.lock().unwrap_or_else(|e| e.into_inner());
-            p.rings.push(Arc::new(page));
+            self.shared.keep(page);
         }
     }
 }

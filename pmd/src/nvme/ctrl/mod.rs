@@ -97,8 +97,9 @@ pub struct Controller<R: Registers> {
     namespaces: Vec<NamespaceInfo>,
     max_transfer: usize,
     io_queues: u16,
-    /// Live I/O queues: qid and memory, kept until the queue is deleted or the controller
-    /// disabled, so a dropped queue pair's memory never goes back while the device may use it.
+    /// Live I/O queues: qid and the hold of what the device may touch, confirmed when the
+    /// queue is deleted or the controller disabled, so a dropped queue pair's memory and
+    /// buffers never go back while the device may use them.
     live: Vec<LiveQueue>,
     enabled: bool,
 }
@@ -168,6 +169,8 @@ impl<R: Registers> Controller<R> {
         regs.write32(regs::AQA, regs::aqa(admin_entries, admin_entries))?;
         regs.write64(regs::ASQ, admin.sq_iova())?;
         regs.write64(regs::ACQ, admin.cq_iova())?;
+        // The device has the admin queues from here: they stay until it is confirmed disabled.
+        admin.hold().keep(admin.memory().clone());
         let cc = regs::cc_config(12);
         regs.write32(regs::CC, cc)?;
         regs.write32(regs::CC, cc | regs::CC_EN)?;
@@ -189,11 +192,13 @@ impl<R: Registers> Controller<R> {
                 "RDY = 0 after CC.EN = 0",
                 |v| v & regs::CSTS_RDY == 0,
             );
-            if stopped.is_err() {
-                std::mem::forget(admin.memory().clone());
+            if stopped.is_ok() {
+                admin.hold().confirm_stopped();
             }
             return Err(e);
         }
+        // Likewise the scratch pages, which identify and shadow doorbells hand it.
+        admin.hold().keep(scratch.clone());
 
         let mut ctrl = Controller {
             regs,
@@ -455,10 +460,10 @@ impl<R: Registers> Controller<R> {
             let _ = self.admin_command(Sqe::delete_cq(qid), None, "delete I/O CQ");
             return Err(e);
         }
+        qp.hold().keep(mem);
         self.live.push(LiveQueue {
             qid,
-            mem,
-            retired: qp.retirement(),
+            hold: qp.hold().clone(),
         });
         Ok(IoQpair::new(qp, ns, &self.info))
     }

@@ -2,29 +2,26 @@
 //! queue memory and in-flight buffers when the device does not confirm it stopped.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{Controller, ready_timeout, wait_csts};
-use crate::SharedMemory;
 use crate::error::Error;
 use crate::nvme::cmd::Sqe;
 use crate::nvme::io::IoQpair;
 use crate::nvme::regs;
+use crate::quiesce::DeviceHold;
 use crate::regs::Registers;
 
-/// An I/O queue the device may use: its memory stays allocated, and its queue pair's
-/// outstanding buffers stay out of the pools, until `retired` is set.
+/// An I/O queue the device may use: its memory, and its queue pair's outstanding buffers
+/// once the pair is dropped, stay in `hold` until the device can no longer touch them.
 pub(super) struct LiveQueue {
     pub(super) qid: u16,
-    pub(super) mem: Arc<SharedMemory>,
-    pub(super) retired: Arc<AtomicBool>,
+    pub(super) hold: Arc<DeviceHold>,
 }
 
 impl LiveQueue {
     /// The device can no longer touch the queue: release it.
     pub(super) fn retire(self) {
-        self.retired.store(true, Ordering::Release);
-        drop(self.mem);
+        self.hold.confirm_stopped();
     }
 }
 
@@ -82,11 +79,6 @@ impl<R: Registers> Controller<R> {
         }
     }
 
-    /// Whether queues are still live, i.e. disabling failed or never happened.
-    pub(super) fn enabled_or_unconfirmed(&self) -> bool {
-        !self.admin.retirement().load(Ordering::Acquire)
-    }
-
     /// Clears CC.EN and waits (bounded by CAP.TO) for RDY = 0; after it the device does no
     /// more DMA and every queue's memory may go.
     fn disable(&mut self) -> Result<(), Error> {
@@ -105,7 +97,7 @@ impl<R: Registers> Controller<R> {
             |v| v & regs::CSTS_RDY == 0,
         );
         if r.is_ok() {
-            self.admin.retirement().store(true, Ordering::Release);
+            self.admin.hold().confirm_stopped();
             self.live.drain(..).for_each(LiveQueue::retire);
         }
         r.map(|_| ())
@@ -120,12 +112,8 @@ impl<R: Registers> Drop for Controller<R> {
         {
             eprintln!("sluice-pmd: NVMe controller drop: {e}");
         }
-        if self.enabled_or_unconfirmed() {
-            // The device did not confirm it stopped: keep every page it may write (leak)
-            // rather than let it write into memory that may be reused.
-            std::mem::forget(std::mem::take(&mut self.live));
-            std::mem::forget(self.admin.memory().clone());
-            std::mem::forget(self.scratch.clone());
-        }
+        // If the device did not confirm it stopped, the holds of the admin queue (with the
+        // scratch pages) and of every live I/O queue leak what they keep as they go, rather
+        // than let the device write into memory that may be reused.
     }
 }

@@ -1,6 +1,6 @@
 //! A software virtio-net device for tests (feature `test-utils`): the modern PCI register
 //! layout of QEMU 7.2 (REFERENCE B8: common @0, ISR @0x1000, device @0x2000, notify @0x3000
-//! with multiplier 4) behind [`VirtioRegs`], feature negotiation with FEATURES_OK checked,
+//! with multiplier 4) behind [`Registers`], feature negotiation with FEATURES_OK checked,
 //! split or packed virtqueues (packed when the driver accepts `RING_PACKED`) walked on the
 //! driver's real ring memory, a control queue, mergeable receive buffers, multiqueue, and
 //! fault injection into the used ring.
@@ -41,11 +41,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use sluice_mempool::PktPool;
 
 use super::packed::{DESC_F_AVAIL, DESC_F_USED, EVENT_F_DESC, EVENT_F_DISABLE};
-use super::pci_transport::{VirtioRegs, common};
 use super::queue::{DESC_F_NEXT, DESC_F_WRITE};
-use super::{NET_HDR_LEN, feature, status};
-use crate::error::Error;
+use super::transport::pci::{CommonCfg, NetConfig};
+use super::{NET_HDR_LEN, NetHdr, feature, status};
+use crate::mmio::MmioError;
 use crate::pci::caps::{VirtioCfgType, VirtioPciCap};
+use crate::regs::Registers;
 use vmm::{RustVmmRings, RxShape};
 
 const ISR: usize = 0x1000;
@@ -189,7 +190,7 @@ struct State {
 }
 
 /// The software device; share it as `Arc<SoftVirtioNet>` between the driver (as its
-/// [`VirtioRegs`]) and the test.
+/// [`Registers`]) and the test.
 pub struct SoftVirtioNet {
     state: Mutex<State>,
 }
@@ -759,65 +760,72 @@ impl State {
     fn read(&self, offset: usize, width: usize) -> u32 {
         let qu = self.queues.get(usize::from(self.queue_sel)).copied();
         match offset {
-            o if o == common::DEVICE_FEATURE => match self.dev_sel {
+            reg::DEVICE_FEATURE => match self.dev_sel {
                 0 => self.cfg.features as u32,
                 1 => (self.cfg.features >> 32) as u32,
                 _ => 0,
             },
-            o if o == common::NUM_QUEUES => u32::from(self.num_queues()),
-            o if o == common::DEVICE_STATUS => u32::from(self.status),
-            o if o == common::CONFIG_GENERATION => 0,
-            o if o == common::QUEUE_SIZE => qu.map_or(0, |q| {
+            reg::NUM_QUEUES => u32::from(self.num_queues()),
+            reg::DEVICE_STATUS => u32::from(self.status),
+            reg::CONFIG_GENERATION => 0,
+            reg::QUEUE_SIZE => qu.map_or(0, |q| {
                 if q.size == 0 {
                     u32::from(self.cfg.queue_max)
                 } else {
                     u32::from(q.size)
                 }
             }),
-            o if o == common::QUEUE_NOTIFY_OFF => u32::from(self.queue_sel),
-            o if o == common::QUEUE_ENABLE => qu.map_or(0, |q| u32::from(q.enabled)),
+            reg::QUEUE_NOTIFY_OFF => u32::from(self.queue_sel),
+            reg::QUEUE_ENABLE => qu.map_or(0, |q| u32::from(q.enabled)),
             ISR => 0,
-            o if (DEVICE..DEVICE + 6).contains(&o) && width == 1 => {
-                u32::from(self.cfg.mac[o - DEVICE])
+            o if (reg::MAC..reg::MAC + 6).contains(&o) && width == 1 => {
+                u32::from(self.cfg.mac[o - reg::MAC])
             }
-            o if o == DEVICE + 6 => u32::from(self.cfg.link_up),
-            o if o == DEVICE + 8 => u32::from(self.cfg.max_pairs),
+            reg::NET_STATUS => u32::from(self.cfg.link_up),
+            reg::MAX_VIRTQUEUE_PAIRS => u32::from(self.cfg.max_pairs),
             _ => 0,
         }
     }
 
     fn write(&mut self, offset: usize, v: u32) {
         let sel = usize::from(self.queue_sel);
-        let set_half = |cur: u64, lo: bool| {
-            if lo {
+        // A 64-bit field's low (at its offset) or high half (4 bytes on).
+        let set_half = |cur: u64, at: usize| {
+            if at == 0 {
                 (cur & !0xffff_ffff) | u64::from(v)
             } else {
                 (cur & 0xffff_ffff) | u64::from(v) << 32
             }
         };
         match offset {
-            o if o == common::DEVICE_FEATURE_SELECT => self.dev_sel = v,
-            o if o == common::DRIVER_FEATURE_SELECT => self.drv_sel = v,
-            o if o == common::DRIVER_FEATURE => match self.drv_sel {
+            reg::DEVICE_FEATURE_SELECT => self.dev_sel = v,
+            reg::DRIVER_FEATURE_SELECT => self.drv_sel = v,
+            reg::DRIVER_FEATURE => match self.drv_sel {
                 0 => self.driver_features = (self.driver_features & !0xffff_ffff) | u64::from(v),
                 1 => {
                     self.driver_features = (self.driver_features & 0xffff_ffff) | u64::from(v) << 32
                 }
                 _ => {}
             },
-            o if o == common::DEVICE_STATUS => self.write_status(v as u8),
-            o if o == common::QUEUE_SELECT => self.queue_sel = v as u16,
-            o if sel < self.queues.len() && (common::QUEUE_SIZE..common::LEN).contains(&o) => {
+            reg::DEVICE_STATUS => self.write_status(v as u8),
+            reg::QUEUE_SELECT => self.queue_sel = v as u16,
+            o if sel < self.queues.len() && (reg::QUEUE_SIZE..CommonCfg::LEN).contains(&o) => {
                 let q = &mut self.queues[sel];
                 match o {
-                    o if o == common::QUEUE_SIZE => q.size = v as u16,
-                    o if o == common::QUEUE_ENABLE => q.enabled = v == 1,
-                    0x20 | 0x24 => q.desc = set_half(q.desc, o == 0x20),
-                    0x28 | 0x2c => q.avail = set_half(q.avail, o == 0x28),
-                    0x30 | 0x34 => q.used = set_half(q.used, o == 0x30),
+                    reg::QUEUE_SIZE => q.size = v as u16,
+                    reg::QUEUE_ENABLE => q.enabled = v == 1,
+                    o if (reg::QUEUE_DESC..reg::QUEUE_DESC + 8).contains(&o) => {
+                        q.desc = set_half(q.desc, o - reg::QUEUE_DESC)
+                    }
+                    o if (reg::QUEUE_DRIVER..reg::QUEUE_DRIVER + 8).contains(&o) => {
+                        q.avail = set_half(q.avail, o - reg::QUEUE_DRIVER)
+                    }
+                    o if (reg::QUEUE_DEVICE..reg::QUEUE_DEVICE + 8).contains(&o) => {
+                        q.used = set_half(q.used, o - reg::QUEUE_DEVICE)
+                    }
                     _ => {}
                 }
-                if o == common::QUEUE_ENABLE && v == 1 {
+                if o == reg::QUEUE_ENABLE && v == 1 {
                     self.enable_queue(sel as u16);
                 }
             }
@@ -832,19 +840,48 @@ impl State {
     }
 }
 
-/// A received frame as the device writes it: `virtio_net_hdr_v1` (REFERENCE B7) with
+/// BAR offsets of the registers the model plays: the common block at 0 and the device block
+/// at [`DEVICE`], laid out by the driver's own typed blocks.
+mod reg {
+    use super::{CommonCfg, DEVICE, NetConfig};
+
+    pub const DEVICE_FEATURE_SELECT: usize = CommonCfg::DEVICE_FEATURE_SELECT.offset();
+    pub const DEVICE_FEATURE: usize = CommonCfg::DEVICE_FEATURE.offset();
+    pub const DRIVER_FEATURE_SELECT: usize = CommonCfg::DRIVER_FEATURE_SELECT.offset();
+    pub const DRIVER_FEATURE: usize = CommonCfg::DRIVER_FEATURE.offset();
+    pub const NUM_QUEUES: usize = CommonCfg::NUM_QUEUES.offset();
+    pub const DEVICE_STATUS: usize = CommonCfg::DEVICE_STATUS.offset();
+    pub const CONFIG_GENERATION: usize = CommonCfg::CONFIG_GENERATION.offset();
+    pub const QUEUE_SELECT: usize = CommonCfg::QUEUE_SELECT.offset();
+    pub const QUEUE_SIZE: usize = CommonCfg::QUEUE_SIZE.offset();
+    pub const QUEUE_ENABLE: usize = CommonCfg::QUEUE_ENABLE.offset();
+    pub const QUEUE_NOTIFY_OFF: usize = CommonCfg::QUEUE_NOTIFY_OFF.offset();
+    pub const QUEUE_DESC: usize = CommonCfg::QUEUE_DESC.offset();
+    pub const QUEUE_DRIVER: usize = CommonCfg::QUEUE_DRIVER.offset();
+    pub const QUEUE_DEVICE: usize = CommonCfg::QUEUE_DEVICE.offset();
+    pub const MAC: usize = DEVICE + NetConfig::MAC.offset();
+    pub const NET_STATUS: usize = DEVICE + NetConfig::STATUS.offset();
+    pub const MAX_VIRTQUEUE_PAIRS: usize = DEVICE + NetConfig::MAX_VIRTQUEUE_PAIRS.offset();
+}
+
+/// A received frame as the device writes it: `virtio_net_hdr_v1` (virtio 1.2 §5.1.6) with
 /// `flags` and `num_buffers`, then the frame.
 fn rx_frame(frame: &[u8], flags: u8, num_buffers: u16) -> Vec<u8> {
-    let mut data = vec![0u8; NET_HDR_LEN];
-    data[0] = flags;
-    data[10..12].copy_from_slice(&num_buffers.to_le_bytes());
+    let mut hdr = [0u8; NET_HDR_LEN];
+    NetHdr {
+        flags,
+        num_buffers,
+        ..NetHdr::default()
+    }
+    .write(&mut hdr);
+    let mut data = hdr.to_vec();
     data.extend_from_slice(frame);
     data
 }
 
-fn check(offset: usize, width: usize) -> Result<(), Error> {
+fn check(offset: usize, width: usize) -> Result<(), MmioError> {
     if offset + width > BAR_LEN || !offset.is_multiple_of(width) {
-        return Err(Error::MmioBounds {
+        return Err(MmioError::OutOfBounds {
             offset,
             width,
             len: BAR_LEN,
@@ -853,30 +890,30 @@ fn check(offset: usize, width: usize) -> Result<(), Error> {
     Ok(())
 }
 
-impl VirtioRegs for SoftVirtioNet {
-    fn read8(&self, offset: usize) -> Result<u8, Error> {
+impl Registers for SoftVirtioNet {
+    fn read8(&self, offset: usize) -> Result<u8, MmioError> {
         check(offset, 1)?;
         Ok(self.lock().read(offset, 1) as u8)
     }
-    fn read16(&self, offset: usize) -> Result<u16, Error> {
+    fn read16(&self, offset: usize) -> Result<u16, MmioError> {
         check(offset, 2)?;
         Ok(self.lock().read(offset, 2) as u16)
     }
-    fn read32(&self, offset: usize) -> Result<u32, Error> {
+    fn read32(&self, offset: usize) -> Result<u32, MmioError> {
         check(offset, 4)?;
         Ok(self.lock().read(offset, 4))
     }
-    fn write8(&self, offset: usize, value: u8) -> Result<(), Error> {
+    fn write8(&self, offset: usize, value: u8) -> Result<(), MmioError> {
         check(offset, 1)?;
         self.lock().write(offset, u32::from(value));
         Ok(())
     }
-    fn write16(&self, offset: usize, value: u16) -> Result<(), Error> {
+    fn write16(&self, offset: usize, value: u16) -> Result<(), MmioError> {
         check(offset, 2)?;
         self.lock().write(offset, u32::from(value));
         Ok(())
     }
-    fn write32(&self, offset: usize, value: u32) -> Result<(), Error> {
+    fn write32(&self, offset: usize, value: u32) -> Result<(), MmioError> {
         check(offset, 4)?;
         self.lock().write(offset, value);
         Ok(())

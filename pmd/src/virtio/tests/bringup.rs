@@ -1,8 +1,10 @@
 //! Bring-up: the handshake, feature negotiation, errors naming what is wrong, shutdown.
 
 use super::*;
-use crate::net::{LinkStatus, NetPort};
-use crate::virtio::{RingKind, feature, status};
+use crate::net::{LinkStatus, NetPort, RxQueue, TxQueue};
+use crate::virtio::{CtrlCommand, RingAddrs, Transport};
+use crate::virtio::{RingKind, VirtioError, feature, status};
+use sluice_mempool::{Batch, PktBuf};
 
 // Queue set-up against both engines: virtio-queue checks sizes, alignment and that the rings
 // are in the device's memory.
@@ -58,7 +60,10 @@ fn a_device_without_version_1_is_an_error_naming_it() {
     };
     let (dev, r) = try_open(mc, &cfg(64), &pool);
     let e = r.unwrap_err();
-    assert!(matches!(e, Error::VirtioFeatureMissing { .. }), "{e}");
+    assert!(
+        matches!(e, Error::Virtio(VirtioError::FeatureMissing { .. })),
+        "{e}"
+    );
     assert!(e.to_string().contains("VERSION_1"), "{e}");
     assert!(dev.status() & status::FAILED != 0, "FAILED written");
 }
@@ -90,7 +95,10 @@ fn a_refused_feature_set_fails_with_the_features_named() {
     };
     let (dev, r) = try_open(mc, &cfg(64), &pool);
     let e = r.unwrap_err();
-    assert!(matches!(e, Error::VirtioFeaturesRefused { .. }), "{e}");
+    assert!(
+        matches!(e, Error::Virtio(VirtioError::FeaturesRefused { .. })),
+        "{e}"
+    );
     assert!(e.to_string().contains("VERSION_1"), "{e}");
     assert!(dev.status() & status::FAILED != 0);
     assert_eq!(pool.available(), 256);
@@ -113,7 +121,10 @@ fn a_device_insisting_on_packed_rings_gets_them_unless_the_user_opts_out() {
     c.features &= !feature::RING_PACKED;
     let (dev, r) = try_open(mc, &c, &pool);
     let e = r.unwrap_err();
-    assert!(matches!(e, Error::VirtioFeaturesRefused { .. }), "{e}");
+    assert!(
+        matches!(e, Error::Virtio(VirtioError::FeaturesRefused { .. })),
+        "{e}"
+    );
     assert!(!e.to_string().contains("RING_PACKED"), "{e}");
     assert!(dev.status() & status::FAILED != 0);
     // Offered, not insisted on: the user's choice stands.
@@ -136,7 +147,10 @@ fn a_reset_that_never_completes_times_out_naming_the_register() {
     };
     let (_dev, r) = try_open(mc, &cfg(64), &pool);
     let e = r.unwrap_err();
-    assert!(matches!(e, Error::VirtioTimeout { value: 1, .. }), "{e}");
+    assert!(
+        matches!(e, Error::Virtio(VirtioError::Timeout { value: 1, .. })),
+        "{e}"
+    );
     assert!(
         e.to_string().contains("device_status (waiting for 0"),
         "{e}"
@@ -208,17 +222,17 @@ fn a_refused_control_command_is_an_error_naming_class_and_command() {
 #[test]
 fn virtio_errors_name_the_device_and_keep_their_source() {
     use std::error::Error as _;
-    let e = Error::VirtioFeatureMissing {
+    let e = Error::from(VirtioError::FeatureMissing {
         device: "0000:00:02.0".into(),
-        missing: feature::names(feature::VERSION_1 | 1 << 40),
+        missing: feature::VERSION_1 | 1 << 40,
         offered: 0x30bf_8024,
-    };
+    });
     assert_eq!(
         e.to_string(),
         "virtio 0000:00:02.0: required feature(s) VERSION_1|bit 40 not offered (device offers \
          0x0000000030bf8024)"
     );
-    let e = Error::VirtioDma {
+    let e = Error::from(VirtioError::Dma {
         what: "0000:00:02.0 queue 1".into(),
         len: 8192,
         source: Box::new(sluice_mempool::Error::Mmap {
@@ -226,7 +240,113 @@ fn virtio_errors_name_the_device_and_keep_their_source() {
             bytes: 8192,
             source: std::io::Error::from_raw_os_error(libc::ENOMEM),
         }),
-    };
+    });
     assert!(e.source().is_some());
     assert!(e.to_string().contains("for 0000:00:02.0 queue 1"), "{e}");
+}
+
+/// The PCI transport with the control queue taken over, as a vhost-user frontend does:
+/// commands are recorded here and no control virtqueue is set up.
+struct LocalControl {
+    pci: PciTransport<SoftVirtioNet>,
+    commands: std::sync::Mutex<Vec<CtrlCommand>>,
+}
+
+impl Transport for LocalControl {
+    type Doorbell = <PciTransport<SoftVirtioNet> as Transport>::Doorbell;
+    fn device(&self) -> &str {
+        self.pci.device()
+    }
+    fn reset(&self) -> Result<(), Error> {
+        self.pci.reset()
+    }
+    fn status(&self) -> Result<u8, Error> {
+        self.pci.status()
+    }
+    fn set_status(&self, status: u8) -> Result<(), Error> {
+        self.pci.set_status(status)
+    }
+    fn device_features(&self) -> Result<u64, Error> {
+        self.pci.device_features()
+    }
+    fn set_driver_features(&self, features: u64) -> Result<(), Error> {
+        self.pci.set_driver_features(features)
+    }
+    fn max_queue_size(&self, queue: u16) -> Result<u16, Error> {
+        self.pci.max_queue_size(queue)
+    }
+    fn setup_queue(
+        &self,
+        queue: u16,
+        size: u16,
+        rings: RingAddrs,
+    ) -> Result<Self::Doorbell, Error> {
+        self.pci.setup_queue(queue, size, rings)
+    }
+    fn mac(&self) -> Result<[u8; 6], Error> {
+        self.pci.mac()
+    }
+    fn link_up(&self) -> Result<bool, Error> {
+        self.pci.link_up()
+    }
+    fn max_queue_pairs(&self) -> Result<u16, Error> {
+        self.pci.max_queue_pairs()
+    }
+    fn device_control_queue(&self) -> bool {
+        false
+    }
+    fn control(&self, command: CtrlCommand) -> Result<(), Error> {
+        self.commands.lock().unwrap().push(command);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_transport_without_a_device_control_queue_executes_the_commands_itself() {
+    let pool = pool(1024);
+    let dev = SoftVirtioNet::new(ModelConfig {
+        loopback: true,
+        ..ModelConfig::default()
+    });
+    let mut c = cfg(64);
+    c.queues = 2;
+    let d = dev.clone();
+    let pci = PciTransport::new(
+        "local".into(),
+        &dev.caps(),
+        move |_| Ok(d.clone()),
+        c.timeout,
+    )
+    .unwrap();
+    let t = LocalControl {
+        pci,
+        commands: Default::default(),
+    };
+    let mut port = VirtioPort::with_transport(t, &c, &pool, Arc::new(IdentityMapper)).unwrap();
+    assert!(port.features() & feature::CTRL_VQ != 0);
+    port.set_all_multicast(true).unwrap();
+    let sent = port.shared().transport().commands.lock().unwrap().clone();
+    assert_eq!(
+        sent,
+        [
+            CtrlCommand::QueuePairs(2),
+            CtrlCommand::Promiscuous(true),
+            CtrlCommand::AllMulticast(true)
+        ]
+    );
+    assert_eq!(dev.stats().ctrl_commands, 0, "nothing reached the device");
+    assert_eq!(dev.active_pairs(), 1);
+    // The datapath does not care where the commands went.
+    let mut q = port.take_queues().unwrap();
+    let mut out: Batch<PktBuf> = Batch::new();
+    let mut p = pool.alloc().unwrap();
+    p.extend_from_slice(&frame(1, 64)).unwrap();
+    out.push(p).unwrap();
+    assert_eq!(q.tx[1].tx_burst(&mut out), 1);
+    let mut got = Batch::<PktBuf>::new();
+    assert_eq!(q.rx[1].rx_burst(&mut got), 1);
+    assert_eq!(got[0].data(), &frame(1, 64)[..]);
+    drop((got, q, port));
+    assert_eq!(dev.status(), 0, "reset through the wrapping transport");
+    assert_eq!(pool.available(), 1024);
 }

@@ -46,10 +46,10 @@ use std::time::Duration;
 use sluice_mempool::{HugePagePolicy, IdentityMapper, PageSize, PktPool, PktPoolConfig};
 
 use super::model::{ModelConfig, RingEngine, SoftVirtioNet};
-use super::{Transport, VirtioConfig, VirtioPort, feature};
+use super::{PciTransport, VirtioConfig, VirtioPort, feature};
 use crate::error::Error;
 
-type Port = VirtioPort<SoftVirtioNet>;
+type Port = VirtioPort<PciTransport<SoftVirtioNet>>;
 
 fn pool(n: u32) -> PktPool {
     let mut c = PktPoolConfig::new("virtio-test", n);
@@ -87,7 +87,7 @@ fn try_open(
 /// Brings the driver up on `dev` with receive buffers from `pool`.
 fn attach(dev: &Arc<SoftVirtioNet>, c: &VirtioConfig, pool: &PktPool) -> Result<Port, Error> {
     let d = dev.clone();
-    Transport::new(
+    PciTransport::new(
         "model".into(),
         &dev.caps(),
         move |_| Ok(d.clone()),
