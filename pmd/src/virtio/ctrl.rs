@@ -6,9 +6,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::pci_transport::{Notifier, VirtioRegs};
-use super::queue::{Segment, Used};
-use super::virtqueue::Virtqueue;
-use crate::dma::SharedMemory;
+use super::ring::{Segment, Used, Virtqueue};
+use crate::SharedMemory;
 use crate::error::Error;
 
 /// Class RX: promiscuous and all-multicast modes (needs CTRL_RX).

@@ -7,11 +7,11 @@
 //!   ([`MmioRegion`](crate::MmioRegion)) behind VFIO, or the software device in tests.
 //! - [`crate::dma`]: [`SharedMemory`](crate::SharedMemory), shared with the NVMe driver, is
 //!   the only access path to the memory shared with the device.
-//! - [`queue`]: [`SplitQueue`], the split-ring protocol (B5, B6) with the driver's own
-//!   shadow of what it posted; every used entry the device writes is checked against it.
-//! - [`packed`]: [`PackedQueue`], the packed-ring protocol (virtio 1.2 §2.8, `RING_PACKED`),
-//!   with the same shadow and checks; [`virtqueue`]: [`Virtqueue`], either of the two behind
-//!   one set of calls, which the datapath and the control queue are written against.
+//! - [`ring`]: the two virtqueue formats, with the driver's own shadow of what it posted;
+//!   every used entry the device writes is checked against it. [`ring::split`]:
+//!   [`SplitQueue`] (virtio 1.2 §2.7); [`ring::packed`]: [`PackedQueue`] (virtio 1.2 §2.8,
+//!   `RING_PACKED`); [`Virtqueue`]: either of the two behind one set of calls, which the
+//!   datapath and the control queue are written against.
 //! - [`net`]: the receive and transmit queue handles and the control queue (B7).
 //! - [`port`]: [`VirtioPort`], the [`NetPort`](crate::net::NetPort) over all of that;
 //!   [`shared`]: what the device may touch, freed only after its reset.
@@ -56,22 +56,20 @@ pub mod ctrl;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod model;
 pub mod net;
-pub mod packed;
 pub mod pci_transport;
 pub mod port;
-pub mod queue;
+pub mod ring;
 pub mod shared;
-pub mod virtqueue;
 
 #[cfg(test)]
 mod tests;
 
 pub use net::{VirtioRxQueue, VirtioTxQueue};
-pub use packed::PackedQueue;
 pub use pci_transport::{Notifier, Transport, VirtioRegs};
 pub use port::{VirtioConfig, VirtioPort};
-pub use queue::{SplitQueue, UsedFault};
-pub use virtqueue::{RingKind, Virtqueue};
+pub use ring::packed::PackedQueue;
+pub use ring::split::SplitQueue;
+pub use ring::{RingKind, UsedFault, Virtqueue};
 
 /// Device status bits (virtio 1.2 §2.1, REFERENCE B3).
 pub mod status {

@@ -21,9 +21,8 @@ use sluice_mempool::{Batch, OffloadFlags, PktBuf, PktPool};
 
 use super::NET_HDR_LEN;
 use super::pci_transport::{Notifier, VirtioRegs};
-use super::queue::{Segment, Used};
+use super::ring::{Segment, Used, Virtqueue};
 use super::shared::Shared;
-use super::virtqueue::Virtqueue;
 use crate::net::{QueueCounters, RxQueue, TxQueue};
 
 /// Buffers allocated from the pool per request when refilling.

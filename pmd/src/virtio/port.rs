@@ -11,11 +11,11 @@ use sluice_mempool::{DmaRegion, HugePagePolicy, IovaMapper, PageSize, PktBuf, Pk
 
 use super::ctrl::{self, ControlQueue};
 use super::net::{VirtioRxQueue, VirtioTxQueue};
-use super::packed::{PackedLayout, PackedQueue};
 use super::pci_transport::{Notifier, Transport, VirtioRegs};
-use super::queue::{RingLayout, SplitQueue};
+use super::ring::packed::{PackedLayout, PackedQueue};
+use super::ring::split::{RingLayout, SplitQueue};
+use super::ring::{RingKind, Virtqueue};
 use super::shared::{PoolMapping, Shared, map_pool};
-use super::virtqueue::{RingKind, Virtqueue};
 use super::{NET_HDR_LEN, feature};
 use crate::dma::SharedMemory;
 use crate::error::Error;
@@ -382,7 +382,7 @@ impl<R: VirtioRegs> SetUp<'_, R> {
     fn queue<T>(&self, index: u16, want: u16) -> Result<(Virtqueue<T>, Notifier<R>), Error> {
         let t = &self.shared.transport;
         let max = t.queue_max_size(index)?;
-        let size = want.min(max).min(super::queue::MAX_QUEUE_SIZE);
+        let size = want.min(max).min(super::ring::MAX_QUEUE_SIZE);
         if size == 0 {
             return Err(Error::VirtioQueue {
                 device: t.device().to_string(),

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use sluice_mempool::{IdentityMapper, IovaMap, IovaMapper, PktBuf, PktPool};
 
 use super::pci_transport::{Transport, VirtioRegs};
-use super::virtqueue::Virtqueue;
+use super::ring::Virtqueue;
 use crate::dma::SharedMemory;
 use crate::error::Error;
 use crate::pci::PciAddr;

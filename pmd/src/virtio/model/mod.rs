@@ -40,9 +40,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use sluice_mempool::PktPool;
 
-use super::packed::{DESC_F_AVAIL, DESC_F_USED, EVENT_F_DESC, EVENT_F_DISABLE};
 use super::pci_transport::{VirtioRegs, common};
-use super::queue::{DESC_F_NEXT, DESC_F_WRITE};
+use super::ring::packed::{DESC_F_AVAIL, DESC_F_USED, EVENT_F_DESC, EVENT_F_DISABLE};
+use super::ring::{DESC_F_NEXT, DESC_F_WRITE};
 use super::{NET_HDR_LEN, feature, status};
 use crate::error::Error;
 use crate::pci::caps::{VirtioCfgType, VirtioPciCap};

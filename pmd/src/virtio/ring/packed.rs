@@ -31,8 +31,8 @@ use std::sync::atomic::{Ordering, fence};
 
 use sluice_mempool::Iova;
 
-use super::queue::{DESC_F_NEXT, DESC_F_WRITE, MAX_QUEUE_SIZE, Segment, Used};
-use crate::dma::SharedMemory;
+use super::{DESC_F_NEXT, DESC_F_WRITE, MAX_QUEUE_SIZE, Segment, Used};
+use crate::SharedMemory;
 
 /// Descriptor flag: available (compared with the driver's wrap counter).
 pub const DESC_F_AVAIL: u16 = 1 << 7;

@@ -20,7 +20,7 @@ use std::sync::atomic::{Ordering, fence};
 
 use sluice_mempool::Iova;
 
-use crate::dma::SharedMemory;
+use crate::SharedMemory;
 
 /// Descriptor flag: the chain continues in `next`.
 pub const DESC_F_NEXT: u16 = 1;

@@ -3,15 +3,16 @@
 //!
 //! An enum rather than a trait object: the ring kind is fixed at bring-up, each call is one
 //! well-predicted match, and the queue handles stay free of `dyn` and of a type parameter
-//! that would leak into [`VirtioPort`](super::VirtioPort)'s API.
+//! that would leak into [`VirtioPort`](crate::virtio::VirtioPort)'s API.
 
 use std::sync::Arc;
 
 use sluice_mempool::Iova;
 
 use super::packed::PackedQueue;
-use super::queue::{Segment, SplitQueue, Used, UsedFault};
-use crate::dma::SharedMemory;
+use super::split::SplitQueue;
+use super::{Segment, Used, UsedFault};
+use crate::SharedMemory;
 
 /// Which virtqueue format a port negotiated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
