@@ -31,7 +31,7 @@ use std::sync::atomic::{Ordering, fence};
 
 use sluice_mempool::Iova;
 
-use super::{DESC_F_NEXT, DESC_F_WRITE, MAX_QUEUE_SIZE, Segment, Used};
+use super::{DESC_F_NEXT, DESC_F_WRITE, InFlight, MAX_QUEUE_SIZE, Segment, Used};
 use crate::SharedMemory;
 
 /// Descriptor flag: available (compared with the driver's wrap counter).
@@ -82,14 +82,6 @@ impl PackedLayout {
     fn desc(&self, slot: u16) -> usize {
         self.desc + 16 * usize::from(slot)
     }
-}
-
-struct InFlight<T> {
-    token: T,
-    /// Writable bytes in the buffer: the most the device may report.
-    writable: u32,
-    /// Ring slots the buffer took (the device skips as many when it returns it).
-    descs: u16,
 }
 
 /// A packed virtqueue: ring memory plus the driver's shadow of it.

@@ -1,11 +1,12 @@
-//! [`SplitQueue`]: one split virtqueue (virtio 1.2 §2.7, REFERENCE B5/B6) in [`SharedMemory`],
-//! with the driver's own shadow of every chain it posted.
+//! [`SplitQueue`]: one split virtqueue (virtio 1.2 §2.7) in [`SharedMemory`], with the
+//! driver's own shadow of every chain it posted.
 //!
 //! The driver writes descriptors and available-ring slots as it adds chains, and publishes
 //! the available index once per burst ([`SplitQueue::publish`]), which also says whether the
 //! device asked to be notified. It reaps the used ring with [`SplitQueue::pop_used`]: the
-//! used index is loaded with `Acquire` (the read barrier of B6) and every entry is checked
-//! against the shadow before anything is followed:
+//! used index is loaded with `Acquire` (the device writes an entry before the index that
+//! counts it, virtio 1.2 §2.7.8.2, so the entries are read after it) and every entry is
+//! checked against the shadow before anything is followed:
 //!
 //! - an id that is out of range, or not the head of a chain in flight → [`Used::BadId`];
 //! - a length larger than the writable bytes posted → [`Used::BadLen`], with the token, so
@@ -20,18 +21,13 @@ use std::sync::atomic::{Ordering, fence};
 
 use sluice_mempool::Iova;
 
+use super::{DESC_F_NEXT, DESC_F_WRITE, InFlight, MAX_QUEUE_SIZE, Segment, Used, UsedFault};
 use crate::SharedMemory;
 
-/// Descriptor flag: the chain continues in `next`.
-pub const DESC_F_NEXT: u16 = 1;
-/// Descriptor flag: the device writes this buffer (otherwise it reads it).
-pub const DESC_F_WRITE: u16 = 2;
 /// Available-ring flag: the driver wants no interrupts.
 pub const AVAIL_F_NO_INTERRUPT: u16 = 1;
 /// Used-ring flag: the device wants no notifications.
 pub const USED_F_NO_NOTIFY: u16 = 1;
-/// The largest split queue (virtio 1.2 §2.7).
-pub const MAX_QUEUE_SIZE: u16 = 32768;
 
 /// Byte offsets of the three parts of a split ring of `size` entries in one region.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,54 +84,6 @@ impl RingLayout {
     }
 }
 
-/// One buffer of a chain to post.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Segment {
-    /// Where it is, for the device.
-    pub iova: Iova,
-    /// Its length (non-zero: QEMU rejects zero-sized buffers).
-    pub len: u32,
-    /// Whether the device writes it.
-    pub writable: bool,
-}
-
-/// What a used entry turned out to be.
-#[derive(Debug)]
-pub enum Used<T> {
-    /// A chain came back: its token and the bytes the device wrote.
-    Done(T, u32),
-    /// A chain came back with a length larger than its writable buffers: a device fault.
-    /// The token is returned so that its buffer can be recovered (not read).
-    BadLen(T, u32),
-    /// An id out of range or not the head of a chain in flight: a device fault; nothing
-    /// was taken.
-    BadId(u32),
-}
-
-/// A device fault found in the used ring (for counters and tests).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum UsedFault {
-    /// Used id out of range or not in flight.
-    BadId(u32),
-    /// Used length larger than the buffer posted.
-    BadLen(u32),
-    /// Used index more than the queue size ahead of the driver.
-    IndexJump {
-        /// What the driver had reaped up to.
-        last: u16,
-        /// What the device wrote.
-        device: u16,
-    },
-}
-
-struct InFlight<T> {
-    token: T,
-    /// Writable bytes in the chain: the most the device may report.
-    writable: u32,
-    /// Descriptors in the chain (freed by following `next` in the shadow).
-    descs: u16,
-}
-
 /// A split virtqueue: ring memory plus the driver's shadow of it.
 pub struct SplitQueue<T> {
     mem: Arc<SharedMemory>,
@@ -182,9 +130,9 @@ impl<T> SplitQueue<T> {
             "ring memory shorter than its layout"
         );
         let size = layout.size;
-        // Polling: no interrupts (B6). With EVENT_IDX the device ignores this flag and looks
-        // at `used_event`; the queue's MSI-X vector is left at NO_VECTOR, so nothing is
-        // raised either way.
+        // Polling: no interrupts (virtio 1.2 §2.7.7). With EVENT_IDX the device ignores this
+        // flag and looks at `used_event`; the queue's MSI-X vector is left at NO_VECTOR, so
+        // nothing is raised either way.
         mem.store_u16(layout.avail, AVAIL_F_NO_INTERRUPT, Ordering::Relaxed);
         Self {
             mem,
@@ -304,22 +252,23 @@ impl<T> SplitQueue<T> {
     }
 
     /// Makes every chain added since the last call visible to the device and says whether
-    /// it asked to be notified (B6). Returns false when there was nothing to publish.
+    /// it asked to be notified (virtio 1.2 §2.7.13.4). Returns false when there was nothing
+    /// to publish.
     #[inline]
     pub fn publish(&mut self) -> bool {
         let (old, new) = (self.published, self.avail_idx);
         if old == new {
             return false;
         }
-        // B6 step 2: the descriptors and ring slots written above must be visible before
-        // the index that hands them over (Linux `virtio_wmb`; the Release store is that
-        // write barrier).
+        // virtio 1.2 §2.7.13.3.1: the descriptors and ring slots written above must be
+        // visible before the index that hands them over (Linux `virtio_wmb`; the Release
+        // store is that write barrier).
         self.mem
             .store_u16(self.layout.avail + 2, new, Ordering::Release);
         self.published = new;
-        // B6 step 4: a full barrier between publishing the index and reading the device's
-        // suppression state, or the device could miss the new entries while we read a stale
-        // "no notify" (Linux `virtio_mb` in `virtqueue_kick_prepare_split`).
+        // virtio 1.2 §2.7.13.4.1: a full barrier between publishing the index and reading
+        // the device's suppression state, or the device could miss the new entries while we
+        // read a stale "no notify" (Linux `virtio_mb` in `virtqueue_kick_prepare_split`).
         fence(Ordering::SeqCst);
         if self.event_idx {
             let event = self
@@ -337,7 +286,7 @@ impl<T> SplitQueue<T> {
         self.avail_idx != self.published
     }
 
-    /// Loads the device's used index (`Acquire`: B6's read barrier before the entries) and
+    /// Loads the device's used index (`Acquire`: the entries are read after it, §2.7.8.2) and
     /// returns how many entries are ready, or the fault if the index jumped by more than
     /// the queue size (the queue is then broken).
     #[inline]
