@@ -50,7 +50,8 @@
 //! as a device error on the queue's counters and survived — a bad id is ignored, a bad
 //! length drops that buffer back to its pool, an index jump marks the queue broken (it then
 //! returns nothing until the port is reset). Nothing the device writes is used as an index
-//! before it is checked.
+//! before it is checked. The last fault of each queue is kept with its details, a
+//! [`UsedFault`], until [`VirtioRxQueue::take_fault`] or [`VirtioTxQueue::take_fault`].
 
 pub mod ctrl;
 #[cfg(any(test, feature = "test-utils"))]

@@ -21,7 +21,7 @@ use sluice_mempool::{Batch, OffloadFlags, PktBuf, PktPool};
 
 use super::NET_HDR_LEN;
 use super::pci_transport::{Notifier, VirtioRegs};
-use super::ring::{Segment, Used, Virtqueue};
+use super::ring::{Segment, Used, UsedFault, Virtqueue};
 use super::shared::Shared;
 use crate::net::{QueueCounters, RxQueue, TxQueue};
 
@@ -92,6 +92,12 @@ impl<R: VirtioRegs> VirtioRxQueue<R> {
     /// Whether a device fault stopped the queue.
     pub fn is_broken(&self) -> bool {
         self.vq.is_broken()
+    }
+
+    /// The last device fault found on this queue's ring (counted in `errors`), cleared by
+    /// the call.
+    pub fn take_fault(&mut self) -> Option<UsedFault> {
+        self.vq.take_fault()
     }
 
     /// Posts as many buffers as there are free descriptors and pool buffers (in bursts),
@@ -261,6 +267,12 @@ impl<R: VirtioRegs> VirtioTxQueue<R> {
     /// Whether a device fault stopped the queue.
     pub fn is_broken(&self) -> bool {
         self.vq.is_broken()
+    }
+
+    /// The last device fault found on this queue's ring (counted in `errors`), cleared by
+    /// the call.
+    pub fn take_fault(&mut self) -> Option<UsedFault> {
+        self.vq.take_fault()
     }
 
     /// Returns completed buffers to their pools, in bulk.

@@ -400,12 +400,12 @@ impl<R: VirtioRegs> SetUp<'_, R> {
         };
         let vq = if self.packed {
             let layout = PackedLayout::new(size).ok_or_else(bad_size)?;
-            let mem = self.memory(layout.len, &format!("queue {index}"))?;
-            Virtqueue::Packed(PackedQueue::new(Arc::new(mem), layout, self.event_idx))
+            let mem = Arc::new(self.memory(layout.len, &format!("queue {index}"))?);
+            Virtqueue::Packed(PackedQueue::new(index, mem, layout, self.event_idx))
         } else {
             let layout = RingLayout::new(size).ok_or_else(bad_size)?;
-            let mem = self.memory(layout.len, &format!("queue {index}"))?;
-            Virtqueue::Split(SplitQueue::new(Arc::new(mem), layout, self.event_idx))
+            let mem = Arc::new(self.memory(layout.len, &format!("queue {index}"))?);
+            Virtqueue::Split(SplitQueue::new(index, mem, layout, self.event_idx))
         };
         let notifier = t.enable_queue(index, size, vq.iovas())?;
         Ok((vq, notifier))

@@ -14,6 +14,9 @@
 //! - a used index more than the queue size ahead of what was reaped → the queue is
 //!   [`broken`](SplitQueue::is_broken) and returns nothing more.
 //!
+//! Each fault is also kept, with its details, as a [`UsedFault`] until
+//! [`SplitQueue::take_fault`].
+//!
 //! No allocation after construction: the free list and shadow are sized once.
 
 use std::sync::Arc;
@@ -88,6 +91,8 @@ impl RingLayout {
 pub struct SplitQueue<T> {
     mem: Arc<SharedMemory>,
     layout: RingLayout,
+    /// The virtqueue's index on its device (named in faults).
+    index: u16,
     mask: u16,
     /// Free descriptor ids (a stack; capacity `size`).
     free: Vec<u16>,
@@ -105,26 +110,31 @@ pub struct SplitQueue<T> {
     seen_used: u16,
     event_idx: bool,
     broken: bool,
+    /// The last device fault found, until taken.
+    fault: Option<UsedFault>,
 }
 
 impl<T> core::fmt::Debug for SplitQueue<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("SplitQueue")
+            .field("index", &self.index)
             .field("size", &self.layout.size)
             .field("in_flight", &self.in_flight())
             .field("avail_idx", &self.avail_idx)
             .field("last_used", &self.last_used)
             .field("broken", &self.broken)
+            .field("fault", &self.fault)
             .finish()
     }
 }
 
 impl<T> SplitQueue<T> {
-    /// A queue over `mem` (at least `layout.len` bytes, zeroed), with interrupts suppressed.
+    /// Virtqueue `index` of its device over `mem` (at least `layout.len` bytes, zeroed),
+    /// with interrupts suppressed.
     ///
     /// # Panics
     /// If `mem` is shorter than the layout (a driver bug).
-    pub fn new(mem: Arc<SharedMemory>, layout: RingLayout, event_idx: bool) -> Self {
+    pub fn new(index: u16, mem: Arc<SharedMemory>, layout: RingLayout, event_idx: bool) -> Self {
         assert!(
             mem.len() >= layout.len,
             "ring memory shorter than its layout"
@@ -137,6 +147,7 @@ impl<T> SplitQueue<T> {
         Self {
             mem,
             layout,
+            index,
             mask: size - 1,
             free: (0..size).rev().collect(),
             next: vec![0; usize::from(size)],
@@ -147,12 +158,18 @@ impl<T> SplitQueue<T> {
             seen_used: 0,
             event_idx,
             broken: false,
+            fault: None,
         }
     }
 
     /// Entries.
     pub fn size(&self) -> u16 {
         self.layout.size
+    }
+
+    /// The virtqueue's index on its device.
+    pub fn index(&self) -> u16 {
+        self.index
     }
 
     /// The ring's layout.
@@ -185,6 +202,18 @@ impl<T> SplitQueue<T> {
     #[inline]
     pub fn is_broken(&self) -> bool {
         self.broken
+    }
+
+    /// The last device fault found in the used ring, cleared by the call.
+    pub fn take_fault(&mut self) -> Option<UsedFault> {
+        self.fault.take()
+    }
+
+    /// Keeps `fault` for [`take_fault`](Self::take_fault) and gives it back.
+    #[cold]
+    fn keep_fault(&mut self, fault: UsedFault) -> UsedFault {
+        self.fault = Some(fault);
+        fault
     }
 
     /// Adds a chain of `segs` (readable ones first) carrying `token`; it becomes visible to
@@ -300,10 +329,12 @@ impl<T> SplitQueue<T> {
         // Fewer bogus entries are each caught by the shadow in `pop_used`.
         if ready > self.layout.size {
             self.broken = true;
-            return Err(UsedFault::IndexJump {
+            return Err(self.keep_fault(UsedFault::IndexJump {
+                queue: self.index,
                 last: self.last_used,
                 device,
-            });
+                size: self.layout.size,
+            }));
         }
         self.seen_used = device;
         Ok(ready)
@@ -323,15 +354,28 @@ impl<T> SplitQueue<T> {
             .and_then(|i| self.shadow.get_mut(i))
             .and_then(Option::take)
         else {
+            self.keep_fault(UsedFault::BadId {
+                queue: self.index,
+                id,
+                size: self.layout.size,
+            });
             return Some(Used::BadId(id));
         };
+        // The shadow has `size` (≤ 32768) entries, so a found id fits a u16.
+        let head = id as u16;
         // Free the chain by the driver's own `next` links, never the device's.
-        let mut d = id as u16;
+        let mut d = head;
         for _ in 0..entry.descs {
             self.free.push(d);
             d = self.next[usize::from(d)];
         }
         if len > entry.writable {
+            self.keep_fault(UsedFault::BadLen {
+                queue: self.index,
+                id: head,
+                len,
+                max: entry.writable,
+            });
             return Some(Used::BadLen(entry.token, len));
         }
         Some(Used::Done(entry.token, len))

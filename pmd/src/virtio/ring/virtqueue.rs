@@ -65,6 +65,11 @@ impl<T> Virtqueue<T> {
         each!(self, q => q.size())
     }
 
+    /// The virtqueue's index on its device.
+    pub fn index(&self) -> u16 {
+        each!(self, q => q.index())
+    }
+
     /// IOVAs of the descriptor area, driver area and device area (for queue set-up).
     pub fn iovas(&self) -> (Iova, Iova, Iova) {
         each!(self, q => q.iovas())
@@ -89,6 +94,11 @@ impl<T> Virtqueue<T> {
             Virtqueue::Split(q) => q.is_broken(),
             Virtqueue::Packed(_) => false,
         }
+    }
+
+    /// The last device fault found in the used ring, cleared by the call.
+    pub fn take_fault(&mut self) -> Option<UsedFault> {
+        each!(self, q => q.take_fault())
     }
 
     /// Adds a chain of `segs` (readable first) carrying `token`, visible to the device at
