@@ -7,9 +7,8 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::queue::{Segment, Used};
+use super::ring::{Segment, Used, Virtqueue};
 use super::transport::Doorbell;
-use super::virtqueue::Virtqueue;
 use super::{CtrlFailure, VirtioError};
 use crate::SharedMemory;
 use crate::error::Error;

@@ -10,11 +10,11 @@
 //!   in tests — and [`VirtioPort::open`] on a device bound to vfio-pci.
 //! - [`SharedMemory`](crate::SharedMemory), shared with the NVMe driver, is the only access
 //!   path to the memory shared with the device.
-//! - [`queue`]: [`SplitQueue`], the split-ring protocol (B5, B6) with the driver's own
-//!   shadow of what it posted; every used entry the device writes is checked against it.
-//! - [`packed`]: [`PackedQueue`], the packed-ring protocol (virtio 1.2 §2.8, `RING_PACKED`),
-//!   with the same shadow and checks; [`virtqueue`]: [`Virtqueue`], either of the two behind
-//!   one set of calls, which the datapath and the control queue are written against.
+//! - [`ring`]: the two virtqueue formats, with the driver's own shadow of what it posted;
+//!   every used entry the device writes is checked against it. [`ring::split`]:
+//!   [`SplitQueue`] (virtio 1.2 §2.7); [`ring::packed`]: [`PackedQueue`] (virtio 1.2 §2.8,
+//!   `RING_PACKED`); [`Virtqueue`]: either of the two behind one set of calls, which the
+//!   datapath and the control queue are written against.
 //! - [`net`]: the receive and transmit queue handles and the control queue (B7).
 //! - [`port`]: [`VirtioPort`], the [`NetPort`](crate::net::NetPort) over all of that, generic
 //!   over its transport; [`shared`]: the transport and what the device may touch, freed
@@ -55,19 +55,18 @@
 //! as a device error on the queue's counters and survived — a bad id is ignored, a bad
 //! length drops that buffer back to its pool, an index jump marks the queue broken (it then
 //! returns nothing until the port is reset). Nothing the device writes is used as an index
-//! before it is checked.
+//! before it is checked. The last fault of each queue is kept with its details, a
+//! [`UsedFault`], until [`VirtioRxQueue::take_fault`] or [`VirtioTxQueue::take_fault`].
 
 pub mod ctrl;
 pub mod error;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod model;
 pub mod net;
-pub mod packed;
 pub mod port;
-pub mod queue;
+pub mod ring;
 pub mod shared;
 pub mod transport;
-pub mod virtqueue;
 
 #[cfg(test)]
 mod tests;
@@ -75,11 +74,11 @@ mod tests;
 pub use ctrl::CtrlCommand;
 pub use error::{CtrlFailure, VirtioError};
 pub use net::{NetHdr, VirtioRxQueue, VirtioTxQueue};
-pub use packed::PackedQueue;
 pub use port::{VirtioConfig, VirtioPort};
-pub use queue::{SplitQueue, UsedFault};
+pub use ring::packed::PackedQueue;
+pub use ring::split::SplitQueue;
+pub use ring::{RingKind, UsedFault, Virtqueue};
 pub use transport::{Doorbell, PciDoorbell, PciTransport, RingAddrs, Transport};
-pub use virtqueue::{RingKind, Virtqueue};
 
 /// Device status bits (virtio 1.2 §2.1, REFERENCE B3).
 pub mod status {

@@ -20,10 +20,9 @@ use std::sync::Arc;
 use sluice_mempool::{Batch, OffloadFlags, PktBuf, PktPool};
 
 use super::NET_HDR_LEN;
-use super::queue::{Segment, Used};
+use super::ring::{Segment, Used, UsedFault, Virtqueue};
 use super::shared::Shared;
 use super::transport::{Doorbell, PciTransport, Transport};
-use super::virtqueue::Virtqueue;
 use crate::net::{QueueCounters, RxQueue, TxQueue};
 
 /// Buffers allocated from the pool per request when refilling.
@@ -161,6 +160,12 @@ impl<T: Transport> VirtioRxQueue<T> {
     /// Whether a device fault stopped the queue.
     pub fn is_broken(&self) -> bool {
         self.vq.is_broken()
+    }
+
+    /// The last device fault found on this queue's ring (counted in `errors`), cleared by
+    /// the call.
+    pub fn take_fault(&mut self) -> Option<UsedFault> {
+        self.vq.take_fault()
     }
 
     /// Posts as many buffers as there are free descriptors and pool buffers (in bursts),
@@ -332,6 +337,12 @@ impl<T: Transport> VirtioTxQueue<T> {
     /// Whether a device fault stopped the queue.
     pub fn is_broken(&self) -> bool {
         self.vq.is_broken()
+    }
+
+    /// The last device fault found on this queue's ring (counted in `errors`), cleared by
+    /// the call.
+    pub fn take_fault(&mut self) -> Option<UsedFault> {
+        self.vq.take_fault()
     }
 
     /// Returns completed buffers to their pools, in bulk.

@@ -12,11 +12,11 @@ use sluice_mempool::{DmaRegion, HugePagePolicy, IovaMapper, PageSize, PktBuf, Pk
 
 use super::ctrl::{ControlQueue, CtrlCommand};
 use super::net::{VirtioRxQueue, VirtioTxQueue};
-use super::packed::{PackedLayout, PackedQueue};
-use super::queue::{RingLayout, SplitQueue};
+use super::ring::packed::{PackedLayout, PackedQueue};
+use super::ring::split::{RingLayout, SplitQueue};
+use super::ring::{RingKind, Virtqueue};
 use super::shared::Shared;
 use super::transport::{PciTransport, Transport, negotiate};
-use super::virtqueue::{RingKind, Virtqueue};
 use super::{CtrlFailure, NET_HDR_LEN, VirtioError, feature, status};
 use crate::SharedMemory;
 use crate::error::Error;
@@ -338,7 +338,7 @@ impl<T: Transport> SetUp<'_, T> {
     fn queue<X>(&self, index: u16, want: u16) -> Result<(Virtqueue<X>, T::Doorbell), Error> {
         let t = self.shared.transport();
         let max = t.max_queue_size(index)?;
-        let size = want.min(max).min(super::queue::MAX_QUEUE_SIZE);
+        let size = want.min(max).min(super::ring::MAX_QUEUE_SIZE);
         if size == 0 {
             return Err(VirtioError::QueueAbsent {
                 device: t.device().to_string(),
@@ -356,12 +356,12 @@ impl<T: Transport> SetUp<'_, T> {
         };
         let vq = if self.packed {
             let layout = PackedLayout::new(size).ok_or_else(bad_size)?;
-            let mem = self.memory(layout.len, &format!("queue {index}"))?;
-            Virtqueue::Packed(PackedQueue::new(Arc::new(mem), layout, self.event_idx))
+            let mem = Arc::new(self.memory(layout.len, &format!("queue {index}"))?);
+            Virtqueue::Packed(PackedQueue::new(index, mem, layout, self.event_idx))
         } else {
             let layout = RingLayout::new(size).ok_or_else(bad_size)?;
-            let mem = self.memory(layout.len, &format!("queue {index}"))?;
-            Virtqueue::Split(SplitQueue::new(Arc::new(mem), layout, self.event_idx))
+            let mem = Arc::new(self.memory(layout.len, &format!("queue {index}"))?);
+            Virtqueue::Split(SplitQueue::new(index, mem, layout, self.event_idx))
         };
         let doorbell = t.setup_queue(index, size, vq.iovas().into())?;
         Ok((vq, doorbell))

@@ -9,8 +9,8 @@
 //! pool's IOMMU mapping). If the reset is not confirmed, the hold leaks them rather than hand
 //! back memory the device might still write.
 
+use super::ring::Virtqueue;
 use super::transport::Transport;
-use super::virtqueue::Virtqueue;
 use crate::quiesce::DeviceHold;
 
 /// The device's transport and what the device may touch; resets the device when dropped.

@@ -40,8 +40,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use sluice_mempool::PktPool;
 
-use super::packed::{DESC_F_AVAIL, DESC_F_USED, EVENT_F_DESC, EVENT_F_DISABLE};
-use super::queue::{DESC_F_NEXT, DESC_F_WRITE};
+use super::ring::packed::{DESC_F_AVAIL, DESC_F_USED, EVENT_F_DESC, EVENT_F_DISABLE};
+use super::ring::{DESC_F_NEXT, DESC_F_WRITE};
 use super::transport::pci::{CommonCfg, NetConfig};
 use super::{NET_HDR_LEN, NetHdr, feature, status};
 use crate::mmio::MmioError;

@@ -1,8 +1,10 @@
 //! An untrusted device: bad used ids, lengths and index jumps are counted and survived,
-//! never followed; buffers come back to the pool.
+//! never followed; buffers come back to the pool; the last fault of each queue is kept with
+//! its details until taken.
 
 use super::*;
 use crate::net::{NetPort, RxQueue, TxQueue};
+use crate::virtio::UsedFault;
 use sluice_mempool::{Batch, PktBuf};
 
 fn one(pool: &PktPool, seq: u32) -> Batch<PktBuf> {
@@ -22,6 +24,21 @@ fn used_ids_out_of_range_or_not_in_flight_are_counted_and_ignored() {
     dev.inject_used(1, 5, 0); // in range, nothing in flight
     assert_eq!(q.tx[0].tx_burst(&mut one(&pool, 1)), 1);
     assert_eq!(q.tx[0].counters().snapshot().errors, 2);
+    // The last of the two, on virtqueue 1 (transmitq 0).
+    let fault = q.tx[0].take_fault();
+    assert_eq!(
+        fault,
+        Some(UsedFault::BadId {
+            queue: 1,
+            id: 5,
+            size: 64
+        })
+    );
+    assert_eq!(
+        fault.unwrap().to_string(),
+        "device wrote used id 5, which is not in flight (queue size 64)"
+    );
+    assert_eq!(q.tx[0].take_fault(), None, "taken");
     // Still working.
     let mut got: Batch<PktBuf> = Batch::new();
     assert_eq!(q.rx[0].rx_burst(&mut got), 1);
@@ -32,6 +49,19 @@ fn used_ids_out_of_range_or_not_in_flight_are_counted_and_ignored() {
     assert_eq!(q.rx[0].rx_burst(&mut got), 0);
     assert_eq!(q.rx[0].counters().snapshot().errors, 1);
     assert!(!q.rx[0].is_broken());
+    let fault = q.rx[0].take_fault().unwrap();
+    assert_eq!(
+        fault,
+        UsedFault::BadId {
+            queue: 0,
+            id: 40_000,
+            size: 64
+        }
+    );
+    assert_eq!(
+        format!("queue 0 rx: {fault}"),
+        "queue 0 rx: device wrote used id 40000 (queue size 64)"
+    );
     drop(got);
     drop(q);
     drop(port);
@@ -58,12 +88,30 @@ fn length_larger_than_the_buffer(mc: ModelConfig) {
     assert_eq!(q.rx[0].rx_burst(&mut got), 0);
     assert_eq!(q.rx[0].counters().snapshot().errors, 1);
     assert_eq!(q.rx[0].posted(), 64, "refilled");
+    assert_eq!(
+        q.rx[0].take_fault(),
+        Some(UsedFault::BadLen {
+            queue: 0,
+            id: 0,
+            len: 100_000,
+            max: 2048 + 12
+        })
+    );
     // Transmit: a device must write nothing into a transmit buffer.
     assert_eq!(q.tx[0].tx_burst(&mut one(&pool, 1)), 1);
     dev.inject_used(1, 0, 10);
     q.tx[0].reclaim();
     assert_eq!(q.tx[0].counters().snapshot().errors, 1);
     assert_eq!(q.tx[0].in_flight(), 0, "the buffer came back");
+    assert_eq!(
+        q.tx[0].take_fault(),
+        Some(UsedFault::BadLen {
+            queue: 1,
+            id: 0,
+            len: 10,
+            max: 0
+        })
+    );
     drop(q);
     drop(port);
     assert_eq!(pool.available(), 512);
@@ -79,6 +127,15 @@ fn a_used_index_jump_breaks_the_queue_without_reading_past_it() {
     assert_eq!(q.rx[0].rx_burst(&mut got), 0);
     assert!(q.rx[0].is_broken());
     assert_eq!(q.rx[0].counters().snapshot().errors, 1);
+    assert_eq!(
+        q.rx[0].take_fault(),
+        Some(UsedFault::IndexJump {
+            queue: 0,
+            last: 0,
+            device: 1000,
+            size: 64
+        })
+    );
     dev.inject(0, &frame(1, 64));
     assert_eq!(
         q.rx[0].rx_burst(&mut got),
@@ -94,6 +151,20 @@ fn a_used_index_jump_breaks_the_queue_without_reading_past_it() {
     assert!(q.tx[0].is_broken());
     assert_eq!(more.len(), 1, "the caller keeps its packet");
     assert_eq!(q.tx[0].counters().snapshot().errors, 1);
+    assert_eq!(
+        q.tx[0].take_fault(),
+        Some(UsedFault::IndexJump {
+            queue: 1,
+            last: 0,
+            device: 65,
+            size: 64
+        })
+    );
+    assert_eq!(
+        q.rx[0].take_fault(),
+        None,
+        "a broken queue finds nothing more"
+    );
     drop(more);
     drop(q);
     drop(port);
@@ -129,6 +200,14 @@ mod packed {
         let mut got: Batch<PktBuf> = Batch::new();
         assert_eq!(q.rx[0].rx_burst(&mut got), 0);
         assert_eq!(q.rx[0].counters().snapshot().errors, 2);
+        assert_eq!(
+            q.rx[0].take_fault(),
+            Some(UsedFault::BadId {
+                queue: 0,
+                id: 40_000,
+                size: 64
+            })
+        );
         // Transmit: two in flight (ids 0 and 1); the first comes back as id 5, not in
         // flight; the second normally.
         dev.set_auto(false);
@@ -143,6 +222,14 @@ mod packed {
             1,
             "the overwritten buffer waits for the reset"
         );
+        assert_eq!(
+            q.tx[0].take_fault(),
+            Some(UsedFault::BadId {
+                queue: 1,
+                id: 5,
+                size: 64
+            })
+        );
         // Still working both ways: the second frame was looped back.
         got.clear();
         assert_eq!(q.rx[0].rx_burst(&mut got), 1);
@@ -153,6 +240,7 @@ mod packed {
         assert_eq!(q.rx[0].rx_burst(&mut got), 1);
         assert_eq!(got[0].data(), &frame(3, 64)[..]);
         assert!(!q.rx[0].is_broken() && !q.tx[0].is_broken());
+        assert_eq!((q.rx[0].take_fault(), q.tx[0].take_fault()), (None, None));
         drop(got);
         drop(q);
         drop(port);

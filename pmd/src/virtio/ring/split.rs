@@ -1,17 +1,21 @@
-//! [`SplitQueue`]: one split virtqueue (virtio 1.2 §2.7, REFERENCE B5/B6) in [`SharedMemory`],
-//! with the driver's own shadow of every chain it posted.
+//! [`SplitQueue`]: one split virtqueue (virtio 1.2 §2.7) in [`SharedMemory`], with the
+//! driver's own shadow of every chain it posted.
 //!
 //! The driver writes descriptors and available-ring slots as it adds chains, and publishes
 //! the available index once per burst ([`SplitQueue::publish`]), which also says whether the
 //! device asked to be notified. It reaps the used ring with [`SplitQueue::pop_used`]: the
-//! used index is loaded with `Acquire` (the read barrier of B6) and every entry is checked
-//! against the shadow before anything is followed:
+//! used index is loaded with `Acquire` (the device writes an entry before the index that
+//! counts it, virtio 1.2 §2.7.8.2, so the entries are read after it) and every entry is
+//! checked against the shadow before anything is followed:
 //!
 //! - an id that is out of range, or not the head of a chain in flight → [`Used::BadId`];
 //! - a length larger than the writable bytes posted → [`Used::BadLen`], with the token, so
 //!   the caller recovers the buffer without reading it;
 //! - a used index more than the queue size ahead of what was reaped → the queue is
 //!   [`broken`](SplitQueue::is_broken) and returns nothing more.
+//!
+//! Each fault is also kept, with its details, as a [`UsedFault`] until
+//! [`SplitQueue::take_fault`].
 //!
 //! No allocation after construction: the free list and shadow are sized once.
 
@@ -20,18 +24,13 @@ use std::sync::atomic::{Ordering, fence};
 
 use sluice_mempool::Iova;
 
+use super::{DESC_F_NEXT, DESC_F_WRITE, InFlight, MAX_QUEUE_SIZE, Segment, Used, UsedFault};
 use crate::SharedMemory;
 
-/// Descriptor flag: the chain continues in `next`.
-pub const DESC_F_NEXT: u16 = 1;
-/// Descriptor flag: the device writes this buffer (otherwise it reads it).
-pub const DESC_F_WRITE: u16 = 2;
 /// Available-ring flag: the driver wants no interrupts.
 pub const AVAIL_F_NO_INTERRUPT: u16 = 1;
 /// Used-ring flag: the device wants no notifications.
 pub const USED_F_NO_NOTIFY: u16 = 1;
-/// The largest split queue (virtio 1.2 §2.7).
-pub const MAX_QUEUE_SIZE: u16 = 32768;
 
 /// Byte offsets of the three parts of a split ring of `size` entries in one region.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,58 +87,12 @@ impl RingLayout {
     }
 }
 
-/// One buffer of a chain to post.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Segment {
-    /// Where it is, for the device.
-    pub iova: Iova,
-    /// Its length (non-zero: QEMU rejects zero-sized buffers).
-    pub len: u32,
-    /// Whether the device writes it.
-    pub writable: bool,
-}
-
-/// What a used entry turned out to be.
-#[derive(Debug)]
-pub enum Used<T> {
-    /// A chain came back: its token and the bytes the device wrote.
-    Done(T, u32),
-    /// A chain came back with a length larger than its writable buffers: a device fault.
-    /// The token is returned so that its buffer can be recovered (not read).
-    BadLen(T, u32),
-    /// An id out of range or not the head of a chain in flight: a device fault; nothing
-    /// was taken.
-    BadId(u32),
-}
-
-/// A device fault found in the used ring (for counters and tests).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum UsedFault {
-    /// Used id out of range or not in flight.
-    BadId(u32),
-    /// Used length larger than the buffer posted.
-    BadLen(u32),
-    /// Used index more than the queue size ahead of the driver.
-    IndexJump {
-        /// What the driver had reaped up to.
-        last: u16,
-        /// What the device wrote.
-        device: u16,
-    },
-}
-
-struct InFlight<T> {
-    token: T,
-    /// Writable bytes in the chain: the most the device may report.
-    writable: u32,
-    /// Descriptors in the chain (freed by following `next` in the shadow).
-    descs: u16,
-}
-
 /// A split virtqueue: ring memory plus the driver's shadow of it.
 pub struct SplitQueue<T> {
     mem: Arc<SharedMemory>,
     layout: RingLayout,
+    /// The virtqueue's index on its device (named in faults).
+    index: u16,
     mask: u16,
     /// Free descriptor ids (a stack; capacity `size`).
     free: Vec<u16>,
@@ -157,38 +110,44 @@ pub struct SplitQueue<T> {
     seen_used: u16,
     event_idx: bool,
     broken: bool,
+    /// The last device fault found, until taken.
+    fault: Option<UsedFault>,
 }
 
 impl<T> core::fmt::Debug for SplitQueue<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("SplitQueue")
+            .field("index", &self.index)
             .field("size", &self.layout.size)
             .field("in_flight", &self.in_flight())
             .field("avail_idx", &self.avail_idx)
             .field("last_used", &self.last_used)
             .field("broken", &self.broken)
+            .field("fault", &self.fault)
             .finish()
     }
 }
 
 impl<T> SplitQueue<T> {
-    /// A queue over `mem` (at least `layout.len` bytes, zeroed), with interrupts suppressed.
+    /// Virtqueue `index` of its device over `mem` (at least `layout.len` bytes, zeroed),
+    /// with interrupts suppressed.
     ///
     /// # Panics
     /// If `mem` is shorter than the layout (a driver bug).
-    pub fn new(mem: Arc<SharedMemory>, layout: RingLayout, event_idx: bool) -> Self {
+    pub fn new(index: u16, mem: Arc<SharedMemory>, layout: RingLayout, event_idx: bool) -> Self {
         assert!(
             mem.len() >= layout.len,
             "ring memory shorter than its layout"
         );
         let size = layout.size;
-        // Polling: no interrupts (B6). With EVENT_IDX the device ignores this flag and looks
-        // at `used_event`; the queue's MSI-X vector is left at NO_VECTOR, so nothing is
-        // raised either way.
+        // Polling: no interrupts (virtio 1.2 §2.7.7). With EVENT_IDX the device ignores this
+        // flag and looks at `used_event`; the queue's MSI-X vector is left at NO_VECTOR, so
+        // nothing is raised either way.
         mem.store_u16(layout.avail, AVAIL_F_NO_INTERRUPT, Ordering::Relaxed);
         Self {
             mem,
             layout,
+            index,
             mask: size - 1,
             free: (0..size).rev().collect(),
             next: vec![0; usize::from(size)],
@@ -199,12 +158,18 @@ impl<T> SplitQueue<T> {
             seen_used: 0,
             event_idx,
             broken: false,
+            fault: None,
         }
     }
 
     /// Entries.
     pub fn size(&self) -> u16 {
         self.layout.size
+    }
+
+    /// The virtqueue's index on its device.
+    pub fn index(&self) -> u16 {
+        self.index
     }
 
     /// The ring's layout.
@@ -237,6 +202,18 @@ impl<T> SplitQueue<T> {
     #[inline]
     pub fn is_broken(&self) -> bool {
         self.broken
+    }
+
+    /// The last device fault found in the used ring, cleared by the call.
+    pub fn take_fault(&mut self) -> Option<UsedFault> {
+        self.fault.take()
+    }
+
+    /// Keeps `fault` for [`take_fault`](Self::take_fault) and gives it back.
+    #[cold]
+    fn keep_fault(&mut self, fault: UsedFault) -> UsedFault {
+        self.fault = Some(fault);
+        fault
     }
 
     /// Adds a chain of `segs` (readable ones first) carrying `token`; it becomes visible to
@@ -304,22 +281,23 @@ impl<T> SplitQueue<T> {
     }
 
     /// Makes every chain added since the last call visible to the device and says whether
-    /// it asked to be notified (B6). Returns false when there was nothing to publish.
+    /// it asked to be notified (virtio 1.2 §2.7.13.4). Returns false when there was nothing
+    /// to publish.
     #[inline]
     pub fn publish(&mut self) -> bool {
         let (old, new) = (self.published, self.avail_idx);
         if old == new {
             return false;
         }
-        // B6 step 2: the descriptors and ring slots written above must be visible before
-        // the index that hands them over (Linux `virtio_wmb`; the Release store is that
-        // write barrier).
+        // virtio 1.2 §2.7.13.3.1: the descriptors and ring slots written above must be
+        // visible before the index that hands them over (Linux `virtio_wmb`; the Release
+        // store is that write barrier).
         self.mem
             .store_u16(self.layout.avail + 2, new, Ordering::Release);
         self.published = new;
-        // B6 step 4: a full barrier between publishing the index and reading the device's
-        // suppression state, or the device could miss the new entries while we read a stale
-        // "no notify" (Linux `virtio_mb` in `virtqueue_kick_prepare_split`).
+        // virtio 1.2 §2.7.13.4.1: a full barrier between publishing the index and reading
+        // the device's suppression state, or the device could miss the new entries while we
+        // read a stale "no notify" (Linux `virtio_mb` in `virtqueue_kick_prepare_split`).
         fence(Ordering::SeqCst);
         if self.event_idx {
             let event = self
@@ -337,7 +315,7 @@ impl<T> SplitQueue<T> {
         self.avail_idx != self.published
     }
 
-    /// Loads the device's used index (`Acquire`: B6's read barrier before the entries) and
+    /// Loads the device's used index (`Acquire`: the entries are read after it, §2.7.8.2) and
     /// returns how many entries are ready, or the fault if the index jumped by more than
     /// the queue size (the queue is then broken).
     #[inline]
@@ -351,10 +329,12 @@ impl<T> SplitQueue<T> {
         // Fewer bogus entries are each caught by the shadow in `pop_used`.
         if ready > self.layout.size {
             self.broken = true;
-            return Err(UsedFault::IndexJump {
+            return Err(self.keep_fault(UsedFault::IndexJump {
+                queue: self.index,
                 last: self.last_used,
                 device,
-            });
+                size: self.layout.size,
+            }));
         }
         self.seen_used = device;
         Ok(ready)
@@ -374,15 +354,28 @@ impl<T> SplitQueue<T> {
             .and_then(|i| self.shadow.get_mut(i))
             .and_then(Option::take)
         else {
+            self.keep_fault(UsedFault::BadId {
+                queue: self.index,
+                id,
+                size: self.layout.size,
+            });
             return Some(Used::BadId(id));
         };
+        // The shadow has `size` (≤ 32768) entries, so a found id fits a u16.
+        let head = id as u16;
         // Free the chain by the driver's own `next` links, never the device's.
-        let mut d = id as u16;
+        let mut d = head;
         for _ in 0..entry.descs {
             self.free.push(d);
             d = self.next[usize::from(d)];
         }
         if len > entry.writable {
+            self.keep_fault(UsedFault::BadLen {
+                queue: self.index,
+                id: head,
+                len,
+                max: entry.writable,
+            });
             return Some(Used::BadLen(entry.token, len));
         }
         Some(Used::Done(entry.token, len))

@@ -22,7 +22,9 @@
 //! - a length larger than the writable bytes posted → [`Used::BadLen`], with the token, so
 //!   the caller recovers the buffer without reading it.
 //!
-//! There is no index for a device to move too far: a packed queue is never broken.
+//! Each fault is also kept, with its details, as a [`UsedFault`] until
+//! [`PackedQueue::take_fault`]. There is no index for a device to move too far: a packed
+//! queue is never broken.
 //!
 //! No allocation after construction: the free id list and the shadow are sized once.
 
@@ -31,7 +33,7 @@ use std::sync::atomic::{Ordering, fence};
 
 use sluice_mempool::Iova;
 
-use super::queue::{DESC_F_NEXT, DESC_F_WRITE, MAX_QUEUE_SIZE, Segment, Used};
+use super::{DESC_F_NEXT, DESC_F_WRITE, InFlight, MAX_QUEUE_SIZE, Segment, Used, UsedFault};
 use crate::SharedMemory;
 
 /// Descriptor flag: available (compared with the driver's wrap counter).
@@ -84,18 +86,12 @@ impl PackedLayout {
     }
 }
 
-struct InFlight<T> {
-    token: T,
-    /// Writable bytes in the buffer: the most the device may report.
-    writable: u32,
-    /// Ring slots the buffer took (the device skips as many when it returns it).
-    descs: u16,
-}
-
 /// A packed virtqueue: ring memory plus the driver's shadow of it.
 pub struct PackedQueue<T> {
     mem: Arc<SharedMemory>,
     layout: PackedLayout,
+    /// The virtqueue's index on its device (named in faults).
+    index: u16,
     /// Free buffer ids (a stack; capacity `size`).
     free_ids: Vec<u16>,
     /// In-flight buffers by id.
@@ -113,26 +109,30 @@ pub struct PackedQueue<T> {
     /// Descriptors added since the last publish.
     added: u16,
     event_idx: bool,
+    /// The last device fault found, until taken.
+    fault: Option<UsedFault>,
 }
 
 impl<T> core::fmt::Debug for PackedQueue<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("PackedQueue")
+            .field("index", &self.index)
             .field("size", &self.layout.size)
             .field("in_flight", &self.in_flight())
             .field("next_avail", &(self.next_avail, self.avail_wrap))
             .field("next_used", &(self.next_used, self.used_wrap))
+            .field("fault", &self.fault)
             .finish()
     }
 }
 
 impl<T> PackedQueue<T> {
-    /// A queue over `mem` (at least `layout.len` bytes, zeroed), with the device asked for
-    /// no interrupts (the driver polls).
+    /// Virtqueue `index` of its device over `mem` (at least `layout.len` bytes, zeroed),
+    /// with the device asked for no interrupts (the driver polls).
     ///
     /// # Panics
     /// If `mem` is shorter than the layout (a driver bug).
-    pub fn new(mem: Arc<SharedMemory>, layout: PackedLayout, event_idx: bool) -> Self {
+    pub fn new(index: u16, mem: Arc<SharedMemory>, layout: PackedLayout, event_idx: bool) -> Self {
         assert!(
             mem.len() >= layout.len,
             "ring memory shorter than its layout"
@@ -142,6 +142,7 @@ impl<T> PackedQueue<T> {
         Self {
             mem,
             layout,
+            index,
             free_ids: (0..size).rev().collect(),
             shadow: (0..size).map(|_| None).collect(),
             free_descs: size,
@@ -152,12 +153,29 @@ impl<T> PackedQueue<T> {
             batch_head: None,
             added: 0,
             event_idx,
+            fault: None,
         }
     }
 
     /// Descriptors.
     pub fn size(&self) -> u16 {
         self.layout.size
+    }
+
+    /// The virtqueue's index on its device.
+    pub fn index(&self) -> u16 {
+        self.index
+    }
+
+    /// The last device fault found in the ring, cleared by the call.
+    pub fn take_fault(&mut self) -> Option<UsedFault> {
+        self.fault.take()
+    }
+
+    /// Keeps `fault` for [`take_fault`](Self::take_fault).
+    #[cold]
+    fn keep_fault(&mut self, fault: UsedFault) {
+        self.fault = Some(fault);
     }
 
     /// The ring's layout.
@@ -335,6 +353,11 @@ impl<T> PackedQueue<T> {
         let Some(entry) = self.shadow.get_mut(usize::from(id)).and_then(Option::take) else {
             // Move past this one descriptor: a device that wrote it there consumed it.
             self.advance_used(1);
+            self.keep_fault(UsedFault::BadId {
+                queue: self.index,
+                id: u32::from(id),
+                size: self.layout.size,
+            });
             return Some(Used::BadId(u32::from(id)));
         };
         self.free_ids.push(id);
@@ -350,6 +373,12 @@ impl<T> PackedQueue<T> {
             len
         };
         if len > entry.writable {
+            self.keep_fault(UsedFault::BadLen {
+                queue: self.index,
+                id,
+                len,
+                max: entry.writable,
+            });
             return Some(Used::BadLen(entry.token, len));
         }
         Some(Used::Done(entry.token, len))
@@ -397,7 +426,7 @@ mod tests {
         let layout = PackedLayout::new(size).unwrap();
         let len = layout.len.next_multiple_of(4096);
         let r = DmaRegion::identity(len, PageSize::Size4K, HugePagePolicy::Never).unwrap();
-        PackedQueue::new(Arc::new(SharedMemory::new(r)), layout, event_idx)
+        PackedQueue::new(3, Arc::new(SharedMemory::new(r)), layout, event_idx)
     }
 
     fn seg(len: u32, writable: bool) -> Segment {
@@ -464,17 +493,34 @@ mod tests {
             q.add(&[seg(100, true)], t).unwrap();
         }
         q.publish();
+        let bad_id = |id| {
+            Some(UsedFault::BadId {
+                queue: 3,
+                id,
+                size: 4,
+            })
+        };
         used(&q, 0, 9, 10, USED_LAP1); // out of range
         assert!(matches!(q.pop_used(), Some(Used::BadId(9))));
+        assert_eq!(q.take_fault(), bad_id(9));
+        assert_eq!(q.take_fault(), None, "taken");
         used(&q, 1, 3, 10, USED_LAP1); // in range, not in flight
         assert!(matches!(q.pop_used(), Some(Used::BadId(3))));
         used(&q, 2, 1, 101, DESC_F_AVAIL | DESC_F_USED); // no WRITE, as QEMU writes them
         assert!(matches!(q.pop_used(), Some(Used::BadLen(1, 101))));
+        let bad_len = UsedFault::BadLen {
+            queue: 3,
+            id: 1,
+            len: 101,
+            max: 100,
+        };
+        assert_eq!(q.take_fault(), Some(bad_len), "the last one is kept");
         // A read-only buffer returned with a length but no WRITE: the length is ignored.
         q.add(&[seg(60, false)], 4).unwrap();
         q.publish();
         used(&q, 3, 1, 500, DESC_F_AVAIL | DESC_F_USED);
         assert!(matches!(q.pop_used(), Some(Used::Done(4, 0))));
+        assert_eq!(q.take_fault(), None);
         // Ids 0 and 2 were overwritten by the faults: in flight until the reset.
         assert_eq!(q.in_flight(), 2);
         let mut left: Vec<u32> = q.take_all().collect();

@@ -3,14 +3,15 @@
 //!
 //! An enum rather than a trait object: the ring kind is fixed at bring-up, each call is one
 //! well-predicted match, and the queue handles stay free of `dyn` and of a type parameter
-//! that would leak into [`VirtioPort`](super::VirtioPort)'s API.
+//! that would leak into [`VirtioPort`](crate::virtio::VirtioPort)'s API.
 
 use std::sync::Arc;
 
 use sluice_mempool::Iova;
 
 use super::packed::PackedQueue;
-use super::queue::{Segment, SplitQueue, Used, UsedFault};
+use super::split::SplitQueue;
+use super::{Segment, Used, UsedFault};
 use crate::SharedMemory;
 
 /// Which virtqueue format a port negotiated.
@@ -64,6 +65,11 @@ impl<T> Virtqueue<T> {
         each!(self, q => q.size())
     }
 
+    /// The virtqueue's index on its device.
+    pub fn index(&self) -> u16 {
+        each!(self, q => q.index())
+    }
+
     /// IOVAs of the descriptor area, driver area and device area (for queue set-up).
     pub fn iovas(&self) -> (Iova, Iova, Iova) {
         each!(self, q => q.iovas())
@@ -88,6 +94,11 @@ impl<T> Virtqueue<T> {
             Virtqueue::Split(q) => q.is_broken(),
             Virtqueue::Packed(_) => false,
         }
+    }
+
+    /// The last device fault found in the used ring, cleared by the call.
+    pub fn take_fault(&mut self) -> Option<UsedFault> {
+        each!(self, q => q.take_fault())
     }
 
     /// Adds a chain of `segs` (readable first) carrying `token`, visible to the device at
