@@ -531,7 +531,10 @@ impl<M> PoolOwner<M> {
 impl<M> Drop for PoolOwner<M> {
     fn drop(&mut self) {
         let pool = self.pool();
-        let out = pool.capacity() - pool.available();
+        // Sound against returns on other threads that race with this check (cache spills
+        // included): see `cached` (teardown). This was the last handle, so no object can be
+        // taken any more; `Arc` made every earlier holder's takes visible here.
+        let out = pool.free.outstanding(pool.capacity());
         if out > 0 {
             // Objects still out point at this pool and its memory: keep both alive.
             eprintln!(
