@@ -7,10 +7,12 @@
 //! pattern and checks every block it reads.
 
 mod args;
+mod cli;
 mod report;
 mod worker;
 
-pub use args::{CoreList, Workload, parse_size};
+pub use args::{CoreList, MAX_IO_SIZE, Workload, parse_size};
+pub use cli::{BlkperfArgs, MAX_QUEUE_DEPTH, MAX_RAM_MIB, MAX_SPAN_MIB, RAM_BLOCK};
 pub use report::{Report, render_json, render_text};
 pub use worker::{JobConfig, LcoreResult, pattern_word, run_queue};
 
