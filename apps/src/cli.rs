@@ -13,8 +13,8 @@ pub mod pktgen;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::AppError;
 use crate::config::Config;
@@ -68,19 +68,69 @@ pub fn parse_core(s: &str) -> Result<usize, String> {
     Ok(core)
 }
 
-/// Installs SIGINT and SIGTERM handlers: the first signal sets the returned flag (an orderly
-/// stop, with the summary); a second one exits at once with status 130.
-pub fn stop_on_signals() -> Result<Arc<AtomicBool>, AppError> {
-    let interrupt = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // Registered first, so that it sees the flag before the second handler sets it.
-        signal_hook::flag::register_conditional_shutdown(sig, 130, interrupt.clone())
-            .and_then(|_| signal_hook::flag::register(sig, interrupt.clone()))
-            .map_err(|source| AppError::Os {
-                what: "installing the SIGINT/SIGTERM handler",
-                source,
-            })?;
+/// How long after a first SIGINT/SIGTERM more of them count as copies of it.
+pub const SIGNAL_GRACE: Duration = Duration::from_secs(1);
+
+/// What a stop signal does, by the rule of [`stop_on_signals`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnSignal {
+    /// The first one: an orderly stop, with the summary.
+    Stop,
+    /// Within [`SIGNAL_GRACE`] of the first: a copy of the same stop, ignored.
+    Duplicate,
+    /// Later: exit at once, with status 130 and no summary.
+    Exit,
+}
+
+impl OnSignal {
+    /// What a signal arriving at `now` does when the first one (if any) came at `first`.
+    pub fn at(first: Option<Instant>, now: Instant) -> Self {
+        match first {
+            None => OnSignal::Stop,
+            Some(t) if now.saturating_duration_since(t) < SIGNAL_GRACE => OnSignal::Duplicate,
+            Some(_) => OnSignal::Exit,
+        }
     }
+}
+
+/// Watches SIGINT and SIGTERM: the first sets the returned flag (an orderly stop, with the
+/// summary).
+///
+/// More within [`SIGNAL_GRACE`] of the first are copies of the same stop and ignored: a
+/// terminal's Ctrl-C and coreutils `timeout` signal the whole process group, so one stop can
+/// reach the process twice (`timeout` signals the process, then its group). One after that
+/// is a person insisting while the stop drains, and exits at once with status 130, without
+/// the summary. The signals are read on a thread of their own (signal-hook's iterator), so
+/// nothing runs in the handler but a write to a pipe.
+pub fn stop_on_signals(prog: &'static str) -> Result<Arc<AtomicBool>, AppError> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let os = |source| AppError::Os {
+        what: "installing the SIGINT/SIGTERM handler",
+        source,
+    };
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(os)?;
+    let flag = interrupt.clone();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut first = None;
+            for _ in signals.forever() {
+                let now = Instant::now();
+                match OnSignal::at(first, now) {
+                    OnSignal::Stop => {
+                        first = Some(now);
+                        flag.store(true, Ordering::Release);
+                    }
+                    OnSignal::Duplicate => {}
+                    OnSignal::Exit => {
+                        eprintln!("{prog}: stopping again: exiting now, without the summary");
+                        std::process::exit(130);
+                    }
+                }
+            }
+        })
+        .map_err(os)?;
     Ok(interrupt)
 }
 
@@ -147,6 +197,16 @@ mod tests {
         for bad in ["1024", "-1", "18446744073709551616", "x", ""] {
             assert!(parse_core(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_second_signal_is_a_copy_within_the_grace_and_an_exit_after() {
+        let t0 = Instant::now();
+        assert_eq!(OnSignal::at(None, t0), OnSignal::Stop);
+        assert_eq!(OnSignal::at(Some(t0), t0), OnSignal::Duplicate);
+        let just_before = t0 + SIGNAL_GRACE - Duration::from_nanos(1);
+        assert_eq!(OnSignal::at(Some(t0), just_before), OnSignal::Duplicate);
+        assert_eq!(OnSignal::at(Some(t0), t0 + SIGNAL_GRACE), OnSignal::Exit);
     }
 
     #[test]

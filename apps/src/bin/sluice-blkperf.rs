@@ -7,17 +7,23 @@
 //! ```
 //!
 //! Every numeric flag has a range, and what the flags ask for together (buffers, RAM disk)
-//! is checked against the machine's memory before anything is allocated.
+//! is checked against the machine's memory before anything is allocated. Once the lcores
+//! run, a line says so (on stderr with `--json`); SIGINT or SIGTERM then stops them: each
+//! drains what it has in flight, the report of what was done is printed (marked
+//! interrupted), and an NVMe controller's queues are deleted and the controller shut down
+//! as at the end of a timed run. More signals within a second are the same stop; one after
+//! that exits at once (status 130), as `sluice-fwd` does.
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 
 use clap::Parser;
 use sluice_apps::blkperf::{
     BlkperfArgs, BlkperfError, JobConfig, LcoreResult, RAM_BLOCK, Report, render_json, render_text,
-    run_queue,
+    run_queue_until,
 };
 use sluice_apps::cli;
 use sluice_mempool::{HugePagePolicy, IdentityMapper, IovaMapper, Mempool, PageSize, PoolConfig};
@@ -58,6 +64,8 @@ fn main() -> ExitCode {
 
 fn run(cli: &BlkperfArgs) -> Result<Report, BlkperfError> {
     cli.check(cli::memory_bytes())?;
+    // Before any device is touched: a signal from here on stops the run in order.
+    let stop = cli::stop_on_signals("sluice-blkperf")?;
     let lcores = cli.lcores();
     let describe = cli.describe();
     if let Some(bdf) = cli.target.strip_prefix("nvme:") {
@@ -101,7 +109,10 @@ fn run(cli: &BlkperfArgs) -> Result<Report, BlkperfError> {
         }
         let mapper: Arc<dyn IovaMapper> = dev.container().clone();
         let job = cli.job(queues[0].info().block_size)?;
-        let (results, queues) = run_lcores(cli, queues, &job, mapper);
+        let started = || announce(cli, &describe, &target);
+        let (results, queues) = run_lcores(cli, queues, &job, mapper, &stop, &started);
+        // Interrupted or not, the lcores drained their queues: delete them and shut the
+        // controller down (NVMe 1.4 §7.6.2) before reporting.
         for q in queues {
             if let AnyBlockQueue::Nvme(q) = q {
                 dev.ctrl.delete_io_qpair(q)?;
@@ -112,6 +123,7 @@ fn run(cli: &BlkperfArgs) -> Result<Report, BlkperfError> {
             target,
             job: describe,
             lcores: results?,
+            interrupted: stop.load(Ordering::Acquire),
         });
     }
     let (queues, target): (Vec<AnyBlockQueue>, String) = if cli.is_ram() {
@@ -144,25 +156,44 @@ fn run(cli: &BlkperfArgs) -> Result<Report, BlkperfError> {
         (qs, t)
     };
     let job = cli.job(queues[0].info().block_size)?;
-    let (results, _) = run_lcores(cli, queues, &job, Arc::new(IdentityMapper));
+    let started = || announce(cli, &describe, &target);
+    let (results, _) = run_lcores(cli, queues, &job, Arc::new(IdentityMapper), &stop, &started);
     Ok(Report {
         target,
         job: describe,
         lcores: results?,
+        interrupted: stop.load(Ordering::Acquire),
     })
+}
+
+/// Says that every lcore is ready: on stdout, or on stderr with `--json` (whose stdout is
+/// one JSON object).
+fn announce(cli: &BlkperfArgs, describe: &str, target: &str) {
+    let line = format!(
+        "sluice-blkperf: running {describe} on {target}; Ctrl-C stops it with the report so far"
+    );
+    if cli.json {
+        eprintln!("{line}");
+    } else {
+        cli::say(&format!("{line}\n"));
+    }
 }
 
 type LcoreOutcome = (Result<Vec<LcoreResult>, BlkperfError>, Vec<AnyBlockQueue>);
 
-/// One pinned thread per core, each with its queue and its pool; all start together.
+/// One pinned thread per core, each with its queue and its pool; all start together, and
+/// `started` runs once they have. Each stops at the job's end or once `stop` is set.
 fn run_lcores(
     cli: &BlkperfArgs,
     queues: Vec<AnyBlockQueue>,
     job: &JobConfig,
     mapper: Arc<dyn IovaMapper>,
+    stop: &AtomicBool,
+    started: &dyn Fn(),
 ) -> LcoreOutcome {
     let lcores = queues.len();
-    let barrier = Barrier::new(lcores);
+    // The lcores and this thread, which says when they are all ready.
+    let barrier = Barrier::new(lcores + 1);
     let outcomes: Vec<(Result<LcoreResult, BlkperfError>, AnyBlockQueue)> = std::thread::scope(
         |s| {
             let handles: Vec<_> = queues
@@ -183,11 +214,13 @@ fn run_lcores(
                         eprintln!("sluice-blkperf: lcore {i}: no fixed buffers ({e}); going on without");
                     }
                     barrier.wait();
-                    let r = pool.and_then(|pool| run_queue(&mut q, i, lcores, cpu, job, &pool));
+                    let r = pool.and_then(|pool| run_queue_until(&mut q, i, lcores, cpu, job, &pool, stop));
                     (r, q)
                 })
             })
             .collect();
+            barrier.wait();
+            started();
             handles
                 .into_iter()
                 .map(|h| {

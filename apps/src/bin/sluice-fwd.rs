@@ -6,8 +6,10 @@
 //!
 //! With no `--config` it runs the built-in loopback configuration (in-memory ports, built-in
 //! generator and sink on core 0, forwarding lcore on core 1): no device, no hugepages, no
-//! privileges. SIGINT or SIGTERM stops it (a second one exits at once); the final summary
-//! prints rate, loss and latency percentiles. Errors are one line on stderr and exit 1.
+//! privileges. SIGINT or SIGTERM stops it; more within a second are the same stop (a
+//! terminal or `timeout` signals the whole process group), one after that exits at once.
+//! The final summary prints rate, loss and latency percentiles. Errors are one line on
+//! stderr and exit 1.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -32,7 +34,7 @@ fn main() -> ExitCode {
 fn run(args: &FwdArgs) -> Result<ExitCode, AppError> {
     let opts = args.run_options();
     let config = cli::load_config(args.config.as_deref())?;
-    let interrupt = cli::stop_on_signals()?;
+    let interrupt = cli::stop_on_signals("sluice-fwd")?;
     if !args.json {
         say(&format!(
             "sluice-fwd: {}: {} ports, lcores on cores {:?}{}\n",
