@@ -24,7 +24,7 @@ pub const RAM_BLOCK: u32 = 512;
 /// Measure block I/O (IOPS, bandwidth, latency percentiles) on an NVMe controller through
 /// Sluice's driver, on a file or block device through io_uring, or on a RAM disk.
 #[derive(Parser, Debug)]
-#[command(name = "sluice-blkperf", version, about)]
+#[command(name = "sluice-blkperf", version)]
 pub struct BlkperfArgs {
     /// Queue depth per lcore, 1..=65536.
     #[arg(short = 'q', long = "queue-depth", default_value_t = 32,

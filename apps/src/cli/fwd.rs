@@ -10,7 +10,7 @@ use crate::fwd::RunOptions;
 /// Sluice forwarder: forwards between the ports of a configuration on pinned, busy-polling
 /// lcores.
 #[derive(Debug, Parser)]
-#[command(name = "sluice-fwd", version, about)]
+#[command(name = "sluice-fwd", version)]
 pub struct FwdArgs {
     /// Configuration file (TOML); default: the built-in loopback configuration.
     #[arg(long, short)]

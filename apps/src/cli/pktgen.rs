@@ -16,7 +16,7 @@ pub const MAX_RATE_PPS: u64 = 1_000_000_000;
 
 /// Sluice packet generator and sink.
 #[derive(Debug, Parser)]
-#[command(name = "sluice-pktgen", version, about)]
+#[command(name = "sluice-pktgen", version)]
 pub struct PktgenArgs {
     /// Configuration file whose ports to use; default: the built-in loopback configuration.
     #[arg(long, short)]
