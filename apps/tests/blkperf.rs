@@ -43,6 +43,7 @@ fn ram_disk_randrw_verifies() {
         target: "ram".into(),
         job: "randrw".into(),
         lcores: vec![r],
+        interrupted: false,
     };
     let text = render_text(&report);
     assert!(

@@ -1,6 +1,6 @@
-//! Loom models of the lock-free parts: the SPSC ring, the pool's shared store, and an
-//! lcore cache refilling from and flushing to that store while another thread uses the
-//! store directly.
+//! Loom models of the lock-free parts: the SPSC ring, the pool's shared store, an lcore
+//! cache refilling from and flushing to that store while another thread uses the store
+//! directly, and the check that frees a pool racing with a cache that spills.
 //!
 //! Run with `RUSTFLAGS="--cfg loom" cargo test -p sluice-mempool --release --lib loom_tests`
 //! (`.ci/run` does). The models are small on purpose: loom explores every interleaving
@@ -141,4 +141,53 @@ fn cache_refill_and_flush_conserve_objects() {
         all.sort_unstable();
         assert_eq!(all, [0, 1, 2, 3]);
     });
+}
+
+/// The last handle of a pool goes (the check that frees it runs) while an lcore returns
+/// objects and its cache spills to the store. One object stays out the whole time (held
+/// by a third party), so the check must never find every object home: it would free the
+/// memory that object points into. Checking the caches before the store, or spilling
+/// before lowering the cache's length, counts the spilled objects twice and fails here.
+fn teardown_racing_a_spill(returned: usize) {
+    model(move || {
+        // Cache size 4, flush threshold 6. Lcore 0's cache holds 5: one above its size.
+        let cached = 5;
+        let capacity = cached + returned + 1;
+        let pool = Arc::new(CachedStore::new(capacity as u32, 4, 1, Codec::IDENTITY));
+        let mut all = vec![0usize; capacity];
+        // SAFETY: no other thread yet; `None` touches no cache.
+        assert_eq!(unsafe { pool.get_on(None, &mut all, true) }, capacity);
+        for &obj in &all[..cached] {
+            // SAFETY: no other thread yet; the object was taken above.
+            unsafe { pool.put_one(Some(0), obj) };
+        }
+        let back: Vec<usize> = all[cached..cached + returned].to_vec();
+        let p = pool.clone();
+        let lcore = thread::spawn(move || {
+            if let [one] = back[..] {
+                // SAFETY: this thread is lcore 0's only user from now on; it held `one`.
+                unsafe { p.put_one(Some(0), one) };
+            } else {
+                // Bulk: spills before it fills (the cache is past its size) and after.
+                // SAFETY: as above; it held these.
+                unsafe { p.put_on(Some(0), &back) };
+            }
+        });
+        assert!(
+            pool.outstanding(capacity) > 0,
+            "a pool with an object out was found with every object home"
+        );
+        lcore.join().unwrap();
+        assert_eq!(pool.outstanding(capacity), 1);
+    });
+}
+
+#[test]
+fn teardown_check_never_counts_a_single_return_spilled_twice() {
+    teardown_racing_a_spill(1);
+}
+
+#[test]
+fn teardown_check_never_counts_a_bulk_return_spilled_twice() {
+    teardown_racing_a_spill(4);
 }

@@ -5,80 +5,35 @@
 //! sluice-blkperf -q 1 -o 4k -w randrw -M 70 -t 5 --target /dev/nvme0n1
 //! sluice-blkperf --target ram --verify -w randrw --json
 //! ```
+//!
+//! Every numeric flag has a range, and what the flags ask for together (buffers, RAM disk)
+//! is checked against the machine's memory before anything is allocated. Once the lcores
+//! run, a line says so (on stderr with `--json`); SIGINT or SIGTERM then stops them: each
+//! drains what it has in flight, the report of what was done is printed (marked
+//! interrupted), and an NVMe controller's queues are deleted and the controller shut down
+//! as at the end of a timed run. More signals within a second are the same stop; one after
+//! that exits at once (status 130), as `sluice-fwd` does.
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
-use std::time::Duration;
 
 use clap::Parser;
 use sluice_apps::blkperf::{
-    BlkperfError, CoreList, JobConfig, LcoreResult, Report, Workload, parse_size, render_json,
-    render_text, run_queue,
+    BlkperfArgs, BlkperfError, JobConfig, LcoreResult, RAM_BLOCK, Report, render_json, render_text,
+    run_queue_until,
 };
+use sluice_apps::cli;
 use sluice_mempool::{HugePagePolicy, IdentityMapper, IovaMapper, Mempool, PageSize, PoolConfig};
 use sluice_pmd::block::{AnyBlockQueue, BlockQueue, RamDisk, UringConfig, UringQueue};
 use sluice_pmd::nvme::{ControllerConfig, VfioNvme};
 use sluice_pmd::pci::PciAddr;
 use sluice_pmd::vfio::IommuMode;
 
-/// Measure block I/O (IOPS, bandwidth, latency percentiles) on an NVMe controller through
-/// Sluice's driver, on a file or block device through io_uring, or on a RAM disk.
-#[derive(Parser, Debug)]
-#[command(version, about)]
-struct Cli {
-    /// Queue depth per lcore.
-    #[arg(short = 'q', long = "queue-depth", default_value_t = 32)]
-    queue_depth: usize,
-    /// I/O size in bytes (k and m suffixes allowed).
-    #[arg(short = 'o', long = "io-size", default_value = "4096", value_parser = parse_size)]
-    io_size: usize,
-    /// Pattern: read, write, randread, randwrite, rw, randrw.
-    #[arg(short = 'w', long = "workload", default_value = "randread")]
-    workload: Workload,
-    /// Read percentage for rw and randrw.
-    #[arg(short = 'M', long = "rwmixread", default_value_t = 50, value_parser = clap::value_parser!(u8).range(0..=100))]
-    rwmixread: u8,
-    /// Seconds to run.
-    #[arg(short = 't', long = "time", default_value_t = 5.0)]
-    time: f64,
-    /// Cores, one lcore each: a hex mask (0x3) or a list (0,2-3).
-    #[arg(short = 'c', long = "core-mask", default_value = "0")]
-    cores: CoreList,
-    /// nvme:BDF (bound to vfio-pci), a file or block device path, or ram.
-    #[arg(long, default_value = "ram")]
-    target: String,
-    /// Write a pattern from the LBA and a seed over each lcore's span first, then check every
-    /// block read; mismatches make the run fail.
-    #[arg(long)]
-    verify: bool,
-    /// Seed of the verify pattern and the random offsets.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Use at most this many MiB per lcore (default: the target split between lcores; 64 MiB
-    /// per lcore with --verify, which writes it all first).
-    #[arg(long)]
-    span_mib: Option<u64>,
-    /// RAM disk size in MiB (per lcore).
-    #[arg(long, default_value_t = 256)]
-    ram_mib: u64,
-    /// NVMe: do not configure shadow doorbells.
-    #[arg(long)]
-    no_shadow_doorbells: bool,
-    /// NVMe: VFIO no-IOMMU mode (devices see physical addresses; hugepages required).
-    #[arg(long)]
-    no_iommu: bool,
-    /// Files: buffered I/O instead of O_DIRECT.
-    #[arg(long)]
-    buffered: bool,
-    /// Print JSON instead of the table.
-    #[arg(long)]
-    json: bool,
-}
-
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = BlkperfArgs::parse();
     match run(&cli) {
         Ok(report) => {
             if cli.json {
@@ -107,31 +62,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: &Cli) -> Result<Report, BlkperfError> {
-    if cli.queue_depth == 0 || cli.time.is_nan() || cli.time <= 0.0 {
-        return Err(BlkperfError::Usage("-q and -t must be positive".into()));
-    }
-    let lcores = cli.cores.0.len();
-    let span_blocks_bytes = cli.span_mib.or(cli.verify.then_some(64)).map(|m| m << 20);
-    let job = |block_size: u32| JobConfig {
-        queue_depth: cli.queue_depth,
-        io_size: cli.io_size,
-        workload: cli.workload,
-        read_percent: cli.workload.read_percent(cli.rwmixread),
-        duration: Duration::from_secs_f64(cli.time),
-        verify: cli.verify,
-        seed: cli.seed,
-        span_blocks: span_blocks_bytes.map(|b| b / u64::from(block_size)),
-    };
-    let describe = format!(
-        "{} {} B, QD {}, {} s, {} lcore(s){}",
-        cli.workload,
-        cli.io_size,
-        cli.queue_depth,
-        cli.time,
-        lcores,
-        if cli.verify { ", verify" } else { "" }
-    );
+fn run(cli: &BlkperfArgs) -> Result<Report, BlkperfError> {
+    cli.check(cli::memory_bytes())?;
+    // Before any device is touched: a signal from here on stops the run in order.
+    let stop = cli::stop_on_signals("sluice-blkperf")?;
+    let lcores = cli.lcores();
+    let describe = cli.describe();
     if let Some(bdf) = cli.target.strip_prefix("nvme:") {
         let addr: PciAddr = bdf.parse()?;
         let mode = if cli.no_iommu {
@@ -140,6 +76,7 @@ fn run(cli: &Cli) -> Result<Report, BlkperfError> {
             IommuMode::Type1v2
         };
         let cfg = ControllerConfig {
+            // At most 1024 lcores (CPUs 0..=1023).
             io_qpairs: lcores as u16,
             io_entries: (cli.queue_depth + 1).clamp(2, 4096) as u16,
             shadow_doorbells: !cli.no_shadow_doorbells,
@@ -171,8 +108,11 @@ fn run(cli: &Cli) -> Result<Report, BlkperfError> {
             queues.push(AnyBlockQueue::Nvme(dev.ctrl.create_io_qpair(nsid)?));
         }
         let mapper: Arc<dyn IovaMapper> = dev.container().clone();
-        let bs = queues[0].info().block_size;
-        let (results, queues) = run_lcores(cli, queues, &job(bs), mapper);
+        let job = cli.job(queues[0].info().block_size)?;
+        let started = || announce(cli, &describe, &target);
+        let (results, queues) = run_lcores(cli, queues, &job, mapper, &stop, &started);
+        // Interrupted or not, the lcores drained their queues: delete them and shut the
+        // controller down (NVMe 1.4 §7.6.2) before reporting.
         for q in queues {
             if let AnyBlockQueue::Nvme(q) = q {
                 dev.ctrl.delete_io_qpair(q)?;
@@ -183,18 +123,24 @@ fn run(cli: &Cli) -> Result<Report, BlkperfError> {
             target,
             job: describe,
             lcores: results?,
+            interrupted: stop.load(Ordering::Acquire),
         });
     }
-    let (queues, target): (Vec<AnyBlockQueue>, String) = if cli.target == "ram" {
-        let blocks = (cli.ram_mib << 20) / 512;
+    let (queues, target): (Vec<AnyBlockQueue>, String) = if cli.is_ram() {
         let qs = (0..lcores)
-            .map(|_| AnyBlockQueue::Ram(RamDisk::new(512, blocks * lcores as u64, cli.queue_depth)))
+            .map(|_| {
+                AnyBlockQueue::Ram(RamDisk::new(
+                    RAM_BLOCK,
+                    cli.ram_blocks(),
+                    cli.queue_depth as usize,
+                ))
+            })
             .collect();
         (qs, format!("ram ({} MiB per lcore)", cli.ram_mib))
     } else {
         let path = PathBuf::from(&cli.target);
         let cfg = UringConfig {
-            queue_depth: cli.queue_depth as u32,
+            queue_depth: cli.queue_depth,
             direct: !cli.buffered,
             ..UringConfig::default()
         };
@@ -209,26 +155,45 @@ fn run(cli: &Cli) -> Result<Report, BlkperfError> {
         );
         (qs, t)
     };
-    let bs = queues[0].info().block_size;
-    let (results, _) = run_lcores(cli, queues, &job(bs), Arc::new(IdentityMapper));
+    let job = cli.job(queues[0].info().block_size)?;
+    let started = || announce(cli, &describe, &target);
+    let (results, _) = run_lcores(cli, queues, &job, Arc::new(IdentityMapper), &stop, &started);
     Ok(Report {
         target,
         job: describe,
         lcores: results?,
+        interrupted: stop.load(Ordering::Acquire),
     })
+}
+
+/// Says that every lcore is ready: on stdout, or on stderr with `--json` (whose stdout is
+/// one JSON object).
+fn announce(cli: &BlkperfArgs, describe: &str, target: &str) {
+    let line = format!(
+        "sluice-blkperf: running {describe} on {target}; Ctrl-C stops it with the report so far"
+    );
+    if cli.json {
+        eprintln!("{line}");
+    } else {
+        cli::say(&format!("{line}\n"));
+    }
 }
 
 type LcoreOutcome = (Result<Vec<LcoreResult>, BlkperfError>, Vec<AnyBlockQueue>);
 
-/// One pinned thread per core, each with its queue and its pool; all start together.
+/// One pinned thread per core, each with its queue and its pool; all start together, and
+/// `started` runs once they have. Each stops at the job's end or once `stop` is set.
 fn run_lcores(
-    cli: &Cli,
+    cli: &BlkperfArgs,
     queues: Vec<AnyBlockQueue>,
     job: &JobConfig,
     mapper: Arc<dyn IovaMapper>,
+    stop: &AtomicBool,
+    started: &dyn Fn(),
 ) -> LcoreOutcome {
     let lcores = queues.len();
-    let barrier = Barrier::new(lcores);
+    // The lcores and this thread, which says when they are all ready.
+    let barrier = Barrier::new(lcores + 1);
     let outcomes: Vec<(Result<LcoreResult, BlkperfError>, AnyBlockQueue)> = std::thread::scope(
         |s| {
             let handles: Vec<_> = queues
@@ -238,6 +203,7 @@ fn run_lcores(
                 let cpu = cli.cores.0[i];
                 let (barrier, mapper) = (&barrier, mapper.clone());
                 s.spawn(move || {
+                    // CPUs are at most 1023 (`CoreList`), inside an affinity mask.
                     if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
                         eprintln!("sluice-blkperf: lcore {i}: could not pin to CPU {cpu}; running unpinned");
                     }
@@ -248,11 +214,13 @@ fn run_lcores(
                         eprintln!("sluice-blkperf: lcore {i}: no fixed buffers ({e}); going on without");
                     }
                     barrier.wait();
-                    let r = pool.and_then(|pool| run_queue(&mut q, i, lcores, cpu, job, &pool));
+                    let r = pool.and_then(|pool| run_queue_until(&mut q, i, lcores, cpu, job, &pool, stop));
                     (r, q)
                 })
             })
             .collect();
+            barrier.wait();
+            started();
             handles
                 .into_iter()
                 .map(|h| {
@@ -282,6 +250,7 @@ fn make_pool(
     job: &JobConfig,
     mapper: Arc<dyn IovaMapper>,
 ) -> Result<Mempool, BlkperfError> {
+    // At most `MAX_QUEUE_DEPTH` objects, and `BlkperfArgs::check` found the memory.
     let mut cfg = PoolConfig::new(
         format!("blkperf-{lcore}"),
         job.queue_depth as u32,

@@ -6,39 +6,22 @@
 //!
 //! With no `--config` it runs the built-in loopback configuration (in-memory ports, built-in
 //! generator and sink on core 0, forwarding lcore on core 1): no device, no hugepages, no
-//! privileges. SIGINT or SIGTERM stops it (a second one exits at once); the final summary
-//! prints rate, loss and latency percentiles. Errors are one line on stderr and exit 1.
+//! privileges. SIGINT or SIGTERM stops it; more within a second are the same stop (a
+//! terminal or `timeout` signals the whole process group), one after that exits at once.
+//! The final summary prints rate, loss and latency percentiles. Errors are one line on
+//! stderr and exit 1.
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use sluice_apps::AppError;
+use sluice_apps::cli::fwd::FwdArgs;
 use sluice_apps::cli::{self, say};
-use sluice_apps::fwd::{self, RunOptions};
-
-/// Sluice forwarder: forwards between the ports of a configuration on pinned, busy-polling
-/// lcores.
-#[derive(Debug, Parser)]
-#[command(version, about)]
-struct Args {
-    /// Configuration file (TOML); default: the built-in loopback configuration.
-    #[arg(long, short)]
-    config: Option<PathBuf>,
-    /// Stop after this many seconds (default: until SIGINT/SIGTERM).
-    #[arg(long, short)]
-    duration: Option<f64>,
-    /// Stats and summary as JSON, one object per line.
-    #[arg(long)]
-    json: bool,
-    /// The built-in generator stops after this many frames (the run ends when they arrive).
-    #[arg(long)]
-    count: Option<u64>,
-}
+use sluice_apps::fwd;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = FwdArgs::parse();
     match run(&args) {
         Ok(code) => code,
         Err(e) => {
@@ -48,23 +31,17 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &Args) -> Result<ExitCode, AppError> {
+fn run(args: &FwdArgs) -> Result<ExitCode, AppError> {
+    let opts = args.run_options();
     let config = cli::load_config(args.config.as_deref())?;
-    let duration = cli::duration(args.duration)?;
-    let interrupt = cli::stop_on_signals()?;
-    let mut opts = RunOptions {
-        duration,
-        json: args.json,
-        ..RunOptions::default()
-    };
-    opts.start.gen_count = args.count;
+    let interrupt = cli::stop_on_signals("sluice-fwd")?;
     if !args.json {
         say(&format!(
             "sluice-fwd: {}: {} ports, lcores on cores {:?}{}\n",
             config.name(),
             config.ports().len(),
             config.lcores().iter().map(|l| l.core).collect::<Vec<_>>(),
-            match duration {
+            match opts.duration {
                 Some(d) => format!(", {:.1} s", d.as_secs_f64()),
                 None => ", until Ctrl-C".to_string(),
             }

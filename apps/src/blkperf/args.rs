@@ -3,6 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::cli::MAX_CORE;
+
 /// The I/O pattern (`-w`), with `spdk_nvme_perf`'s names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Workload {
@@ -71,7 +73,8 @@ impl fmt::Display for Workload {
     }
 }
 
-/// CPU cores (`-c`): a hex mask (`0x3`) or a list with ranges (`0,2-3`, `[0-1]`).
+/// CPU cores (`-c`): a hex mask (`0x3`) or a list with ranges (`0,2-3`, `[0-1]`), each
+/// at most [`MAX_CORE`](crate::cli::MAX_CORE).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CoreList(pub Vec<usize>);
 
@@ -86,10 +89,16 @@ impl FromStr for CoreList {
         } else {
             let body = t.trim_start_matches('[').trim_end_matches(']');
             for part in body.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                // Checked before a range is expanded: `0-99999999999` must not allocate.
                 let num = |x: &str| {
-                    x.trim()
+                    let n = x
+                        .trim()
                         .parse::<usize>()
-                        .map_err(|e| format!("'{s}': '{x}': {e}"))
+                        .map_err(|e| format!("'{s}': '{x}': {e}"))?;
+                    if n > MAX_CORE {
+                        return Err(format!("'{s}': CPU {n} is over the maximum of {MAX_CORE}"));
+                    }
+                    Ok(n)
                 };
                 match part.split_once('-') {
                     Some((a, b)) => {
@@ -112,7 +121,11 @@ impl FromStr for CoreList {
     }
 }
 
-/// A size in bytes with an optional `k`/`m` suffix (binary): `4096`, `4k`, `1m`.
+/// The largest I/O size (`-o`): 1 GiB.
+pub const MAX_IO_SIZE: usize = 1 << 30;
+
+/// An I/O size in bytes with an optional `k`/`m` suffix (binary): `4096`, `4k`, `1m`;
+/// between 1 and [`MAX_IO_SIZE`].
 pub fn parse_size(s: &str) -> Result<usize, String> {
     let t = s.trim().to_ascii_lowercase();
     let (num, mult) = match t.strip_suffix(['k', 'm']) {
@@ -121,9 +134,13 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         None => (t.as_str(), 1),
     };
     let n: usize = num.parse().map_err(|e| format!("'{s}': {e}"))?;
-    n.checked_mul(mult)
-        .filter(|&v| v > 0)
-        .ok_or_else(|| format!("'{s}': not a positive size"))
+    match n.checked_mul(mult) {
+        Some(0) => Err(format!("'{s}': not a positive size")),
+        Some(v) if v <= MAX_IO_SIZE => Ok(v),
+        _ => Err(format!(
+            "'{s}': over the maximum of {MAX_IO_SIZE} bytes (1 GiB)"
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -138,6 +155,11 @@ mod tests {
         assert!("0x0".parse::<CoreList>().is_err());
         assert!("2-1".parse::<CoreList>().is_err());
         assert!("x".parse::<CoreList>().is_err());
+        assert_eq!("1023".parse::<CoreList>().unwrap().0, vec![1023]);
+        for big in ["1024", "0-99999999999999", "0-18446744073709551615"] {
+            let e = big.parse::<CoreList>().unwrap_err();
+            assert!(e.contains("over the maximum of 1023"), "{e}");
+        }
     }
 
     #[test]
@@ -150,5 +172,14 @@ mod tests {
         assert_eq!(parse_size("1M"), Ok(1 << 20));
         assert_eq!(parse_size("512"), Ok(512));
         assert!(parse_size("0").is_err() && parse_size("k").is_err());
+        assert_eq!(parse_size("1024m"), Ok(MAX_IO_SIZE));
+        for big in [
+            "1025m",
+            "1e30k",
+            "18446744073709551615k",
+            "99999999999999999999",
+        ] {
+            assert!(parse_size(big).is_err(), "{big}");
+        }
     }
 }

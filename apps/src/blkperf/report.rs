@@ -19,6 +19,8 @@ pub struct Report {
     pub job: String,
     /// One row per lcore.
     pub lcores: Vec<LcoreResult>,
+    /// Whether a signal ended the run before its time (the figures are of the time run).
+    pub interrupted: bool,
 }
 
 struct Row {
@@ -78,7 +80,13 @@ impl Report {
 /// The table `sluice-blkperf` prints.
 pub fn render_text(r: &Report) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "sluice-blkperf: {} on {}", r.job, r.target);
+    let _ = writeln!(
+        s,
+        "sluice-blkperf: {} on {}{}",
+        r.job,
+        r.target,
+        if r.interrupted { ", interrupted" } else { "" }
+    );
     let _ = writeln!(
         s,
         "{:<12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>12}",
@@ -163,11 +171,12 @@ pub fn render_json(r: &Report) -> String {
         })
         .collect();
     format!(
-        "{{\"target\":\"{}\",\"job\":\"{}\",\"lcores\":[{}],\"total\":{{\"ios\":{ios},{},\"errors\":{errs},\"verified_blocks\":{checked},\"mismatches\":{bad},\"percentiles_us\":{{{}}}}}}}",
+        "{{\"target\":\"{}\",\"job\":\"{}\",\"lcores\":[{}],\"total\":{{\"ios\":{ios},{},\"errors\":{errs},\"verified_blocks\":{checked},\"mismatches\":{bad},\"percentiles_us\":{{{}}}}},\"interrupted\":{}}}",
         esc(&r.target),
         esc(&r.job),
         lcores.join(","),
         obj(&t),
-        pct.join(",")
+        pct.join(","),
+        r.interrupted
     )
 }

@@ -1,5 +1,6 @@
 //! One lcore's run: keep `queue_depth` requests in flight on one queue, record latencies.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -264,6 +265,25 @@ pub fn run_queue<Q: BlockQueue>(
     job: &JobConfig,
     pool: &Mempool,
 ) -> Result<LcoreResult, BlkperfError> {
+    run_queue_until(q, lcore, lcores, cpu, job, pool, &AtomicBool::new(false))
+}
+
+/// [`run_queue`], ending early once `stop` is set (looked at every poll and between the
+/// verify pre-fill's bursts; set during the pre-fill, the timed phase does not start): what
+/// is in flight is drained, and the result holds what was done, over the time it took. The
+/// queue is left with nothing outstanding, ready to be deleted or shut down.
+///
+/// # Errors
+/// As [`run_queue`].
+pub fn run_queue_until<Q: BlockQueue>(
+    q: &mut Q,
+    lcore: usize,
+    lcores: usize,
+    cpu: usize,
+    job: &JobConfig,
+    pool: &Mempool,
+    stop: &AtomicBool,
+) -> Result<LcoreResult, BlkperfError> {
     let info = q.info().clone();
     let bs = info.block_size as usize;
     if job.io_size == 0 || !job.io_size.is_multiple_of(bs) || job.io_size > info.max_transfer {
@@ -317,7 +337,7 @@ pub fn run_queue<Q: BlockQueue>(
         done: Vec::with_capacity(depth),
     };
     if job.verify {
-        while w.seq < w.slots_per_span {
+        while w.seq < w.slots_per_span && !stop.load(Ordering::Relaxed) {
             w.fill(true)?;
             w.reap(None)?;
         }
@@ -342,7 +362,9 @@ pub fn run_queue<Q: BlockQueue>(
     let start = Instant::now();
     let end = start + job.duration;
     let mut polls = 0u32;
-    loop {
+    // Looked at before the first fill too: a verify run stopped during its pre-fill must not
+    // read (and count as mismatches) blocks it never wrote.
+    while !stop.load(Ordering::Relaxed) {
         w.fill(false)?;
         w.reap(Some(&mut res))?;
         polls = polls.wrapping_add(1);

@@ -10,6 +10,31 @@
 //! Objects parked in one lcore's cache are invisible to the others, so a pool must hold
 //! more than `lcores × 1.5 × cache_size` objects plus those in flight; see
 //! [`CachedStore::new`].
+//!
+//! # Counting objects home at teardown
+//! A pool is freed when its last handle goes and [`CachedStore::outstanding`] finds every
+//! object back. That check sums counters that other threads change meanwhile, so it is
+//! only sound because of two rules:
+//! - Only the holder of a pool handle takes objects, so once the last handle is gone (and
+//!   the `Arc` it lived in has synchronised with every earlier holder) objects only come
+//!   home: from a user into a cache or the store, or from a cache into the store (a spill).
+//!   No object leaves the store or a cache any more.
+//! - A spill or flush lowers the cache's length *before* the store counts the objects, so
+//!   in between they are counted nowhere, never in both places; and every return's last
+//!   write to the pool is the one that makes its objects count (the cache length, or the
+//!   store's count after the exchange).
+//!
+//! `outstanding` reads the store's count first, then each cache's length (all Acquire).
+//! An object counted in the store stays there, so it is in no cache when the caches are
+//! read. An object counted in a cache was not in the store when the store was read: had a
+//! spill moved it there before, the store read would have synchronised with that spill's
+//! push (the count changes by Release read-modify-writes only), and the cache read after
+//! it would see the length the spill lowered first. No object is counted twice, so the sum
+//! reaches the capacity only once every object is home, and then every returning thread
+//! has made its last write to the pool and that write happened before the check. A return
+//! still in flight makes the sum come out short, which costs a leak with a warning, never
+//! a use after free. Nothing is added to the per-object path: a spill stores the cache's
+//! length once, as before, only earlier.
 
 use crossbeam_utils::CachePadded;
 
@@ -75,12 +100,22 @@ impl CachedStore {
 
     /// Free objects: in the store plus in every cache (exact when nothing is in flight).
     pub(crate) fn available(&self) -> usize {
+        // The store first, then the caches: see the module docs (teardown).
+        let in_store = self.store.count() as usize;
         let cached: usize = self
             .caches
             .iter()
             .map(|c| c.len.load(Ordering::Acquire) as usize)
             .sum();
-        self.store.count() as usize + cached
+        in_store + cached
+    }
+
+    /// How many of `capacity` objects are not home: the check that frees a pool once no
+    /// handle to it is left (so that no object can be taken any more). 0 only once every
+    /// object is home and every returning thread is done with the store: concurrent
+    /// returns never make an object count twice, only not yet. See the module docs.
+    pub(crate) fn outstanding(&self, capacity: usize) -> usize {
+        capacity.saturating_sub(self.available())
     }
 
     /// Free objects in the shared store only.
@@ -140,12 +175,30 @@ impl CachedStore {
             let mut len = cache.len.load(Ordering::Relaxed) as usize;
             objs[len] = obj;
             len += 1;
-            if len >= self.flush_threshold {
-                self.store.push(&objs[self.cache_size..len]);
-                len = self.cache_size;
-            }
-            cache.len.store(len as u32, Ordering::Release);
+            self.settle(cache, objs, len);
         })
+    }
+
+    /// Publishes `len` objects in `cache`, spilling those above its size to the store
+    /// first when `len` reached the flush threshold. The length is stored before the store
+    /// counts the spilled objects, and nothing of the pool is touched after the last of the
+    /// two (see the module docs: teardown).
+    #[inline(always)]
+    fn settle(&self, cache: &Cache, objs: &[usize], len: usize) {
+        if len >= self.flush_threshold {
+            self.spill(cache, objs, len);
+        } else {
+            cache.len.store(len as u32, Ordering::Release);
+        }
+    }
+
+    /// Moves `objs[cache_size..len]` to the store and leaves the cache at its size.
+    #[inline]
+    fn spill(&self, cache: &Cache, objs: &[usize], len: usize) {
+        // Lowered first: between these two lines the objects are counted nowhere, never in
+        // both places.
+        cache.len.store(self.cache_size as u32, Ordering::Release);
+        self.store.push(&objs[self.cache_size..len]);
     }
 
     /// Gets `n` objects (exactly, or none when `exact`; otherwise as many as it can, up to
@@ -254,16 +307,12 @@ impl CachedStore {
             if len + n > objs.len() {
                 // The cache sits between its size and the threshold and the put is large:
                 // spill the part above the cache size first.
-                self.store.push(&objs[self.cache_size..len]);
+                self.spill(cache, objs, len);
                 len = self.cache_size;
             }
             fill(&mut objs[len..len + n]);
             len += n;
-            if len >= self.flush_threshold {
-                self.store.push(&objs[self.cache_size..len]);
-                len = self.cache_size;
-            }
-            cache.len.store(len as u32, Ordering::Release);
+            self.settle(cache, objs, len);
         })
     }
 
@@ -317,8 +366,9 @@ impl CachedStore {
             // SAFETY: the caller guarantees this thread is the cache's only user.
             let objs = unsafe { &mut **objs };
             let len = cache.len.load(Ordering::Relaxed) as usize;
-            self.store.push(&objs[..len]);
+            // Emptied before the store counts them, as in `spill`.
             cache.len.store(0, Ordering::Release);
+            self.store.push(&objs[..len]);
         })
     }
 }

@@ -10,8 +10,10 @@
 //! it was given, so a misbehaving one may corrupt payload but never the pool's bookkeeping.
 //!
 //! A pool lives as long as any [`Mempool`]/[`PktPool`](crate::PktPool) handle to it. If the
-//! last handle goes while objects are still out, the pool's memory is deliberately leaked
-//! (with a warning) so that those objects stay valid; return every object first.
+//! last handle goes while objects are still out (or still on their way back on another
+//! thread), the pool's memory is deliberately leaked (with a warning) so that those objects
+//! stay valid; return every object first. Why that check is sound against returns racing
+//! it is in `cached.rs` (teardown).
 
 #![allow(unsafe_code)]
 
@@ -531,7 +533,10 @@ impl<M> PoolOwner<M> {
 impl<M> Drop for PoolOwner<M> {
     fn drop(&mut self) {
         let pool = self.pool();
-        let out = pool.capacity() - pool.available();
+        // Sound against returns on other threads that race with this check (cache spills
+        // included): see `cached` (teardown). This was the last handle, so no object can be
+        // taken any more; `Arc` made every earlier holder's takes visible here.
+        let out = pool.free.outstanding(pool.capacity());
         if out > 0 {
             // Objects still out point at this pool and its memory: keep both alive.
             eprintln!(

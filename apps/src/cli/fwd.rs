@@ -1,0 +1,41 @@
+//! `sluice-fwd`'s command line.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::fwd::RunOptions;
+
+/// Sluice forwarder: forwards between the ports of a configuration on pinned, busy-polling
+/// lcores.
+#[derive(Debug, Parser)]
+#[command(name = "sluice-fwd", version)]
+pub struct FwdArgs {
+    /// Configuration file (TOML); default: the built-in loopback configuration.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Stop after this many seconds, up to 365 days (default: until SIGINT/SIGTERM).
+    #[arg(long, short, value_name = "SECONDS", value_parser = super::parse_seconds)]
+    pub duration: Option<Duration>,
+    /// Stats and summary as JSON, one object per line.
+    #[arg(long)]
+    pub json: bool,
+    /// The built-in generator stops after this many frames, at least 1 (the run ends when
+    /// they arrive).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+}
+
+impl FwdArgs {
+    /// How the run goes, as the flags say.
+    pub fn run_options(&self) -> RunOptions {
+        let mut opts = RunOptions {
+            duration: self.duration,
+            json: self.json,
+            ..RunOptions::default()
+        };
+        opts.start.gen_count = self.count;
+        opts
+    }
+}

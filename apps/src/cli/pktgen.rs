@@ -1,0 +1,93 @@
+//! `sluice-pktgen`'s command line.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::AppError;
+use crate::fwd::RunOptions;
+use crate::pktgen::PktgenOptions;
+use crate::traffic::frame;
+
+/// The highest `--rate`: 10^9 frames per second, above the 595 Mpps of 64-byte frames at
+/// 400 Gb/s.
+pub const MAX_RATE_PPS: u64 = 1_000_000_000;
+
+/// Sluice packet generator and sink.
+#[derive(Debug, Parser)]
+#[command(name = "sluice-pktgen", version)]
+pub struct PktgenArgs {
+    /// Configuration file whose ports to use; default: the built-in loopback configuration.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Port to transmit on (queue 0).
+    #[arg(long)]
+    pub tx_port: Option<String>,
+    /// Port to receive and check on (queue 0).
+    #[arg(long)]
+    pub rx_port: Option<String>,
+    /// Frame size in bytes with FCS: 64..=1518, or up to 9000 where port and mempool allow.
+    #[arg(long, default_value_t = 64)]
+    pub frame_size: u16,
+    /// Frames per second, up to 10^9 (0: as fast as possible).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=MAX_RATE_PPS))]
+    pub rate: u64,
+    /// Distinct flows (UDP source ports), 1..=65536.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub flows: u32,
+    /// Stop after sending this many frames (at least 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+    /// Stop after this many seconds, up to 365 days (default: until SIGINT/SIGTERM or
+    /// --count).
+    #[arg(long, short, value_name = "SECONDS", value_parser = super::parse_seconds)]
+    pub duration: Option<Duration>,
+    /// Core of the generator (and of the sink unless --rx-core), 0..=1023.
+    #[arg(long, default_value_t = 0, value_parser = super::parse_core)]
+    pub core: usize,
+    /// Core of the sink, when it should not share the generator's, 0..=1023.
+    #[arg(long, value_parser = super::parse_core)]
+    pub rx_core: Option<usize>,
+    /// Stats and summary as JSON, one object per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl PktgenArgs {
+    /// What to run, as the flags say; the ports are checked against the configuration when
+    /// it runs.
+    ///
+    /// # Errors
+    /// A frame size no port can carry.
+    pub fn options(&self) -> Result<PktgenOptions, AppError> {
+        let size = usize::from(self.frame_size);
+        if !(frame::MIN_FRAME..=frame::MAX_FRAME).contains(&size) && size != frame::JUMBO_FRAME {
+            return Err(AppError::Usage(format!(
+                "--frame-size {size}: use 64..=1518, or 9000 on a port that carries jumbo frames"
+            )));
+        }
+        // With neither a configuration nor a port named: the built-in loopback's generator
+        // port and its in-memory peer.
+        let (tx_port, rx_port) = match (&self.tx_port, &self.rx_port, &self.config) {
+            (None, None, None) => (Some("gen0".to_string()), Some("fwd0".to_string())),
+            (t, r, _) => (t.clone(), r.clone()),
+        };
+        let mut run = RunOptions {
+            duration: self.duration,
+            json: self.json,
+            ..RunOptions::default()
+        };
+        run.start.gen_count = self.count;
+        Ok(PktgenOptions {
+            tx_port,
+            rx_port,
+            frame_size: self.frame_size,
+            rate_pps: (self.rate > 0).then_some(self.rate),
+            flows: self.flows,
+            core: self.core,
+            rx_core: self.rx_core,
+            run,
+        })
+    }
+}
