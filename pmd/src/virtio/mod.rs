@@ -61,6 +61,7 @@ pub mod pci_transport;
 pub mod port;
 pub mod queue;
 pub mod shared;
+pub mod vhost_user;
 pub mod virtqueue;
 
 #[cfg(test)]
