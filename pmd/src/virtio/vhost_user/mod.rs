@@ -18,10 +18,17 @@
 //! says the backend asked for it. The backend is as untrusted as a PCI device: the rings
 //! check what it writes in the same way.
 //!
+//! `backend` (feature `test-utils`, and this crate's tests): an in-process vhost-user net
+//! backend on rust-vmm's `vhost-user-backend`, to test against.
+//!
 //! [`FdRegion`]: sluice_mempool::FdRegion
 
+#[cfg(any(test, feature = "test-utils"))]
+pub mod backend;
 mod error;
 mod frontend;
+#[cfg(test)]
+mod tests;
 
 pub use error::{RingFault, VhostUserError};
 pub use frontend::{Doorbell, MEM_TABLE_REGIONS, REPLY_TIMEOUT, VhostUserDevice, VringSetup};
