@@ -1,13 +1,32 @@
 //! [`DmaRegion`]: memory a device may touch, together with the IOVA of each byte.
 
 use std::fmt;
+use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
 use std::sync::Arc;
 
 use crate::addr::Iova;
 use crate::error::Error;
-use crate::iova::{IdentityMapper, IovaMap, IovaMapper};
+use crate::iova::{IdentityMapper, IovaMap, IovaMapper, MemfdMapper};
 use crate::mem::{HugeMem, HugePagePolicy, PageSize};
+
+/// How another process maps a shareable [`DmaRegion`]: one entry of a vhost-user memory table
+/// (`VhostUserMemoryRegion`: guest address, size, user address, mmap offset, and the fd
+/// passed beside the message).
+#[derive(Clone, Copy, Debug)]
+pub struct FdRegion<'a> {
+    /// The memfd holding the region, open as long as the region.
+    pub fd: BorrowedFd<'a>,
+    /// Offset of the region's first byte in the file.
+    pub offset: u64,
+    /// Length in bytes (whole pages of the region's page size).
+    pub len: u64,
+    /// Virtual address of the region's first byte in this process.
+    pub va: u64,
+    /// IOVA of the region's first byte: what the device finds in descriptors (= `va` with
+    /// [`MemfdMapper`]).
+    pub iova: Iova,
+}
 
 /// Hugepage memory made reachable by devices through an [`IovaMapper`].
 ///
@@ -43,8 +62,8 @@ const _: () = {
 };
 
 impl DmaRegion {
-    /// Allocates `len` bytes (rounded up to the page size) under `policy` and maps them with
-    /// `mapper`.
+    /// Allocates `len` bytes (rounded up to the page size) under `policy`, backed as the
+    /// mapper asks ([`IovaMapper::backing`]), and maps them with `mapper`.
     ///
     /// # Errors
     ///
@@ -56,9 +75,36 @@ impl DmaRegion {
         policy: HugePagePolicy,
         mapper: Arc<dyn IovaMapper>,
     ) -> Result<Self, Error> {
-        let mem = HugeMem::allocate(len, page, policy)?;
+        let mem = HugeMem::allocate_with(len, page, policy, mapper.backing())?;
         let map = mapper.map(&mem)?;
         Ok(DmaRegion { map, mapper, mem })
+    }
+
+    /// [`allocate`](Self::allocate) with the [`MemfdMapper`]: memory in a memfd that another
+    /// process (a vhost-user backend) can map, see [`fd_region`](Self::fd_region); IOVA =
+    /// virtual address.
+    ///
+    /// # Errors
+    ///
+    /// As [`HugeMem::allocate_with`].
+    pub fn shareable(len: usize, page: PageSize, policy: HugePagePolicy) -> Result<Self, Error> {
+        Self::allocate(len, page, policy, Arc::new(MemfdMapper))
+    }
+
+    /// How another process maps this region, or `None` when it is anonymous memory (or its
+    /// IOVAs are not one range, which no single memory-table entry can describe).
+    pub fn fd_region(&self) -> Option<FdRegion<'_>> {
+        let fd = self.mem.fd()?;
+        let IovaMap::Contiguous { base } = self.map else {
+            return None;
+        };
+        Some(FdRegion {
+            fd,
+            offset: 0,
+            len: self.len() as u64,
+            va: self.as_ptr().as_ptr() as usize as u64,
+            iova: base,
+        })
     }
 
     /// [`allocate`](Self::allocate) with the [`IdentityMapper`] (IOVA = virtual address), for
@@ -157,6 +203,7 @@ impl fmt::Debug for DmaRegion {
         let mut d = f.debug_struct("DmaRegion");
         d.field("base", &self.mem.as_ptr())
             .field("len", &self.len())
+            .field("backing", &self.mem.backing())
             .field("page_size", &self.mem.page_size())
             .field("requested_page_size", &self.mem.requested_page_size())
             .field("locked", &self.mem.is_locked())

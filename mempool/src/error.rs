@@ -68,6 +68,26 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// A memfd for shareable memory ([`MemBacking::Memfd`](crate::MemBacking::Memfd)) could not
+    /// be made: `step` is the call that failed (`memfd_create`, `ftruncate`,
+    /// `fcntl(F_ADD_SEALS)`).
+    ///
+    /// `memfd_create` needs Linux 3.17, hugetlb memfds and their seals 4.16; `ENFILE`/`EMFILE`
+    /// mean the descriptor limits. Missing hugepages are not this error: they fall back or give
+    /// [`Error::HugePagesUnavailable`] as for anonymous memory.
+    #[error("{step} for a shared memory file of {bytes} bytes with {page} pages failed")]
+    Memfd {
+        /// The call that failed.
+        step: &'static str,
+        /// The page size asked of the file.
+        page: PageSize,
+        /// Its length in bytes.
+        bytes: usize,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+
     /// `/proc/self/pagemap` could not be opened (no procfs, or a kernel that answers `EPERM` as
     /// 4.0 and 4.1 did).
     ///
@@ -229,6 +249,21 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "mmap of 1073741824 bytes with 1 GiB pages failed"
+        );
+        assert!(e.source().is_some());
+    }
+
+    #[test]
+    fn memfd_error_names_the_step() {
+        let e = Error::Memfd {
+            step: "fcntl(F_ADD_SEALS)",
+            page: PageSize::Size2M,
+            bytes: 4 << 20,
+            source: io::Error::from_raw_os_error(libc::EINVAL),
+        };
+        assert_eq!(
+            e.to_string(),
+            "fcntl(F_ADD_SEALS) for a shared memory file of 4194304 bytes with 2 MiB pages failed"
         );
         assert!(e.source().is_some());
     }

@@ -7,6 +7,9 @@
 //!   type1 containers, which tell the IOMMU to translate the region's virtual addresses.
 //! * **IOVA = PA** ([`PagemapMapper`]): VFIO no-IOMMU mode, where the device sees physical
 //!   memory; addresses come from `/proc/self/pagemap` and the memory must be hugepages.
+//! * **IOVA = VA on shareable memory** ([`MemfdMapper`]): a vhost-user backend in another
+//!   process maps each region through its memfd and translates our virtual addresses itself
+//!   (the memory table of `SET_MEM_TABLE` pairs each region's address here with its fd).
 //! * **An IOMMU mapper of its own**: the VFIO container in `sluice-pmd` implements
 //!   [`IovaMapper`] itself, calling `VFIO_IOMMU_MAP_DMA` in [`map`](IovaMapper::map) and
 //!   `VFIO_IOMMU_UNMAP_DMA` in [`unmap`](IovaMapper::unmap). That is the hook: this crate knows
@@ -17,7 +20,7 @@ use std::os::unix::fs::FileExt;
 
 use crate::addr::{Iova, PhysAddr};
 use crate::error::Error;
-use crate::mem::HugeMem;
+use crate::mem::{HugeMem, MemBacking};
 
 /// How device-visible addresses are obtained for a memory region.
 ///
@@ -31,6 +34,12 @@ pub trait IovaMapper: Send + Sync + std::fmt::Debug {
     fn unmap(&self, mem: &HugeMem, map: &IovaMap);
     /// Short name for reports ("identity", "pagemap", "vfio-type1").
     fn name(&self) -> &'static str;
+    /// The memory this mapper can make device-visible; a [`DmaRegion`](crate::DmaRegion)
+    /// allocates its pages so. Anonymous memory unless the device lives in another process
+    /// that maps the pages itself ([`MemfdMapper`]).
+    fn backing(&self) -> MemBacking {
+        MemBacking::Anonymous
+    }
 }
 
 /// Where a region's bytes appear in IOVA space.
@@ -120,6 +129,42 @@ impl IovaMapper for IdentityMapper {
 
     fn name(&self) -> &'static str {
         "identity"
+    }
+}
+
+/// IOVA = virtual address, on memory another process can map: every region a
+/// [`DmaRegion`](crate::DmaRegion) allocates with it is a memfd ([`MemBacking::Memfd`]).
+///
+/// For a device that is another process on the same host, a vhost-user backend: it is given
+/// each region's fd, length and address here, maps the pages itself and translates the
+/// addresses in descriptors and ring set-up through that table, so IOVA = VA as for
+/// [`IdentityMapper`]. There is nothing to undo at unmap; the peer's own mapping keeps the pages
+/// alive until it unmaps them.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct MemfdMapper;
+
+impl IovaMapper for MemfdMapper {
+    fn map(&self, mem: &HugeMem) -> Result<IovaMap, Error> {
+        if mem.fd().is_none() {
+            return Err(Error::Mapper {
+                mapper: self.name(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "anonymous memory cannot be shared: allocate it with MemBacking::Memfd",
+                ),
+            });
+        }
+        IdentityMapper.map(mem)
+    }
+
+    fn unmap(&self, _mem: &HugeMem, _map: &IovaMap) {}
+
+    fn name(&self) -> &'static str {
+        "memfd"
+    }
+
+    fn backing(&self) -> MemBacking {
+        MemBacking::Memfd
     }
 }
 

@@ -7,8 +7,10 @@
 //!   as DPDK's `--no-huge`) plus the IOVA of every byte. Where IOVAs come from is the job
 //!   of an [`IovaMapper`]: [`IdentityMapper`] (IOVA = virtual address: software devices,
 //!   and what a VFIO type1 container uses after registering the region with the IOMMU),
-//!   [`PagemapMapper`] (physical addresses, for VFIO's no-IOMMU mode), or a VFIO container
-//!   from `sluice-pmd`, which implements the same trait.
+//!   [`PagemapMapper`] (physical addresses, for VFIO's no-IOMMU mode), [`MemfdMapper`]
+//!   (IOVA = virtual address on memfd-backed memory that a vhost-user backend maps through
+//!   its fd, [`FdRegion`]), or a VFIO container from `sluice-pmd`, which implements the same
+//!   trait.
 //! - A pool ([`Mempool`] for plain DMA objects, [`PktPool`] for packet buffers) carves a
 //!   region into fixed-size objects. Free objects sit in a lock-free shared store behind
 //!   per-lcore caches, in `rte_mempool`'s design: an lcore (a thread registered with
@@ -74,9 +76,9 @@ mod loom_tests;
 
 pub use addr::{Iova, PhysAddr};
 pub use batch::{Batch, DEFAULT_BURST};
-pub use dma::DmaRegion;
+pub use dma::{DmaRegion, FdRegion};
 pub use error::Error;
-pub use iova::{IdentityMapper, IovaMap, IovaMapper, PagemapMapper};
-pub use mem::{HugeMem, HugePagePolicy, PageSize};
+pub use iova::{IdentityMapper, IovaMap, IovaMapper, MemfdMapper, PagemapMapper};
+pub use mem::{HugeMem, HugePagePolicy, MemBacking, PageSize};
 pub use pktbuf::{OffloadFlags, PktBuf, PktMeta, PktPool, PktPoolConfig};
 pub use pool::{DmaObj, Mempool, PoolConfig};

@@ -8,9 +8,16 @@
 //! When hugepages are not available, [`HugePagePolicy`] decides: fail, or fall back to 4 KiB
 //! pages with one warning per process (DPDK without `--no-huge`, but hugepages missing), or use
 //! 4 KiB pages from the start (DPDK `--no-huge`).
+//!
+//! The pages are private to this process unless [`MemBacking::Memfd`] is asked for: then they
+//! live in a memfd (`memfd_create(2)`, with `MFD_HUGETLB` and the page-size bits for
+//! hugepages) mapped shared, and another process that is handed the descriptor, such as a
+//! vhost-user backend, maps the very same pages.
 
 use std::fmt;
+use std::fs::File;
 use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::ptr::NonNull;
 use std::str::FromStr;
@@ -119,11 +126,33 @@ pub enum HugePagePolicy {
     Never,
 }
 
+/// Where a mapping's pages live, which decides who else can map them.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub enum MemBacking {
+    /// Private anonymous memory: only this process (and the devices it maps it for) reach it.
+    #[default]
+    Anonymous,
+    /// A memfd mapped shared: whoever is handed [`HugeMem::fd`] can map the same pages (a
+    /// vhost-user backend, `SET_MEM_TABLE`). The file is sealed against shrinking and growing,
+    /// so a peer holding the descriptor cannot pull pages from under this process.
+    Memfd,
+}
+
+impl fmt::Display for MemBacking {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MemBacking::Anonymous => "anonymous",
+            MemBacking::Memfd => "memfd",
+        })
+    }
+}
+
 /// Prints the fallback warning at most once per process.
 static FALLBACK_WARNING: Once = Once::new();
 
-/// An owned, page-aligned anonymous mapping: prefaulted, zero-filled, locked where the limit
-/// allows, and hugepage-backed unless it [fell back](HugeMem::fell_back).
+/// An owned, page-aligned mapping, anonymous or a shared memfd ([`MemBacking`]): prefaulted,
+/// zero-filled, locked where the limit allows, and hugepage-backed unless it
+/// [fell back](HugeMem::fell_back).
 ///
 /// It hands out raw pointers only, never `&[u8]` of the region: a device may write any byte of
 /// it at any time, which a Rust reference must not observe.
@@ -132,12 +161,14 @@ static FALLBACK_WARNING: Once = Once::new();
 /// copy-on-write fault in the parent can never move a page that a device is writing.
 ///
 /// `HugeMem` is `Send + Sync` (checked at compile time below) without any `unsafe impl`: it
-/// holds a `memmap2::MmapRaw`, which is, and plain integers. That is sound because the type only
+/// holds a `memmap2::MmapRaw`, which is, an optional `OwnedFd` and plain integers. That is sound because the type only
 /// owns the mapping and gives out raw pointers; there are no references into it and no
 /// interior state, so sharing or moving it between threads cannot race with itself. Whoever
 /// dereferences the pointers answers for what happens through them.
 pub struct HugeMem {
     map: MmapRaw,
+    /// The memfd behind a [`MemBacking::Memfd`] mapping; dropped (closed) after the unmap.
+    fd: Option<OwnedFd>,
     page: PageSize,
     requested: PageSize,
     fell_back: bool,
@@ -163,16 +194,43 @@ impl HugeMem {
     /// [`Error::HugePagesUnavailable`] when hugepages are missing and `policy` is
     /// [`HugePagePolicy::Require`], [`Error::Mmap`] when the kernel refuses the mapping itself.
     pub fn allocate(len: usize, page: PageSize, policy: HugePagePolicy) -> Result<HugeMem, Error> {
+        Self::allocate_with(len, page, policy, MemBacking::Anonymous)
+    }
+
+    /// [`allocate`](Self::allocate) with the pages in `backing`: with [`MemBacking::Memfd`]
+    /// the region is a whole memfd (from offset 0), mapped shared, that another process can
+    /// map through [`fd`](Self::fd). Hugepages and the fallback to 4 KiB pages work as for
+    /// anonymous memory.
+    ///
+    /// # Errors
+    ///
+    /// As [`allocate`](Self::allocate), plus [`Error::Memfd`] when the memfd cannot be made.
+    pub fn allocate_with(
+        len: usize,
+        page: PageSize,
+        policy: HugePagePolicy,
+        backing: MemBacking,
+    ) -> Result<HugeMem, Error> {
         if policy == HugePagePolicy::Never || !page.is_huge() {
-            return Self::map(len, PageSize::Size4K, page, false);
+            return Self::map(len, PageSize::Size4K, page, false, backing);
         }
-        match Self::map(len, page, page, false) {
+        match Self::map(len, page, page, false, backing) {
             Ok(mem) => Ok(mem),
-            Err(Error::Mmap {
-                page,
-                bytes,
-                source,
-            }) if hugepages_missing(&source) => {
+            // A hugetlb memfd reports a size the kernel has no pool for at memfd_create, and a
+            // short pool at mmap (where the pages are reserved), as an anonymous map does.
+            Err(
+                Error::Mmap {
+                    page,
+                    bytes,
+                    source,
+                }
+                | Error::Memfd {
+                    step: MEMFD_CREATE,
+                    page,
+                    bytes,
+                    source,
+                },
+            ) if hugepages_missing(&source) => {
                 let sysfs = page.sysfs_dir().unwrap_or_default();
                 let needed_pages = (bytes / page.bytes()) as u64;
                 let free_pages = available_hugepages(page).unwrap_or(0);
@@ -189,7 +247,7 @@ impl HugeMem {
                 FALLBACK_WARNING.call_once(|| {
                     eprintln!("{}", fallback_warning(page, needed_pages, free_pages));
                 });
-                Self::map(len, PageSize::Size4K, page, true)
+                Self::map(len, PageSize::Size4K, page, true, backing)
             }
             Err(e) => Err(e),
         }
@@ -200,6 +258,7 @@ impl HugeMem {
         page: PageSize,
         requested: PageSize,
         fell_back: bool,
+        backing: MemBacking,
     ) -> Result<HugeMem, Error> {
         let bytes = match len.checked_next_multiple_of(page.bytes()) {
             Some(b) if len != 0 && b <= isize::MAX as usize => b,
@@ -207,16 +266,31 @@ impl HugeMem {
         };
         let mut opts = MmapOptions::new();
         opts.len(bytes).populate();
-        if page.is_huge() {
-            // MAP_HUGETLB | (shift << MAP_HUGE_SHIFT); without the size bits the kernel would
-            // use the default hugepage size, which need not be the one asked for.
-            opts.huge(Some(page.shift() as u8));
-        }
-        let map = MmapRaw::from(opts.map_anon().map_err(|source| Error::Mmap {
+        let mmap_err = |source| Error::Mmap {
             page,
             bytes,
             source,
-        })?);
+        };
+        let (map, fd) = match backing {
+            MemBacking::Anonymous => {
+                if page.is_huge() {
+                    // MAP_HUGETLB | (shift << MAP_HUGE_SHIFT); without the size bits the kernel
+                    // would use the default hugepage size, which need not be the one asked for.
+                    opts.huge(Some(page.shift() as u8));
+                }
+                (MmapRaw::from(opts.map_anon().map_err(mmap_err)?), None)
+            }
+            MemBacking::Memfd => {
+                let fd = memfd(bytes, page).map_err(|(step, source)| Error::Memfd {
+                    step,
+                    page,
+                    bytes,
+                    source,
+                })?;
+                // MAP_SHARED: the peer's mapping and ours are the same pages.
+                (opts.map_raw(&fd).map_err(mmap_err)?, Some(fd))
+            }
+        };
         // Best effort: without it a child process only shares the pages copy-on-write, and the
         // parent's next write would move a page that a device may be writing.
         let _ = map.advise(Advice::DontFork);
@@ -225,6 +299,7 @@ impl HugeMem {
         let locked = map.lock().is_ok();
         Ok(HugeMem {
             map,
+            fd,
             page,
             requested,
             fell_back,
@@ -284,6 +359,24 @@ impl HugeMem {
         self.locked
     }
 
+    /// Where the pages live.
+    #[inline]
+    pub fn backing(&self) -> MemBacking {
+        if self.fd.is_some() {
+            MemBacking::Memfd
+        } else {
+            MemBacking::Anonymous
+        }
+    }
+
+    /// The memfd holding the region ([`MemBacking::Memfd`] only): the region is the whole
+    /// file, from offset 0, [`len`](Self::len) bytes. It stays open as long as `self`; a peer
+    /// that needs it longer gets a duplicate (`SCM_RIGHTS` makes one).
+    #[inline]
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.fd.as_ref().map(|fd| fd.as_fd())
+    }
+
     /// Whether `ptr` points into the region.
     #[inline]
     pub fn contains(&self, ptr: *const u8) -> bool {
@@ -303,12 +396,49 @@ impl fmt::Debug for HugeMem {
         f.debug_struct("HugeMem")
             .field("base", &self.map.as_ptr())
             .field("len", &self.len())
+            .field("backing", &self.backing())
             .field("page_size", &self.page)
             .field("requested_page_size", &self.requested)
             .field("fell_back", &self.fell_back)
             .field("locked", &self.locked)
             .finish()
     }
+}
+
+/// [`Error::Memfd`]'s `step` when `memfd_create` itself failed.
+const MEMFD_CREATE: &str = "memfd_create";
+
+/// A new memfd of `bytes` bytes on `page`-sized pages, sealed against resizing, or the step
+/// that failed with its OS error.
+///
+/// Seals (`memfd_create(2)`, `fcntl(2)` "File Sealing"): the peer that maps the region receives
+/// a descriptor of the same open file, and a shrink through it would turn this process's
+/// accesses to the cut pages into `SIGBUS`; `F_SEAL_SEAL` keeps the seals from being lifted.
+#[allow(unsafe_code)]
+fn memfd(bytes: usize, page: PageSize) -> Result<OwnedFd, (&'static str, io::Error)> {
+    let size_flags = match page {
+        PageSize::Size4K => 0,
+        PageSize::Size2M => libc::MFD_HUGETLB | libc::MFD_HUGE_2MB,
+        PageSize::Size1G => libc::MFD_HUGETLB | libc::MFD_HUGE_1GB,
+    };
+    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING | size_flags;
+    // SAFETY: the name is a NUL-terminated literal that outlives the call, and the flags are
+    // plain bits; the call creates a new descriptor and touches no memory of ours.
+    let raw = unsafe { libc::memfd_create(c"sluice-dma".as_ptr(), flags) };
+    if raw < 0 {
+        return Err((MEMFD_CREATE, io::Error::last_os_error()));
+    }
+    // SAFETY: `raw` is a descriptor memfd_create just returned, owned by nothing else.
+    let file = File::from(unsafe { OwnedFd::from_raw_fd(raw) });
+    // The size is a multiple of the page size (hugetlbfs refuses anything else).
+    file.set_len(bytes as u64).map_err(|e| ("ftruncate", e))?;
+    let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+    // SAFETY: fcntl(F_ADD_SEALS) on a descriptor we own, with an integer argument; it reads
+    // and writes no memory of ours.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
+        return Err(("fcntl(F_ADD_SEALS)", io::Error::last_os_error()));
+    }
+    Ok(OwnedFd::from(file))
 }
 
 /// Whether an `mmap(MAP_HUGETLB)` error means "no hugepages of that size": `ENOMEM` when the

@@ -141,6 +141,13 @@ impl PktPool {
         Self::with_align(cfg, 64, mapper)
     }
 
+    /// A pool whose buffers another process can map: memfd-backed at IOVA = virtual address
+    /// ([`MemfdMapper`](crate::MemfdMapper)), for a vhost-user backend. Hugepages and the
+    /// fallback as `cfg` says; [`region`](Self::region)`.fd_region()` describes it.
+    pub fn new_shareable(cfg: &PktPoolConfig) -> Result<Self, Error> {
+        Self::new(cfg, Arc::new(crate::MemfdMapper))
+    }
+
     /// Like [`PktPool::new`], with every buffer starting on a multiple of `obj_align` (a
     /// power of two, at least 64) from the region's start. An AF_XDP UMEM needs this: with
     /// `headroom + data_room == obj_align == chunk size`, each buffer is exactly one chunk.

@@ -67,6 +67,7 @@ pub mod port;
 pub mod ring;
 pub mod shared;
 pub mod transport;
+pub mod vhost_user;
 
 #[cfg(test)]
 mod tests;
