@@ -194,8 +194,9 @@ impl<T: Transport> VirtioRxQueue<T> {
                 break;
             }
         }
-        // REFERENCE B8: QEMU parks frames when it runs out of buffers and looks again only
-        // when notified, so a refill notifies if the device asks for it.
+        // QEMU keeps frames queued when it runs out of buffers and looks again only when
+        // notified (docs/devices.md#qemu-virtio-net-modern-pci), so a refill notifies if the
+        // device asks for it.
         if self.vq.publish() && self.doorbell.notify().is_err() {
             self.counters.add_errors(1);
         }
