@@ -140,6 +140,9 @@ impl Default for ModelConfig {
 pub struct ModelStats {
     /// Notify writes, by kind.
     pub notifies: u64,
+    /// Notify writes while DRIVER_OK was not set (virtio 1.2 §3.1.1: the driver must not
+    /// send any before DRIVER_OK).
+    pub early_notifies: u64,
     /// Frames dropped because a receive buffer was too small (QEMU drops them silently).
     pub rx_too_small: u64,
     /// Control commands executed.
@@ -833,6 +836,9 @@ impl State {
             }
             o if (NOTIFY..NOTIFY + 4 * usize::from(self.num_queues())).contains(&o) => {
                 self.stats.notifies += 1;
+                if self.status & status::DRIVER_OK == 0 {
+                    self.stats.early_notifies += 1;
+                }
                 if self.auto && self.status & status::DRIVER_OK != 0 {
                     self.process(((o - NOTIFY) / 4) as u16);
                 }
