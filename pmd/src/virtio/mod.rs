@@ -15,12 +15,14 @@
 //!   [`SplitQueue`] (virtio 1.2 §2.7); [`ring::packed`]: [`PackedQueue`] (virtio 1.2 §2.8,
 //!   `RING_PACKED`); [`Virtqueue`]: either of the two behind one set of calls, which the
 //!   datapath and the control queue are written against.
-//! - [`net`]: the receive and transmit queue handles and the control queue (virtio 1.2
-//!   §5.1.6).
+//! - [`net`]: the receive and transmit queue handles (virtio 1.2 §5.1.6); [`ctrl`]: the
+//!   control queue (virtio 1.2 §5.1.6.5).
 //! - [`port`]: [`VirtioPort`], the [`NetPort`](crate::net::NetPort) over all of that, generic
 //!   over its transport; [`shared`]: the transport and what the device may touch, freed
 //!   only after its reset (a [`DeviceHold`](crate::quiesce::DeviceHold)).
 //! - [`error`]: [`VirtioError`], what goes wrong.
+//! - [`vhost_user`]: the vhost-user frontend, a device in another process on the host
+//!   (not yet a [`Transport`]).
 //! - `model` (feature `test-utils`): a software virtio-net device for tests, whose receive
 //!   and transmit rings are walked by its own code or by rust-vmm's `virtio-queue`.
 //!

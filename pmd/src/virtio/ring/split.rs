@@ -419,13 +419,10 @@ impl<T> SplitQueue<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_mempool::{DmaRegion, HugePagePolicy, PageSize};
 
     fn queue(size: u16, event_idx: bool) -> SplitQueue<u32> {
         let layout = RingLayout::new(size).unwrap();
-        let len = layout.len.next_multiple_of(4096);
-        let r = DmaRegion::identity(len, PageSize::Size4K, HugePagePolicy::Never).unwrap();
-        SplitQueue::new(0, Arc::new(SharedMemory::new(r)), layout, event_idx)
+        SplitQueue::new(0, super::super::test_memory(layout.len), layout, event_idx)
     }
 
     fn seg() -> Segment {
