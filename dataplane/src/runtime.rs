@@ -134,7 +134,15 @@ pub struct Runtime {
     rings: Vec<(String, Arc<QueueCounters>)>,
 }
 
-/// Calls `$body` with the const `N` that `$burst` rounds down to.
+/// Evaluates `$body` with `$n`, a `const usize`, set to `$burst` rounded down to a power of
+/// two in `1..=256`: the burst sizes lcore tasks are built for ([`Runtime::burst`] returns
+/// the one a runtime uses). For callers that spawn their own tasks with the runtime's burst.
+///
+/// ```
+/// let n = sluice_dataplane::with_burst!(48usize, N => N);
+/// assert_eq!(n, 32);
+/// ```
+#[macro_export]
 macro_rules! with_burst {
     ($burst:expr, $n:ident => $body:expr) => {
         match $burst {

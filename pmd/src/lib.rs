@@ -13,8 +13,8 @@
 //! - [`vfio`]: containers, groups and devices; DMA mapping of mempool regions.
 //! - [`regs`]: [`Registers`](regs::Registers), the one trait drivers reach registers through.
 //! - [`mmio`]: [`MmioRegion`], the one type through which registers are read and written.
-//! - [`shared_mem`]: [`SharedMemory`], the one type through which memory shared with a device (queues,
-//!   rings) is read and written.
+//! - [`shared_mem`]: [`SharedMemory`], the one type through which memory shared with a
+//!   device (queues, rings) is read and written.
 //! - [`quiesce`]: [`DeviceHold`](quiesce::DeviceHold), which keeps what a device may still
 //!   touch until its owner confirms the device stopped (every driver's teardown rule).
 //!
@@ -22,8 +22,9 @@
 //!
 //! - [`net`]: the net-port API (per-queue [`net::RxQueue`]/[`net::TxQueue`] handles, burst
 //!   calls over [`Batch`]es, per-queue counters) and [`net::any`], the run-time driver choice.
-//! - [`soft`]: drivers that need no device (the in-memory port pair).
-//! - [`virtio`]: the virtio-net poll-mode driver (modern PCI over VFIO, split virtqueues).
+//! - [`soft`]: drivers that need no device (the in-memory port pair, AF_XDP sockets).
+//! - [`virtio`]: the virtio-net poll-mode driver (split and packed virtqueues, modern PCI
+//!   over VFIO), and a vhost-user frontend.
 //!
 //! # Storage
 //!

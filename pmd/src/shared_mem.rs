@@ -31,8 +31,8 @@ pub struct SharedMemory {
 }
 
 impl SharedMemory {
-    /// Wraps `region` and zeroes it (NVMe queues start with phase 0, REFERENCE A3; a fresh
-    /// virtqueue has every index at 0).
+    /// Wraps `region` and zeroes it (NVMe completion queues start with Phase Tag 0, NVMe 1.4
+    /// §4.6; a fresh virtqueue has every index at 0, virtio 1.2 §2.7).
     pub fn new(region: DmaRegion) -> Self {
         let m = SharedMemory { region };
         m.zero(0, m.len());

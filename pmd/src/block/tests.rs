@@ -154,7 +154,7 @@ fn io_uring_file_reads_back_what_it_wrote() {
                 })
             );
             assert!(unavailable, "{e}");
-            eprintln!("SKIPPED: io_uring is unavailable here: {e}");
+            eprintln!("skipped: io_uring is unavailable here: {e}");
             return;
         }
     };

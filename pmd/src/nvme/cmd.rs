@@ -1,5 +1,5 @@
-//! Submission and completion queue entries (NVMe 1.4 §4.2, §4.6; REFERENCE A3) and builders
-//! for the admin (A4) and NVM I/O (A6) commands this driver issues.
+//! Submission and completion queue entries (NVMe 1.4 §4.2, §4.6) and builders for the admin
+//! (NVMe 1.4 §5) and NVM I/O (NVMe 1.4 §6) commands this driver issues.
 //!
 //! An [`Sqe`] is built in ordinary memory and copied into the queue with volatile stores by
 //! [`entries`](super::entries); a [`Cqe`] is a copy read out of the queue after the phase check.
@@ -58,7 +58,8 @@ impl Cqe {
     }
 }
 
-/// Admin opcodes (REFERENCE A4).
+/// Admin opcodes, features and Identify CNS values (NVMe 1.4 §5; Number of Queues
+/// §5.21.1.7, CNS §5.15.1).
 pub mod admin {
     /// Delete I/O Submission Queue.
     pub const DELETE_SQ: u8 = 0x00;
@@ -86,7 +87,7 @@ pub mod admin {
     pub const CNS_ACTIVE_NS_LIST: u8 = 0x02;
 }
 
-/// NVM I/O opcodes (REFERENCE A6).
+/// NVM I/O opcodes (NVMe 1.4 §6: Flush §6.8, Read §6.9, Dataset Management §6.7).
 pub mod io {
     /// Flush.
     pub const FLUSH: u8 = 0x00;

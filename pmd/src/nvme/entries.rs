@@ -22,7 +22,7 @@ pub fn write_sqe(mem: &SharedMemory, offset: usize, sqe: &Sqe) {
 }
 
 /// Reads the completion entry at `offset` if its phase tag equals `phase`: DW3 first with
-/// `Acquire`, then DW0..2 (REFERENCE A3, Linux's `dma_rmb`).
+/// `Acquire`, then DW0..2 (NVMe 1.4 §4.6, Phase Tag; Linux's `dma_rmb`).
 #[inline]
 pub fn read_cqe(mem: &SharedMemory, offset: usize, phase: bool) -> Option<Cqe> {
     let dw3 = mem.load_u32(offset + 12, Ordering::Acquire);

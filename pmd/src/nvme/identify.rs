@@ -1,4 +1,4 @@
-//! Identify data (REFERENCE A5), parsed from the 4 KiB pages the controller returns.
+//! Identify data (NVMe 1.4 §5.15), parsed from the 4 KiB pages the controller returns.
 
 use crate::error::Error;
 use crate::nvme::NvmeError;

@@ -123,7 +123,8 @@ impl<R: Registers> IoQpair<R> {
                 let Some(buf) = req.buf.as_mut().filter(|b| b.len() >= 16) else {
                     return Err(BlockError::BadBuffer);
                 };
-                // One range: context attributes, NLB (1-based here: REFERENCE A6), SLBA.
+                // One range (NVMe 1.4 §6.7): context attributes, the block count (a count,
+                // not 0's based as in Read/Write; docs/devices.md#qemu-nvme), SLBA.
                 let range = buf.as_mut_slice();
                 range[0..4].fill(0);
                 range[4..8].copy_from_slice(&req.blocks.to_le_bytes());

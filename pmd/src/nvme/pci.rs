@@ -51,7 +51,7 @@ impl VfioNvme {
         &self.container
     }
 
-    /// Shuts the controller down (REFERENCE A9) and closes the device.
+    /// Shuts the controller down (NVMe 1.4 §7.6.2) and closes the device.
     ///
     /// # Errors
     /// As [`Controller::shutdown`].

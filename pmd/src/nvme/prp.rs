@@ -1,4 +1,4 @@
-//! Physical Region Page entries for a data buffer (NVMe 1.4 §4.3; REFERENCE A7).
+//! Physical Region Page entries for a data buffer (NVMe 1.4 §4.3).
 //!
 //! A buffer is one IOVA-contiguous range (a mempool object). PRP1 may start inside a page
 //! (dword-aligned); every later entry is a page start. Up to two pages fit in PRP1/PRP2;

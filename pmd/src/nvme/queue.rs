@@ -6,7 +6,7 @@
 //!   (SQ slot or CID) hands the caller's context back: back-pressure, not an error.
 //! - **Doorbell** ([`ring_doorbell`](QueuePair::ring_doorbell)) publishes every entry
 //!   submitted since the last call with one SQ tail write (or a shadow update and, only when
-//!   the controller's EventIdx asks for it, the MMIO write: REFERENCE A8).
+//!   the controller's EventIdx asks for it, the MMIO write: NVMe 1.4 §7.13).
 //! - **Poll** ([`poll`](QueuePair::poll)) consumes completions while their phase tag matches
 //!   the expected phase (flipped at each wrap), checks each CID against the outstanding
 //!   commands, and writes the CQ head doorbell once per call.
@@ -304,8 +304,9 @@ impl<R: Registers, C: Send + 'static> QueuePair<R, C> {
     }
 
     /// Updates the shadow slot at `db` to `new`, then reads the EventIdx: true when the MMIO
-    /// write can be left out (REFERENCE A8; virtio's `vring_need_event`, modulo the queue
-    /// size).
+    /// write can be left out (NVMe 1.4 §7.13; virtio's `vring_need_event`, modulo the queue
+    /// size). The shadow is stored before deciding because QEMU re-reads it on the MMIO write
+    /// (docs/devices.md#qemu-nvme).
     #[inline]
     fn shadow_says_skip(&self, db: usize, old: u16, new: u16) -> bool {
         let Some(sh) = &self.shadow else {

@@ -1,7 +1,7 @@
 //! NVMe controller registers (BAR0): offsets and bit fields. The driver reaches them through
 //! [`Registers`](crate::regs::Registers).
 //!
-//! NVMe Base 1.4 §3.1 (REFERENCE A1). Every field helper here is a pure function over the
+//! NVMe Base 1.4 §3.1. Every field helper here is a pure function over the
 //! value read, so the decoding is unit-tested without a device.
 
 /// Controller Capabilities (64-bit, read low half first).
@@ -93,7 +93,8 @@ const _: () = assert!(CC_SHN_NORMAL & CC_SHN_MASK == CC_SHN_NORMAL);
 const _: () = assert!(CC_IOSQES_64 & CC_IOCQES_16 == 0 && CC_IOSQES_64 & CC_SHN_MASK == 0);
 
 /// CC for an NVM controller with `2^page_shift`-byte pages and standard entry sizes, not yet
-/// enabled (REFERENCE A2 step 4).
+/// enabled (NVMe 1.4 §7.6.1; QEMU refuses EN without IOSQES = 6 and IOCQES = 4:
+/// docs/devices.md#qemu-nvme).
 pub const fn cc_config(page_shift: u32) -> u32 {
     ((page_shift - 12) << CC_MPS_SHIFT) | CC_IOSQES_64 | CC_IOCQES_16
 }
@@ -127,7 +128,7 @@ mod tests {
 
     #[test]
     fn qemu_cap_decodes() {
-        // REFERENCE A10, observed in the lab guest.
+        // QEMU 7.2's CAP, as read in the guest (docs/devices.md#qemu-nvme).
         let cap = Cap(0x0040_1820_0F01_07FF);
         assert_eq!(cap.max_queue_entries(), 2048);
         assert!(cap.contiguous_queues_required());

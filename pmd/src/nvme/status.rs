@@ -1,4 +1,4 @@
-//! Completion status (NVMe 1.4 §4.6.1; REFERENCE A3), decoded from the 15-bit status field
+//! Completion status (NVMe 1.4 §4.6.1), decoded from the 15-bit status field
 //! of a [`Cqe`](super::Cqe) into [`NvmeStatus`].
 
 use std::fmt;

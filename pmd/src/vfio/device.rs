@@ -196,8 +196,9 @@ impl Device {
     }
 
     /// Sets COMMAND.MEMORY (bit 1) and COMMAND.BUS_MASTER (bit 2) if they are clear, so the
-    /// device decodes its memory BARs and may issue DMA. vfio-pci clears bus mastering on open
-    /// and release (REFERENCE C2 step 9). Returns the COMMAND value written (or found).
+    /// device decodes its memory BARs and may issue DMA. vfio-pci does not leave bus
+    /// mastering on for a new user (docs/devices.md#vfio). Returns the COMMAND value written
+    /// (or found).
     ///
     /// # Errors
     ///

@@ -322,7 +322,8 @@ fn open_hint(e: &io::Error) -> String {
     }
 }
 
-/// What an ioctl's errno usually means there (REFERENCE C5).
+/// What an ioctl's errno usually means there (docs/devices.md#vfio, "What errors usually
+/// mean").
 fn ioctl_hint(ioctl: &str, e: &io::Error) -> String {
     let hint = match (ioctl, e.raw_os_error()) {
         ("VFIO_IOMMU_MAP_DMA", Some(libc::ENOMEM)) => {

@@ -258,8 +258,9 @@ mod tests {
         b[at..at + bytes.len()].copy_from_slice(bytes);
     }
 
-    /// The answer REFERENCE C2/C4 describes for QEMU's intel-iommu with aw-bits=48: IOVA
-    /// ranges [0, 0xFEDFFFFF] and [0xFEF00000, 2^48-1], pgsizes 4K|2M|1G, DMA_AVAIL 65535.
+    /// An answer shaped like the one QEMU's intel-iommu with aw-bits=48 gives
+    /// (docs/devices.md#qemu-intel-iommu): IOVA ranges [0, 0xFEDFFFFF] and
+    /// [0xFEF00000, 2^48-1], pgsizes 4K|2M|1G, DMA_AVAIL 65535.
     fn aw48_answer() -> Vec<u8> {
         let mut b = vec![0u8; 24];
         put(&mut b, 0, &116u32.to_ne_bytes());

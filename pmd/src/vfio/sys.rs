@@ -37,7 +37,8 @@ const IOMMU_GET_INFO: libc::c_ulong = req(12);
 const IOMMU_MAP_DMA: libc::c_ulong = req(13);
 const IOMMU_UNMAP_DMA: libc::c_ulong = req(14);
 
-// REFERENCE C1: the request is 0x3B64 + n.
+// linux/vfio.h: _IO(VFIO_TYPE, VFIO_BASE + n) with VFIO_TYPE ';' and VFIO_BASE 100, i.e.
+// 0x3B64 + n.
 const _: () = assert!(GET_API_VERSION == 0x3b64 && IOMMU_UNMAP_DMA == 0x3b64 + 14);
 
 /// The largest info buffer the kernel may ask for (argsz); a bigger request is refused rather
@@ -163,7 +164,9 @@ pub(crate) fn device_reset(device: BorrowedFd<'_>) -> io::Result<()> {
 
 /// `VFIO_IOMMU_GET_INFO` (type1): the whole answer, fixed part and capability chain, as bytes.
 ///
-/// Asked twice when the first answer says a larger argsz is needed (REFERENCE C2 step 5).
+/// Asked twice when the first answer says a larger argsz is needed (linux/vfio.h: an INFO
+/// call with too small a buffer succeeds and sets argsz to the size needed;
+/// docs/devices.md#vfio).
 pub(crate) fn iommu_get_info(container: BorrowedFd<'_>) -> io::Result<Vec<u8>> {
     let mut argsz = size_of::<b::vfio_iommu_type1_info>() as u32;
     for _ in 0..2 {

@@ -15,11 +15,14 @@
 //!   [`SplitQueue`] (virtio 1.2 §2.7); [`ring::packed`]: [`PackedQueue`] (virtio 1.2 §2.8,
 //!   `RING_PACKED`); [`Virtqueue`]: either of the two behind one set of calls, which the
 //!   datapath and the control queue are written against.
-//! - [`net`]: the receive and transmit queue handles and the control queue (B7).
+//! - [`net`]: the receive and transmit queue handles (virtio 1.2 §5.1.6); [`ctrl`]: the
+//!   control queue (virtio 1.2 §5.1.6.5).
 //! - [`port`]: [`VirtioPort`], the [`NetPort`](crate::net::NetPort) over all of that, generic
 //!   over its transport; [`shared`]: the transport and what the device may touch, freed
 //!   only after its reset (a [`DeviceHold`](crate::quiesce::DeviceHold)).
 //! - [`error`]: [`VirtioError`], what goes wrong.
+//! - [`vhost_user`]: the vhost-user frontend, a device in another process on the host
+//!   (not yet a [`Transport`]).
 //! - `model` (feature `test-utils`): a software virtio-net device for tests, whose receive
 //!   and transmit rings are walked by its own code or by rust-vmm's `virtio-queue`.
 //!
@@ -81,7 +84,7 @@ pub use ring::split::SplitQueue;
 pub use ring::{RingKind, UsedFault, Virtqueue};
 pub use transport::{Doorbell, PciDoorbell, PciTransport, RingAddrs, Transport};
 
-/// Device status bits (virtio 1.2 §2.1, REFERENCE B3).
+/// Device status bits (virtio 1.2 §2.1).
 pub mod status {
     /// The guest noticed the device.
     pub const ACKNOWLEDGE: u8 = 1;
@@ -97,7 +100,7 @@ pub mod status {
     pub const FAILED: u8 = 0x80;
 }
 
-/// Feature bits (virtio 1.2 §6, §5.1.3; REFERENCE B4), as masks.
+/// Feature bits (virtio 1.2 §6, §5.1.3), as masks.
 pub mod feature {
     /// Device handles packets with partial checksum (TX offload; not asked for).
     pub const CSUM: u64 = 1 << 0;

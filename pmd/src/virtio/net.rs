@@ -171,6 +171,20 @@ impl<T: Transport> VirtioRxQueue<T> {
     /// Posts as many buffers as there are free descriptors and pool buffers (in bursts),
     /// publishes them once, and notifies the device if it asks. Returns how many were posted.
     pub fn refill(&mut self) -> usize {
+        let (done, asked) = self.fill();
+        // QEMU keeps frames queued when it runs out of buffers and looks again only when
+        // notified (docs/devices.md#qemu-virtio-net-modern-pci), so a refill notifies if the
+        // device asks for it.
+        if asked {
+            self.notify();
+        }
+        done
+    }
+
+    /// [`refill`](Self::refill) without the notification, for bring-up: virtio 1.2 §3.1.1
+    /// allows none before DRIVER_OK. Returns how many were posted and whether the device asked
+    /// to be notified.
+    pub(super) fn fill(&mut self) -> (usize, bool) {
         let mut done = 0;
         while self.vq.free_descs() > 0 {
             let ask = REFILL_BURST.min(self.vq.free_descs());
@@ -194,12 +208,14 @@ impl<T: Transport> VirtioRxQueue<T> {
                 break;
             }
         }
-        // REFERENCE B8: QEMU parks frames when it runs out of buffers and looks again only
-        // when notified, so a refill notifies if the device asks for it.
-        if self.vq.publish() && self.doorbell.notify().is_err() {
+        (done, self.vq.publish())
+    }
+
+    /// Tells the device about the buffers published; a failed doorbell counts as an error.
+    pub(super) fn notify(&mut self) {
+        if self.doorbell.notify().is_err() {
             self.counters.add_errors(1);
         }
-        done
     }
 }
 

@@ -182,9 +182,8 @@ impl<T: Transport> VirtioPort<T> {
         } else {
             Control::Transport
         };
-        for q in &mut queues.rx {
-            q.refill();
-        }
+        // Filled now, notified after DRIVER_OK (virtio 1.2 §3.1.1).
+        let asked: Vec<bool> = queues.rx.iter_mut().map(|q| q.fill().1).collect();
         let mut port = Self {
             info: PortInfo {
                 name: cfg.name.clone(),
@@ -208,6 +207,11 @@ impl<T: Transport> VirtioPort<T> {
         drop(shared);
         let t = port.shared.transport();
         t.set_status(t.status()? | status::DRIVER_OK)?;
+        if let Some(queues) = &mut port.queues {
+            for (q, _) in queues.rx.iter_mut().zip(asked).filter(|(_, asked)| *asked) {
+                q.notify();
+            }
+        }
         port.start(cfg)?;
         Ok(port)
     }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use sluice_config::{Generator, PortDriver, PortId, QueueRef};
+use sluice_dataplane::with_burst;
 use sluice_pmd::PktPool;
 use sluice_pmd::net::NetPort;
 use sluice_pmd::net::any::{AnyRxQueue, AnyTxQueue};
@@ -13,51 +14,6 @@ use super::cores::spec;
 use super::rules::mac_of;
 use crate::error::AppError;
 use crate::traffic::{GenConfig, GenControl, GenTask, SinkControl, SinkTask};
-
-/// Evaluates `$body` with `$n`, a `const usize`, set to `$burst` rounded down to a power of
-/// two in `1..=256`: the rounding `Runtime::burst` applies, so a burst it returns is kept.
-macro_rules! with_burst {
-    ($burst:expr, $n:ident => $body:expr) => {
-        match $burst {
-            0..=1 => {
-                const $n: usize = 1;
-                $body
-            }
-            2..=3 => {
-                const $n: usize = 2;
-                $body
-            }
-            4..=7 => {
-                const $n: usize = 4;
-                $body
-            }
-            8..=15 => {
-                const $n: usize = 8;
-                $body
-            }
-            16..=31 => {
-                const $n: usize = 16;
-                $body
-            }
-            32..=63 => {
-                const $n: usize = 32;
-                $body
-            }
-            64..=127 => {
-                const $n: usize = 64;
-                $body
-            }
-            128..=255 => {
-                const $n: usize = 128;
-                $body
-            }
-            _ => {
-                const $n: usize = 256;
-                $body
-            }
-        }
-    };
-}
 
 /// What the generator needs besides its burst.
 struct GenParts {

@@ -1,5 +1,5 @@
-//! [`Controller`]: bring-up (REFERENCE A2), the admin queue, I/O queue pair creation and
-//! deletion, and shutdown (A9).
+//! [`Controller`]: bring-up (NVMe 1.4 §7.6.1), the admin queue, I/O queue pair creation
+//! and deletion, and shutdown (NVMe 1.4 §7.6.2).
 //!
 //! This is the control path: it may allocate, sleep in bounded waits, and format errors.
 //! The I/O path is [`IoQpair`], which owns its queue memory and doorbells.

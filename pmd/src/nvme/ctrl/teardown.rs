@@ -1,4 +1,4 @@
-//! Teardown: deleting I/O queue pairs, shutdown (REFERENCE A9), disable, and what happens to
+//! Teardown: deleting I/O queue pairs, shutdown (NVMe 1.4 §7.6.2), disable, and what happens to
 //! queue memory and in-flight buffers when the device does not confirm it stopped.
 
 use std::sync::Arc;
@@ -47,7 +47,7 @@ impl<R: Registers> Controller<R> {
         Ok(())
     }
 
-    /// Normal shutdown (REFERENCE A9): deletes the remaining I/O queues, sets CC.SHN = 01,
+    /// Normal shutdown (NVMe 1.4 §7.6.2): deletes the remaining I/O queues, sets CC.SHN = 01,
     /// waits for CSTS.SHST = 10 (bounded), then clears CC.EN and waits for RDY = 0. Queue
     /// memory is unmapped when the controller drops, after this.
     ///

@@ -7,7 +7,7 @@ use super::PAGE;
 use crate::nvme::cmd::Sqe;
 use crate::nvme::status::NvmeStatus;
 
-/// The (IOVA, length) pieces PRP1/PRP2 describe for `len` bytes (REFERENCE A7), or the status
+/// The (IOVA, length) pieces PRP1/PRP2 describe for `len` bytes (NVMe 1.4 §4.3), or the status
 /// a controller returns for a malformed list.
 pub(super) fn prp_segments(prp1: u64, prp2: u64, len: usize) -> Result<Vec<(u64, usize)>, u16> {
     let bad = NvmeStatus::generic(0x13, true).to_raw();

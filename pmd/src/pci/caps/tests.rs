@@ -13,7 +13,7 @@ fn bytes(b: &[u8]) -> ConfigBytes {
 }
 
 #[test]
-fn virtio_net_list_matches_reference_b8() {
+fn virtio_net_caps_match_qemu_7_2() {
     let cfg = bytes(VIRTIO_NET);
     let caps = capabilities(&cfg).unwrap();
     let got: Vec<(u8, u16)> = caps.iter().map(|c| (c.id, c.offset)).collect();

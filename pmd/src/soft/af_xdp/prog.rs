@@ -12,8 +12,8 @@
 //! }
 //! ```
 //!
-//! It is kept here as its six eBPF instructions (REFERENCE §D3, verified on this host's
-//! 6.18 kernel) and loaded with `bpf(2)`. That needs no clang, libbpf or libxdp at build or
+//! It is kept here as its six eBPF instructions (docs/devices.md#af_xdp; verified on the
+//! host's 6.18 kernel) and loaded with `bpf(2)`. That needs no clang, libbpf or libxdp at build or
 //! run time. Debian's xdp-tools 1.3.1 utilities fail to load their programs on this kernel;
 //! its libxdp (as DPDK's `net_af_xdp` uses it) loads its default program here only by
 //! falling back from its dispatcher, which wants a bpffs at `/sys/fs/bpf`; and a `build.rs`
@@ -162,7 +162,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn program_encoding_matches_reference() {
+    fn program_encoding_matches_the_c_source_above() {
         let bytes: Vec<[u8; 8]> = instructions(7)
             .iter()
             .map(|i| {

@@ -1,5 +1,5 @@
 //! The producer/consumer protocol of the four XDP rings (kernel
-//! `Documentation/networking/af_xdp.rst`, REFERENCE §D2).
+//! `Documentation/networking/af_xdp.rst`, "Rings" and "Usage").
 //!
 //! Indices are free-running `u32`s; an entry's slot is `index & (size - 1)`. User space
 //! produces FILL and TX and consumes RX and COMPLETION. Each side caches the other side's

@@ -91,8 +91,9 @@ impl Umem {
             });
         }
         let region = pool.region();
-        // REFERENCE §D1: the UMEM starts on a page and is a whole number of chunks; every
-        // buffer is one chunk on a chunk boundary.
+        // af_xdp.rst, "XDP_UMEM_REG setsockopt" (docs/devices.md#af_xdp): the UMEM starts on
+        // a page and is a whole number of chunks; every buffer is one chunk on a chunk
+        // boundary.
         let base_addr = region.as_ptr().as_ptr() as usize;
         if !base_addr.is_multiple_of(4096)
             || !region.len().is_multiple_of(chunk as usize)

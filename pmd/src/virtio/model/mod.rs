@@ -1,9 +1,9 @@
 //! A software virtio-net device for tests (feature `test-utils`): the modern PCI register
-//! layout of QEMU 7.2 (REFERENCE B8: common @0, ISR @0x1000, device @0x2000, notify @0x3000
-//! with multiplier 4) behind [`Registers`], feature negotiation with FEATURES_OK checked,
-//! split or packed virtqueues (packed when the driver accepts `RING_PACKED`) walked on the
-//! driver's real ring memory, a control queue, mergeable receive buffers, multiqueue, and
-//! fault injection into the used ring.
+//! layout of QEMU 7.2 (docs/devices.md#qemu-virtio-net-modern-pci: common @0, ISR @0x1000,
+//! device @0x2000, notify @0x3000 with multiplier 4) behind [`Registers`], feature
+//! negotiation with FEATURES_OK checked, split or packed virtqueues (packed when the driver
+//! accepts `RING_PACKED`) walked on the driver's real ring memory, a control queue,
+//! mergeable receive buffers, multiqueue, and fault injection into the used ring.
 //!
 //! Frames the driver transmits on queue pair `q` are captured ([`SoftVirtioNet::take_sent`])
 //! and, with `loopback`, delivered to receive queue `q`. Frames handed to
@@ -110,7 +110,8 @@ impl Default for ModelConfig {
     fn default() -> Self {
         Self {
             engine: RingEngine::Own,
-            // What QEMU 7.2 offers with a hubport backend (REFERENCE B8), plus MQ.
+            // What QEMU 7.2 offers with a hubport backend and this driver takes
+            // (docs/devices.md#qemu-virtio-net-modern-pci), plus MQ.
             features: feature::VERSION_1
                 | feature::EVENT_IDX
                 | feature::MAC
@@ -139,6 +140,9 @@ impl Default for ModelConfig {
 pub struct ModelStats {
     /// Notify writes, by kind.
     pub notifies: u64,
+    /// Notify writes while DRIVER_OK was not set (virtio 1.2 §3.1.1: the driver must not
+    /// send any before DRIVER_OK).
+    pub early_notifies: u64,
     /// Frames dropped because a receive buffer was too small (QEMU drops them silently).
     pub rx_too_small: u64,
     /// Control commands executed.
@@ -387,7 +391,7 @@ impl State {
         self.driver_features & f != 0
     }
 
-    /// Queue index of the control queue (REFERENCE B7).
+    /// Queue index of the control queue: 2N with MQ, else 2 (virtio 1.2 §5.1.2).
     fn ctrl_index(&self) -> u16 {
         if self.has(feature::MQ) {
             2 * self.cfg.max_pairs
@@ -602,7 +606,8 @@ impl State {
         mem::store_u32(at, id);
         mem::store_u32(at + 4, len);
         qu.used_idx = qu.used_idx.wrapping_add(1);
-        // The entry before the index (the device's half of B6).
+        // The entry before the index (virtio 1.2 §2.7.8.2; the driver's Acquire of idx pairs
+        // with this Release).
         mem::store_u16(qu.used + 2, qu.used_idx, Ordering::Release);
     }
 
@@ -831,6 +836,9 @@ impl State {
             }
             o if (NOTIFY..NOTIFY + 4 * usize::from(self.num_queues())).contains(&o) => {
                 self.stats.notifies += 1;
+                if self.status & status::DRIVER_OK == 0 {
+                    self.stats.early_notifies += 1;
+                }
                 if self.auto && self.status & status::DRIVER_OK != 0 {
                     self.process(((o - NOTIFY) / 4) as u16);
                 }

@@ -142,6 +142,15 @@ struct InFlight<T> {
     descs: u16,
 }
 
+/// Zeroed ring memory of at least `len` bytes at IOVA = VA, for the rings' unit tests.
+#[cfg(test)]
+fn test_memory(len: usize) -> std::sync::Arc<crate::SharedMemory> {
+    use sluice_mempool::{DmaRegion, HugePagePolicy, PageSize};
+    let len = len.next_multiple_of(4096);
+    let r = DmaRegion::identity(len, PageSize::Size4K, HugePagePolicy::Never).unwrap();
+    std::sync::Arc::new(crate::SharedMemory::new(r))
+}
+
 #[cfg(test)]
 mod tests {
     use super::UsedFault;

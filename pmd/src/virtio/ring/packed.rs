@@ -420,13 +420,10 @@ impl<T> PackedQueue<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_mempool::{DmaRegion, HugePagePolicy, PageSize};
 
     fn queue(size: u16, event_idx: bool) -> PackedQueue<u32> {
         let layout = PackedLayout::new(size).unwrap();
-        let len = layout.len.next_multiple_of(4096);
-        let r = DmaRegion::identity(len, PageSize::Size4K, HugePagePolicy::Never).unwrap();
-        PackedQueue::new(3, Arc::new(SharedMemory::new(r)), layout, event_idx)
+        PackedQueue::new(3, super::super::test_memory(layout.len), layout, event_idx)
     }
 
     fn seg(len: u32, writable: bool) -> Segment {

@@ -32,6 +32,15 @@ pub const AVAIL_F_NO_INTERRUPT: u16 = 1;
 /// Used-ring flag: the device wants no notifications.
 pub const USED_F_NO_NOTIFY: u16 = 1;
 
+/// With EVENT_IDX, how far ahead of the published available index `used_event` is kept, so
+/// the device never has a reason to interrupt. It interrupts when its used index steps from
+/// `old` past `used_event` (virtio 1.2 §2.7.7.2, vring_need_event). Its used index never
+/// passes the published available index and is at most a ring (≤ 32768) behind it, so
+/// `used_event` = published + 0x7FFF lies beyond every step it can take: it is
+/// (published − old) + 0x7FFF ahead of `old`, no more than 0xFFFF (no wrap) and more than
+/// any step. [`SplitQueue::publish`] rewrites it before each index it publishes.
+const USED_EVENT_AHEAD: u16 = 0x7FFF;
+
 /// Byte offsets of the three parts of a split ring of `size` entries in one region.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RingLayout {
@@ -72,7 +81,8 @@ impl RingLayout {
         self.avail + 4 + 2 * usize::from(slot)
     }
 
-    /// Offset of `used_event` (the driver's interrupt threshold, unused while polling).
+    /// Offset of `used_event` (the driver's interrupt threshold; with EVENT_IDX kept out of the
+    /// device's reach while polling).
     pub fn used_event(&self) -> usize {
         self.avail + 4 + 2 * usize::from(self.size)
     }
@@ -140,10 +150,14 @@ impl<T> SplitQueue<T> {
             "ring memory shorter than its layout"
         );
         let size = layout.size;
-        // Polling: no interrupts (virtio 1.2 §2.7.7). With EVENT_IDX the device ignores this
-        // flag and looks at `used_event`; the queue's MSI-X vector is left at NO_VECTOR, so
-        // nothing is raised either way.
-        mem.store_u16(layout.avail, AVAIL_F_NO_INTERRUPT, Ordering::Relaxed);
+        // Polling: no interrupts (virtio 1.2 §2.7.7), and the queue's MSI-X vector is left at
+        // NO_VECTOR besides. With EVENT_IDX the flags must stay 0 (§2.7.7.1) and `used_event`
+        // does it instead (`USED_EVENT_AHEAD`); the memory starts zeroed.
+        if event_idx {
+            mem.store_u16(layout.used_event(), USED_EVENT_AHEAD, Ordering::Relaxed);
+        } else {
+            mem.store_u16(layout.avail, AVAIL_F_NO_INTERRUPT, Ordering::Relaxed);
+        }
         Self {
             mem,
             layout,
@@ -289,6 +303,12 @@ impl<T> SplitQueue<T> {
         if old == new {
             return false;
         }
+        if self.event_idx {
+            // Before the index, so a device that sees the index sees this threshold too.
+            let event = new.wrapping_add(USED_EVENT_AHEAD);
+            self.mem
+                .store_u16(self.layout.used_event(), event, Ordering::Relaxed);
+        }
         // virtio 1.2 §2.7.13.3.1: the descriptors and ring slots written above must be
         // visible before the index that hands them over (Linux `virtio_wmb`; the Release
         // store is that write barrier).
@@ -399,6 +419,74 @@ impl<T> SplitQueue<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn queue(size: u16, event_idx: bool) -> SplitQueue<u32> {
+        let layout = RingLayout::new(size).unwrap();
+        SplitQueue::new(0, super::super::test_memory(layout.len), layout, event_idx)
+    }
+
+    fn seg() -> Segment {
+        Segment {
+            iova: Iova(0x1000),
+            len: 64,
+            writable: true,
+        }
+    }
+
+    /// The device's test (virtio 1.2 §2.7.7.2): interrupt if its used index stepped from
+    /// `old` to `new` past `event`.
+    fn need_event(event: u16, new: u16, old: u16) -> bool {
+        new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
+    }
+
+    #[test]
+    fn interrupts_are_suppressed_by_the_flag_only_without_event_idx() {
+        let flags = |q: &SplitQueue<u32>| q.mem.load_u16(q.layout.avail, Ordering::Relaxed);
+        assert_eq!(flags(&queue(8, false)), AVAIL_F_NO_INTERRUPT);
+        let mut q = queue(8, true);
+        assert_eq!(flags(&q), 0, "virtio 1.2 §2.7.7.1: flags 0 with EVENT_IDX");
+        q.add(&[seg()], 1).unwrap();
+        q.publish();
+        assert_eq!(flags(&q), 0);
+    }
+
+    /// Plays a device that completes buffers in steps of every size up to what is
+    /// available, through several wraps of the 16-bit indices, and checks at each step that
+    /// `used_event` gives it no reason to interrupt.
+    #[test]
+    fn used_event_stays_out_of_the_devices_reach() {
+        for size in [1u16, 8, 256, 32768] {
+            let mut q = queue(size, true);
+            let (mem, l) = (q.mem.clone(), q.layout);
+            let (mut used, mut done, mut step) = (0u16, 0u32, 0u16);
+            while done < 2 * 65536 {
+                while q.free_descs() > 0 {
+                    q.add(&[seg()], 0).unwrap();
+                }
+                q.publish();
+                let avail = mem.load_u16(l.avail + 2, Ordering::Acquire);
+                step = step % size + 1;
+                let n = step.min(avail.wrapping_sub(used));
+                for i in 0..n {
+                    let slot = used.wrapping_add(i) & (size - 1);
+                    let id = mem.load_u16(l.avail_ring(slot), Ordering::Relaxed);
+                    mem.store_u32(l.used_elem(slot), u32::from(id), Ordering::Relaxed);
+                    mem.store_u32(l.used_elem(slot) + 4, 0, Ordering::Relaxed);
+                }
+                let new = used.wrapping_add(n);
+                let event = mem.load_u16(l.used_event(), Ordering::Relaxed);
+                assert!(
+                    !need_event(event, new, used),
+                    "size {size}: {used} -> {new}"
+                );
+                mem.store_u16(l.used + 2, new, Ordering::Release);
+                used = new;
+                done += u32::from(n);
+                assert_eq!(q.used_ready(), Ok(n));
+                while q.pop_used().is_some() {}
+            }
+        }
+    }
 
     #[test]
     fn layout_matches_the_spec_sizes() {

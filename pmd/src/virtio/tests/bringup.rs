@@ -11,6 +11,7 @@ use sluice_mempool::{Batch, PktBuf};
 on_all_rings!(
     handshake_accepts_the_poll_mode_set_and_reports_mac_and_link,
     queue_size_is_capped_at_the_device_maximum,
+    receive_queues_are_notified_only_after_driver_ok,
 );
 
 fn handshake_accepts_the_poll_mode_set_and_reports_mac_and_link(engine: Rings) {
@@ -189,6 +190,28 @@ fn queue_size_is_capped_at_the_device_maximum(engine: Rings) {
     let (_dev, mut port) = open(mc, &cfg(1024), &pool);
     let q = port.take_queues().unwrap();
     assert_eq!(q.rx[0].posted(), 128);
+}
+
+/// virtio 1.2 §3.1.1: no notification before DRIVER_OK. The receive rings are filled before
+/// it, so each receive queue is notified once DRIVER_OK is set, with or without EVENT_IDX.
+fn receive_queues_are_notified_only_after_driver_ok(engine: Rings) {
+    for event_idx in [true, false] {
+        let pool = pool(1024);
+        // Without CTRL_RX the only control command is the queue pairs' (one notify).
+        let mut mc = model(engine);
+        mc.features &= !feature::CTRL_RX;
+        if !event_idx {
+            mc.features &= !feature::EVENT_IDX;
+        }
+        let mut c = cfg(64);
+        c.queues = 2;
+        let (dev, port) = open(mc, &c, &pool);
+        let stats = dev.stats();
+        assert_eq!(stats.early_notifies, 0, "event_idx {event_idx}");
+        assert_eq!(stats.notifies, 3, "two receive queues, one control command");
+        drop(port);
+        assert_eq!(pool.available(), 1024);
+    }
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! TX kick and FILL wakeup, and `bpf(2)`. This is the only module of the driver with
 //! `unsafe`; everything above it is safe code over the small types defined here.
 //!
-//! Layouts and constants are uapi's `if_xdp.h` and `bpf.h` (REFERENCE §D); `libc` supplies
+//! Layouts and constants are uapi's `if_xdp.h` and `bpf.h`; `libc` supplies
 //! the `if_xdp.h` structs.
 
 mod bpf;
