@@ -46,6 +46,10 @@ use crate::virtio::{CtrlFailure, RingKind, VirtioError, feature};
 /// Features this transport provides itself, whatever the backend offers; never sent to it.
 pub const LOCAL_FEATURES: u64 = feature::MAC | feature::STATUS | feature::CTRL_VQ;
 
+/// Features of the backend's own control queue, which is not used: receive-mode filtering
+/// (DPDK's vhost offers CTRL_RX) is not offered to the driver, nor sent to the backend.
+pub const HIDDEN_FEATURES: u64 = feature::CTRL_RX;
+
 /// A ring's doorbell: one `write(2)` to its kick eventfd.
 #[derive(Debug)]
 pub struct VhostUserDoorbell(vhost_user::Doorbell);
@@ -152,7 +156,7 @@ impl VhostUserTransport {
 
     /// The virtio features the backend and this transport offer together.
     fn offered(&self) -> u64 {
-        self.dev().device_features() | LOCAL_FEATURES
+        (self.dev().device_features() & !HIDDEN_FEATURES) | LOCAL_FEATURES
     }
 }
 
@@ -197,7 +201,7 @@ impl Transport for VhostUserTransport {
     /// `SET_FEATURES` with what the backend offered of `features`; the local ones stay here.
     fn set_driver_features(&self, features: u64) -> Result<(), Error> {
         let mut dev = self.dev();
-        let r = dev.negotiate(0, features & !LOCAL_FEATURES);
+        let r = dev.negotiate(0, features & !(LOCAL_FEATURES | HIDDEN_FEATURES));
         drop(dev);
         r.map(drop).map_err(|e| self.fail(e))
     }
