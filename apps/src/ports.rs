@@ -15,7 +15,8 @@ mod virtio;
 /// Creates the configuration's mempools, in file order. A pool that asks for hugepages
 /// requires them (a clear error names the sysfs knob when there are too few); `"none"` uses
 /// 4 KiB pages. A pool that `af_xdp` ports use is cut in UMEM chunks and holds at least
-/// what their rings need (`ports/af_xdp.rs`).
+/// what their rings need (`ports/af_xdp.rs`); one that `virtio-user` ports use is in a memfd
+/// that their vhost-user backends can map (`ports/virtio.rs`).
 pub fn open_pools(config: &Config) -> Result<Vec<PktPool>, AppError> {
     config
         .mempools()
@@ -33,7 +34,12 @@ pub fn open_pools(config: &Config) -> Result<Vec<PktPool>, AppError> {
             if let Some(umem_pool) = af_xdp::umem_pool(config, id, &cfg) {
                 return umem_pool;
             }
-            PktPool::new(&cfg, Arc::new(IdentityMapper)).map_err(|source| AppError::Mempool {
+            let pool = if virtio::shared_with_a_backend(config, id) {
+                PktPool::new_shareable(&cfg)
+            } else {
+                PktPool::new(&cfg, Arc::new(IdentityMapper))
+            };
+            pool.map_err(|source| AppError::Mempool {
                 pool: m.name.clone(),
                 source,
             })
@@ -89,6 +95,9 @@ pub fn open_ports(config: &Config, pools: &[PktPool]) -> Result<Vec<AnyPort>, Ap
             }
             PortDriver::Virtio { pci } => {
                 opened[i] = Some(virtio::open(&mut vfio, pools, i, port, pci)?);
+            }
+            PortDriver::VirtioUser { path } => {
+                opened[i] = Some(virtio::open_user(pools, i, port, path)?);
             }
         }
     }

@@ -96,6 +96,13 @@ pub enum PortDriver {
         /// The device's PCI address.
         pci: PciAddr,
     },
+    /// A virtio-net device implemented by a vhost-user backend on this host (DPDK's
+    /// `net_vhost`, ...), reached through its unix socket: no VFIO, no root. The backend
+    /// listens; start it first.
+    VirtioUser {
+        /// The backend's socket, e.g. `/run/sluice/vhost-net0.sock`.
+        path: std::path::PathBuf,
+    },
 }
 
 /// A network port (`[[ports]]`): `queues` rx/tx queue pairs on one driver.
@@ -133,7 +140,7 @@ impl Port {
 
 pub(crate) fn driver_max_queues(driver: &PortDriver) -> u16 {
     match driver {
-        PortDriver::Ring { .. } | PortDriver::Virtio { .. } => 16,
+        PortDriver::Ring { .. } | PortDriver::Virtio { .. } | PortDriver::VirtioUser { .. } => 16,
         PortDriver::AfXdp { .. } => 64,
     }
 }

@@ -4,7 +4,7 @@
 use crate::model::{Config, ForwardMode, Port, PortDriver};
 use crate::raw::{
     AfXdpPort, RawConfig, RawForward, RawGenerator, RawLcore, RawMempool, RawMode, RawPipeline,
-    RawPort, RawSink, RawStats, RingPort, VirtioPort,
+    RawPort, RawSink, RawStats, RingPort, VirtioPort, VirtioUserPort,
 };
 
 impl Config {
@@ -116,6 +116,15 @@ impl Config {
             PortDriver::Virtio { pci } => RawPort::Virtio(VirtioPort {
                 name,
                 pci: Some(pci.to_string()),
+                queues,
+                rx_descriptors,
+                tx_descriptors,
+                mempool,
+                mac,
+            }),
+            PortDriver::VirtioUser { path } => RawPort::VirtioUser(VirtioUserPort {
+                name,
+                path: Some(path.display().to_string()),
                 queues,
                 rx_descriptors,
                 tx_descriptors,

@@ -299,6 +299,8 @@ fn every_driver_rejects_the_keys_of_the_others() {
         ("virtio", virtio, ring),
         ("virtio", virtio, xdp),
         ("virtio", virtio, "xdp_mode = \"auto\""),
+        ("virtio-user", "path = \"/run/v.sock\"", virtio),
+        ("virtio", virtio, "path = \"/run/v.sock\""),
     ] {
         let key = foreign.split(' ').next().unwrap();
         let err = parse(&port(driver, own, foreign)).unwrap_err();
@@ -752,6 +754,12 @@ fn virtio_needs_pci_and_af_xdp_needs_interface() {
         "fwd.toml: ports[0].interface: missing: af_xdp ports need interface",
         &[],
     );
+    assert_rejected(
+        &port("virtio-user"),
+        "fwd.toml: ports[0].path: missing: virtio-user ports need path, \
+         e.g. path = \"/run/sluice/vhost-net0.sock\"",
+        &[],
+    );
 }
 
 #[test]
@@ -766,6 +774,15 @@ fn same_device_twice() {
     assert_eq!(
         error(&two("virtio", "pci", "00:02.0", "0000:00:02.0")),
         "fwd.toml: ports[1].pci: 0000:00:02.0 is already used by a"
+    );
+    assert_eq!(
+        error(&two("virtio-user", "path", "/run/v.sock", "/run/v.sock")),
+        "fwd.toml: ports[1].path: /run/v.sock is already used by a"
+    );
+    assert_rejected(
+        &two("virtio-user", "path", "/run/v.sock", &"x".repeat(108)),
+        "fwd.toml: ports[1].path: ",
+        &["is not a unix socket path (1 to 107 bytes, no NUL)"],
     );
     assert_eq!(
         error(&two("af_xdp", "interface", "veth0", "veth0")),

@@ -125,3 +125,25 @@ fn missing_file_is_an_io_error_naming_the_path() {
     );
     assert!(std::error::Error::source(&err).is_some());
 }
+
+#[test]
+fn virtio_user_example() {
+    let c = example("virtio-user.toml");
+    let paths: Vec<_> = c
+        .ports()
+        .iter()
+        .map(|p| match &p.driver {
+            PortDriver::VirtioUser { path } => path.display().to_string(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        paths,
+        ["/run/sluice/vhost-net0.sock", "/run/sluice/vhost-net1.sock"]
+    );
+    assert!(
+        c.ports()
+            .iter()
+            .all(|p| p.queues == 1 && p.rx_descriptors == 256)
+    );
+}

@@ -13,6 +13,7 @@
 //! words is one call and one bounds check ([`store_u64s`](SharedMemory::store_u64s),
 //! [`load_u32s`](SharedMemory::load_u32s)).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
 
 use sluice_mempool::{DmaRegion, Iova};
@@ -24,40 +25,72 @@ impl AtomicWord for AtomicU16 {}
 impl AtomicWord for AtomicU32 {}
 impl AtomicWord for AtomicU64 {}
 
-/// A [`DmaRegion`] accessed only through atomics, little-endian.
+/// A [`DmaRegion`], or a page-aligned window of one, accessed only through atomics,
+/// little-endian.
+///
+/// Windows let several rings share one region: a vhost-user backend maps the port's ring
+/// memory through one memory-table entry (the table holds 8 without `CONFIGURE_MEM_SLOTS`).
+/// The region stays mapped as long as any window of it.
 #[derive(Debug)]
 pub struct SharedMemory {
-    region: DmaRegion,
+    region: Arc<DmaRegion>,
+    /// The window's first byte in the region (a multiple of 4096).
+    start: usize,
+    len: usize,
 }
 
 impl SharedMemory {
     /// Wraps `region` and zeroes it (NVMe queues start with phase 0, REFERENCE A3; a fresh
     /// virtqueue has every index at 0).
     pub fn new(region: DmaRegion) -> Self {
-        let m = SharedMemory { region };
+        let len = region.len();
+        let m = SharedMemory {
+            region: Arc::new(region),
+            start: 0,
+            len,
+        };
         m.zero(0, m.len());
         m
     }
 
-    /// Length in bytes.
-    pub fn len(&self) -> usize {
-        self.region.len()
+    /// The `len` bytes of `region` from `start` (a multiple of 4096), zeroed; `None` when
+    /// the window is misaligned, empty or not inside the region.
+    pub fn window(region: Arc<DmaRegion>, start: usize, len: usize) -> Option<Self> {
+        let inside = start
+            .checked_add(len)
+            .is_some_and(|end| end <= region.len());
+        if !start.is_multiple_of(4096) || len == 0 || !len.is_multiple_of(8) || !inside {
+            return None;
+        }
+        let m = SharedMemory { region, start, len };
+        m.zero(0, len);
+        Some(m)
     }
 
-    /// Whether the region is empty (never).
+    /// The region this memory is (a window of).
+    pub fn region(&self) -> &Arc<DmaRegion> {
+        &self.region
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the memory is empty (never).
     pub fn is_empty(&self) -> bool {
-        self.region.is_empty()
+        self.len == 0
     }
 
     /// The IOVA of byte `offset`.
     #[inline]
     pub fn iova(&self, offset: usize) -> Iova {
-        self.region.iova_at(offset)
+        self.region.iova_at(self.start + offset)
     }
 
     /// Whether `len` bytes from `offset` are one IOVA range.
     pub fn is_contiguous(&self, offset: usize, len: usize) -> bool {
-        self.region.is_iova_contiguous(offset, len)
+        self.region.is_iova_contiguous(self.start + offset, len)
     }
 
     /// A pointer to `len` bytes at `offset`, which must be aligned to `align` and inside the
@@ -69,13 +102,14 @@ impl SharedMemory {
     fn span(&self, offset: usize, len: usize, align: usize) -> *mut u8 {
         assert!(
             offset.is_multiple_of(align)
-                && offset
-                    .checked_add(len)
-                    .is_some_and(|end| end <= self.region.len()),
+                && offset.checked_add(len).is_some_and(|end| end <= self.len),
             "shared memory access of {len} bytes at {offset:#x} outside {:#x} bytes",
-            self.region.len()
+            self.len
         );
-        self.region.as_ptr().as_ptr().wrapping_add(offset)
+        self.region
+            .as_ptr()
+            .as_ptr()
+            .wrapping_add(self.start + offset)
     }
 
     /// `N` consecutive atomics of type `A` from `offset` (aligned to `A`'s size), with one
@@ -85,10 +119,11 @@ impl SharedMemory {
         let size = size_of::<A>();
         let p = self.span(offset, N * size, size);
         core::array::from_fn(|i| {
-            // SAFETY: `span` checked the `N * size` bytes from `offset` are inside the region,
-            // and the offset is a multiple of `size`; the region is page-aligned, so the
-            // address is too, and `size` is `A`'s alignment (`AtomicWord`). The memory stays
-            // mapped as long as `self`, which the returned references cannot outlive. Every
+            // SAFETY: `span` checked the `N * size` bytes from `offset` are inside the window,
+            // which is inside the region (`window`), and the offset is a multiple of `size`;
+            // the region and the window's start are page-aligned, so the address is too, and
+            // `size` is `A`'s alignment (`AtomicWord`). The memory stays mapped as long as
+            // `self` (which holds the region), which the returned references cannot outlive. Every
             // CPU access to it goes through atomics of these types and the device's DMA is
             // outside the Rust memory model, so a shared atomic view is sound.
             unsafe { &*p.wrapping_add(i * size).cast::<A>() }
@@ -200,6 +235,29 @@ mod tests {
         m.zero(16, 8);
         assert_eq!(m.load_u64(16, Ordering::Relaxed), 0);
         assert_eq!(m.iova(100).as_u64() - m.iova(0).as_u64(), 100);
+    }
+
+    #[test]
+    fn windows_share_a_region() {
+        let r = DmaRegion::identity(3 * 4096, PageSize::Size4K, HugePagePolicy::Never).unwrap();
+        let r = Arc::new(r);
+        assert!(SharedMemory::window(r.clone(), 100, 64).is_none());
+        assert!(SharedMemory::window(r.clone(), 8192, 8192).is_none());
+        let a = SharedMemory::window(r.clone(), 0, 4096).unwrap();
+        let b = SharedMemory::window(r.clone(), 4096, 8192).unwrap();
+        b.store_u64(0, 7, Ordering::Relaxed);
+        assert_eq!(a.load_u64(0, Ordering::Relaxed), 0);
+        assert_eq!(b.iova(0).as_u64() - a.iova(0).as_u64(), 4096);
+        assert_eq!(b.len(), 8192);
+    }
+
+    #[test]
+    #[should_panic(expected = "outside")]
+    fn a_window_ends_where_it_says() {
+        let r = DmaRegion::identity(8192, PageSize::Size4K, HugePagePolicy::Never).unwrap();
+        SharedMemory::window(Arc::new(r), 0, 4096)
+            .unwrap()
+            .load_u16(4096, Ordering::Relaxed);
     }
 
     #[test]

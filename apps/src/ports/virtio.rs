@@ -1,10 +1,12 @@
 //! Virtio ports: one VFIO container (type1, IOMMU) shared by every virtio port of the run;
 //! each port's receive buffers come from its mempool, which the port registers with the
-//! container's IOMMU at IOVA = VA when it opens.
+//! container's IOMMU at IOVA = VA when it opens. `virtio-user` ports reach a vhost-user
+//! backend through its socket instead: their mempools are made shareable (memfd) so that the
+//! backend can map them.
 
 use std::sync::Arc;
 
-use sluice_config::Port;
+use sluice_config::{Config, Port, PortDriver};
 use sluice_mempool::PktPool;
 use sluice_pmd::net::MacAddr;
 use sluice_pmd::net::any::AnyPort;
@@ -33,6 +35,45 @@ impl Vfio {
     }
 }
 
+/// Whether mempool `id` is used by a `virtio-user` port, whose backend must map it.
+pub(super) fn shared_with_a_backend(config: &Config, id: usize) -> bool {
+    config
+        .ports()
+        .iter()
+        .any(|p| matches!(p.driver, PortDriver::VirtioUser { .. }) && p.mempool.index() == id)
+}
+
+/// The driver's settings for config port `id`.
+fn virtio_config(id: usize, port: &Port) -> VirtioConfig {
+    VirtioConfig {
+        name: port.name.clone(),
+        port_id: id as u16,
+        queues: port.queues,
+        rx_descriptors: port.rx_descriptors,
+        tx_descriptors: port.tx_descriptors,
+        mac: port.mac.map(|m| MacAddr(m.0)),
+        ..VirtioConfig::default()
+    }
+}
+
+/// Opens config port `id` on the vhost-user backend listening at `path`.
+pub(super) fn open_user(
+    pools: &[PktPool],
+    id: usize,
+    port: &Port,
+    path: &std::path::Path,
+) -> Result<AnyPort, AppError> {
+    let pool = pools
+        .get(port.mempool.index())
+        .ok_or_else(|| AppError::Usage(format!("port {}: no mempool", port.name)))?;
+    VirtioPort::open_vhost_user(path, &virtio_config(id, port), pool)
+        .map(AnyPort::from)
+        .map_err(|source| AppError::Port {
+            port: port.name.clone(),
+            source,
+        })
+}
+
 /// Opens config port `id` on the virtio-net device at `pci`.
 pub(super) fn open(
     vfio: &mut Vfio,
@@ -52,15 +93,7 @@ pub(super) fn open(
     let pool = pools
         .get(port.mempool.index())
         .ok_or_else(|| AppError::Usage(format!("port {}: no mempool", port.name)))?;
-    let cfg = VirtioConfig {
-        name: port.name.clone(),
-        port_id: id as u16,
-        queues: port.queues,
-        rx_descriptors: port.rx_descriptors,
-        tx_descriptors: port.tx_descriptors,
-        mac: port.mac.map(|m| MacAddr(m.0)),
-        ..VirtioConfig::default()
-    };
+    let cfg = virtio_config(id, port);
     let container = vfio.container(&port.name)?;
     VirtioPort::open(addr, &cfg, pool, &container)
         .map(AnyPort::from)

@@ -30,6 +30,8 @@ pub(crate) enum RawPort {
     Ring(RingPort),
     AfXdp(AfXdpPort),
     Virtio(VirtioPort),
+    #[serde(rename = "virtio-user")]
+    VirtioUser(VirtioUserPort),
 }
 
 /// The value of `driver`: which struct the rest of the entry is read into.
@@ -39,6 +41,8 @@ pub(crate) enum Driver {
     Ring,
     AfXdp,
     Virtio,
+    #[serde(rename = "virtio-user")]
+    VirtioUser,
 }
 
 impl Driver {
@@ -48,6 +52,7 @@ impl Driver {
             Driver::Ring => "ring",
             Driver::AfXdp => "af_xdp",
             Driver::Virtio => "virtio",
+            Driver::VirtioUser => "virtio-user",
         }
     }
 }
@@ -114,6 +119,27 @@ pub(crate) struct VirtioPort {
     pub mac: Option<String>,
 }
 
+/// `driver = "virtio-user"`: a virtio-net device that a vhost-user backend on this host
+/// implements, reached through its unix socket.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VirtioUserPort {
+    pub name: String,
+    /// Required; an `Option` so that validation can say so with an example.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queues: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rx_descriptors: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tx_descriptors: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mempool: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+}
+
 /// The keys that every driver's struct has (under the same names), borrowed from it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Common<'a> {
@@ -145,6 +171,7 @@ impl RawPort {
             RawPort::Ring(_) => Driver::Ring,
             RawPort::AfXdp(_) => Driver::AfXdp,
             RawPort::Virtio(_) => Driver::Virtio,
+            RawPort::VirtioUser(_) => Driver::VirtioUser,
         }
     }
 
@@ -153,6 +180,7 @@ impl RawPort {
             RawPort::Ring(p) => common!(p),
             RawPort::AfXdp(p) => common!(p),
             RawPort::Virtio(p) => common!(p),
+            RawPort::VirtioUser(p) => common!(p),
         }
     }
 
@@ -173,6 +201,7 @@ impl RawPort {
             Driver::Ring => RingPort::deserialize(rest).map(RawPort::Ring),
             Driver::AfXdp => AfXdpPort::deserialize(rest).map(RawPort::AfXdp),
             Driver::Virtio => VirtioPort::deserialize(rest).map(RawPort::Virtio),
+            Driver::VirtioUser => VirtioUserPort::deserialize(rest).map(RawPort::VirtioUser),
         };
         port.map_err(|e| {
             let mut e = ParseError::from(e);

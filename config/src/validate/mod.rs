@@ -16,7 +16,7 @@ use crate::model::{
 };
 use crate::raw::{
     AfXdpPort, Driver, RawConfig, RawForward, RawGenerator, RawLcore, RawMode, RawPort, RawSink,
-    RingPort, VirtioPort,
+    RingPort, VirtioPort, VirtioUserPort,
 };
 
 mod forward;
@@ -42,6 +42,8 @@ const FCS: u64 = 4;
 const MAX_FLOWS: u64 = 65536;
 /// IFNAMSIZ (16) less the terminating NUL.
 const MAX_IFNAME: usize = 15;
+/// The longest unix socket path (`sun_path` is 108 bytes with its NUL, unix(7)).
+const MAX_SOCKET_PATH: usize = 107;
 
 pub(crate) fn validate(file: &str, raw: RawConfig) -> Result<Config> {
     let v = Validator { file };

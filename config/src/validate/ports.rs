@@ -118,6 +118,18 @@ impl Validator<'_> {
                         ));
                     }
                 }
+                PortDriver::VirtioUser { path } => {
+                    // A vhost-user socket serves one frontend.
+                    let dup = ports[..i].iter().position(
+                        |e| matches!(&e.driver, PortDriver::VirtioUser { path: x } if x == path),
+                    );
+                    if let Some(j) = dup {
+                        return Err(self.err(
+                            format_args!("ports[{i}].path"),
+                            format!("{} is already used by {}", path.display(), ports[j].name),
+                        ));
+                    }
+                }
                 PortDriver::Virtio { pci } => {
                     let dup = ports[..i].iter().position(
                         |e| matches!(&e.driver, PortDriver::Virtio { pci: x } if x == pci),
@@ -146,6 +158,7 @@ impl Validator<'_> {
             RawPort::Ring(ring) => self.ring(&key, i, ring, all)?,
             RawPort::AfXdp(xdp) => self.af_xdp(&key, xdp)?,
             RawPort::Virtio(virtio) => self.virtio(&key, virtio)?,
+            RawPort::VirtioUser(user) => self.virtio_user(&key, user)?,
         };
         let c = p.common();
         let limit = driver_max_queues(&driver);
@@ -259,6 +272,27 @@ impl Validator<'_> {
             .parse()
             .map_err(|e| self.err(format_args!("{key}.pci"), e))?;
         Ok(PortDriver::Virtio { pci })
+    }
+
+    fn virtio_user(&self, key: &str, p: &VirtioUserPort) -> Result<PortDriver> {
+        let path = p.path.as_deref().ok_or_else(|| {
+            self.missing(
+                key,
+                Driver::VirtioUser,
+                "path",
+                "\"/run/sluice/vhost-net0.sock\"",
+            )
+        })?;
+        // A unix socket address holds at most 107 path bytes (`sun_path`, unix(7)).
+        if path.is_empty() || path.len() > MAX_SOCKET_PATH || path.contains('\0') {
+            return Err(self.err(
+                format_args!("{key}.path"),
+                format!(
+                    "{path:?} is not a unix socket path (1 to {MAX_SOCKET_PATH} bytes, no NUL)"
+                ),
+            ));
+        }
+        Ok(PortDriver::VirtioUser { path: path.into() })
     }
 
     fn port_mempool(

@@ -12,7 +12,7 @@ use sluice_mempool::{Batch, PktBuf};
 use super::{LinkStatus, NetPort, PortCounters, PortInfo, QueueCounters, Queues, RxQueue, TxQueue};
 use crate::soft::af_xdp::{AfXdpPort, AfXdpRxQueue, AfXdpTxQueue};
 use crate::soft::ring_port::{RingPort, RingRxQueue, RingTxQueue};
-use crate::virtio::{VirtioPort, VirtioRxQueue, VirtioTxQueue};
+use crate::virtio::{VhostUserTransport, VirtioPort, VirtioRxQueue, VirtioTxQueue};
 
 /// A port of any driver.
 // Queue handles live one per lcore for the run, so size does not matter and boxing would
@@ -26,6 +26,8 @@ pub enum AnyPort {
     AfXdp(AfXdpPort),
     /// A virtio-net port over VFIO.
     Virtio(VirtioPort),
+    /// A virtio-net port over vhost-user (a backend process on the host).
+    VirtioUser(VirtioPort<VhostUserTransport>),
 }
 
 /// A receive queue of any driver.
@@ -40,6 +42,8 @@ pub enum AnyRxQueue {
     AfXdp(AfXdpRxQueue),
     /// Of a virtio-net port.
     Virtio(VirtioRxQueue),
+    /// Of a virtio-net port over vhost-user.
+    VirtioUser(VirtioRxQueue<VhostUserTransport>),
 }
 
 /// A transmit queue of any driver.
@@ -54,6 +58,8 @@ pub enum AnyTxQueue {
     AfXdp(AfXdpTxQueue),
     /// Of a virtio-net port.
     Virtio(VirtioTxQueue),
+    /// Of a virtio-net port over vhost-user.
+    VirtioUser(VirtioTxQueue<VhostUserTransport>),
 }
 
 impl From<RingPort> for AnyPort {
@@ -74,6 +80,12 @@ impl From<VirtioPort> for AnyPort {
     }
 }
 
+impl From<VirtioPort<VhostUserTransport>> for AnyPort {
+    fn from(p: VirtioPort<VhostUserTransport>) -> Self {
+        Self::VirtioUser(p)
+    }
+}
+
 impl NetPort for AnyPort {
     type Rx = AnyRxQueue;
     type Tx = AnyTxQueue;
@@ -83,6 +95,7 @@ impl NetPort for AnyPort {
             Self::Ring(p) => p.info(),
             Self::AfXdp(p) => p.info(),
             Self::Virtio(p) => p.info(),
+            Self::VirtioUser(p) => p.info(),
         }
     }
 
@@ -91,6 +104,7 @@ impl NetPort for AnyPort {
             Self::Ring(p) => p.link(),
             Self::AfXdp(p) => p.link(),
             Self::Virtio(p) => p.link(),
+            Self::VirtioUser(p) => p.link(),
         }
     }
 
@@ -108,6 +122,10 @@ impl NetPort for AnyPort {
                 rx: q.rx.into_iter().map(AnyRxQueue::Virtio).collect(),
                 tx: q.tx.into_iter().map(AnyTxQueue::Virtio).collect(),
             }),
+            Self::VirtioUser(p) => p.take_queues().map(|q| Queues {
+                rx: q.rx.into_iter().map(AnyRxQueue::VirtioUser).collect(),
+                tx: q.tx.into_iter().map(AnyTxQueue::VirtioUser).collect(),
+            }),
         }
     }
 
@@ -116,6 +134,7 @@ impl NetPort for AnyPort {
             Self::Ring(p) => p.counters(),
             Self::AfXdp(p) => p.counters(),
             Self::Virtio(p) => p.counters(),
+            Self::VirtioUser(p) => p.counters(),
         }
     }
 }
@@ -127,6 +146,7 @@ impl RxQueue for AnyRxQueue {
             Self::Ring(q) => q.rx_burst(out),
             Self::AfXdp(q) => q.rx_burst(out),
             Self::Virtio(q) => q.rx_burst(out),
+            Self::VirtioUser(q) => q.rx_burst(out),
         }
     }
 
@@ -135,6 +155,7 @@ impl RxQueue for AnyRxQueue {
             Self::Ring(q) => q.counters(),
             Self::AfXdp(q) => q.counters(),
             Self::Virtio(q) => q.counters(),
+            Self::VirtioUser(q) => q.counters(),
         }
     }
 }
@@ -146,6 +167,7 @@ impl TxQueue for AnyTxQueue {
             Self::Ring(q) => q.tx_burst(pkts),
             Self::AfXdp(q) => q.tx_burst(pkts),
             Self::Virtio(q) => q.tx_burst(pkts),
+            Self::VirtioUser(q) => q.tx_burst(pkts),
         }
     }
 
@@ -154,6 +176,7 @@ impl TxQueue for AnyTxQueue {
             Self::Ring(q) => q.counters(),
             Self::AfXdp(q) => q.counters(),
             Self::Virtio(q) => q.counters(),
+            Self::VirtioUser(q) => q.counters(),
         }
     }
 }

@@ -180,6 +180,34 @@ pub enum VirtioError {
         need: usize,
     },
 
+    /// The vhost-user transport failed (connect, a message, a kick).
+    #[error(transparent)]
+    VhostUser(#[from] super::vhost_user::VhostUserError),
+
+    /// A vhost-user port's packet pool is not in memory the backend can map: create it
+    /// shareable (`PktPool::new_shareable`; the apps do for every pool a `virtio-user` port
+    /// uses).
+    #[error(
+        "virtio {device}: pool {pool} is not shareable with the vhost-user backend (anonymous \
+         memory); create it with PktPool::new_shareable"
+    )]
+    PoolNotShareable {
+        /// The device (the socket path).
+        device: String,
+        /// The pool's name.
+        pool: String,
+    },
+
+    /// A transport that takes every ring in one region was asked for more ring memory than
+    /// the region was sized for (a control queue at the device).
+    #[error("virtio {device}: no room left in the ring region for {what}")]
+    RingRegion {
+        /// The device.
+        device: String,
+        /// What the memory is for.
+        what: String,
+    },
+
     /// A packet pool's memory is mapped for another IOMMU context than the device's.
     #[error(
         "virtio {device}: a packet pool cannot be used: pool {pool}'s memory is mapped by \
@@ -194,6 +222,13 @@ pub enum VirtioError {
         /// The name of the mapper that mapped it.
         mapper: String,
     },
+}
+
+impl VirtioError {
+    /// Whether this is a vhost-user backend that went away.
+    pub fn is_disconnect(&self) -> bool {
+        matches!(self, Self::VhostUser(e) if e.is_disconnect())
+    }
 }
 
 /// Why a control command failed (virtio 1.2 §5.1.6.5).

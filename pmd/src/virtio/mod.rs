@@ -79,7 +79,10 @@ pub use port::{VirtioConfig, VirtioPort};
 pub use ring::packed::PackedQueue;
 pub use ring::split::SplitQueue;
 pub use ring::{RingKind, UsedFault, Virtqueue};
-pub use transport::{Doorbell, PciDoorbell, PciTransport, RingAddrs, Transport};
+pub use transport::{
+    Doorbell, PciDoorbell, PciTransport, RingAddrs, Transport, VhostUserDoorbell,
+    VhostUserTransport,
+};
 
 /// Device status bits (virtio 1.2 §2.1, REFERENCE B3).
 pub mod status {

@@ -163,13 +163,17 @@ impl<T: Transport> VirtioPort<T> {
         } else {
             cfg.mac.unwrap_or(MacAddr::local(u32::from(cfg.port_id)))
         };
-        let setup = SetUp {
+        let mut setup = SetUp {
             shared: &shared,
             cfg,
             mapper: &mapper,
             event_idx: has(feature::EVENT_IDX),
             packed: has(feature::RING_PACKED),
+            arena: None,
         };
+        if t.rings_in_one_region() {
+            setup.arena = Some(setup.arena()?);
+        }
         let counters = PortCounters::new(cfg.queues.into(), cfg.queues.into());
         let mut queues = setup.queues(pool, &counters, has(feature::GUEST_CSUM))?;
         let ctrl = if !has(feature::CTRL_VQ) {
@@ -299,6 +303,18 @@ fn check_shape(
     Ok(())
 }
 
+/// One region that every ring of the port is carved from, in set-up order, each ring on a
+/// page of its own ([`Transport::rings_in_one_region`]).
+struct Arena {
+    region: Arc<DmaRegion>,
+    next: std::cell::Cell<usize>,
+}
+
+/// Where ring `len` bytes long starts in an arena: on a 4 KiB boundary.
+fn arena_slot(len: usize) -> usize {
+    len.next_multiple_of(4096)
+}
+
 /// Queue set-up helpers for `bring_up`.
 struct SetUp<'a, T: Transport> {
     shared: &'a Arc<Shared<T>>,
@@ -306,23 +322,67 @@ struct SetUp<'a, T: Transport> {
     mapper: &'a Arc<dyn IovaMapper>,
     event_idx: bool,
     packed: bool,
+    arena: Option<Arena>,
 }
 
 impl<T: Transport> SetUp<'_, T> {
-    fn memory(&self, len: usize, what: &str) -> Result<SharedMemory, Error> {
-        let dev = || self.shared.transport().device().to_string();
-        let region = DmaRegion::allocate(
+    fn allocate(&self, len: usize, what: &str) -> Result<DmaRegion, Error> {
+        let dev = self.shared.transport().device();
+        DmaRegion::allocate(
             len,
             self.cfg.dma_page,
             self.cfg.huge_pages,
             self.mapper.clone(),
         )
-        .map_err(|source| VirtioError::Dma {
-            what: format!("{} {what}", dev()),
-            len,
-            source: Box::new(source),
-        })?;
-        let mem = SharedMemory::new(region);
+        .map_err(|source| {
+            VirtioError::Dma {
+                what: format!("{dev} {what}"),
+                len,
+                source: Box::new(source),
+            }
+            .into()
+        })
+    }
+
+    /// Sizes every data ring as [`queue`](Self::queue) will, allocates one region for them
+    /// all and announces it to the transport.
+    fn arena(&self) -> Result<Arena, Error> {
+        let mut total = 0;
+        for q in 0..self.cfg.queues {
+            for (index, want) in [
+                (2 * q, self.cfg.rx_descriptors),
+                (2 * q + 1, self.cfg.tx_descriptors),
+            ] {
+                let (_, len) = self.size(index, want)?;
+                total += arena_slot(len);
+            }
+        }
+        let region = Arc::new(self.allocate(total, "rings")?);
+        self.shared.transport().share_rings(&region)?;
+        // Kept until the reset, like each ring's window of it.
+        self.shared.keep(region.clone());
+        Ok(Arena {
+            region,
+            next: std::cell::Cell::new(0),
+        })
+    }
+
+    fn memory(&self, len: usize, what: &str) -> Result<SharedMemory, Error> {
+        let dev = || self.shared.transport().device().to_string();
+        let mem = match &self.arena {
+            Some(a) => {
+                let start = a.next.get();
+                a.next.set(start + arena_slot(len));
+                // The whole slot: a window is a whole number of words.
+                SharedMemory::window(a.region.clone(), start, arena_slot(len)).ok_or_else(|| {
+                    VirtioError::RingRegion {
+                        device: dev(),
+                        what: what.to_string(),
+                    }
+                })?
+            }
+            None => SharedMemory::new(self.allocate(len, what)?),
+        };
         if !mem.is_contiguous(0, len) {
             return Err(VirtioError::NotContiguous {
                 device: dev(),
@@ -334,8 +394,9 @@ impl<T: Transport> SetUp<'_, T> {
         Ok(mem)
     }
 
-    /// Sizes, allocates and enables queue `index` (virtio 1.2 §3.1.1 step 7).
-    fn queue<X>(&self, index: u16, want: u16) -> Result<(Virtqueue<X>, T::Doorbell), Error> {
+    /// The size queue `index` gets when `want` entries are asked for, and its ring's length
+    /// in bytes.
+    fn size(&self, index: u16, want: u16) -> Result<(u16, usize), Error> {
         let t = self.shared.transport();
         let max = t.max_queue_size(index)?;
         let size = want.min(max).min(super::ring::MAX_QUEUE_SIZE);
@@ -354,13 +415,31 @@ impl<T: Transport> SetUp<'_, T> {
             queue: index,
             size,
         };
+        let len = if self.packed {
+            PackedLayout::new(size).ok_or_else(bad_size)?.len
+        } else {
+            RingLayout::new(size).ok_or_else(bad_size)?.len
+        };
+        Ok((size, len))
+    }
+
+    /// Sizes, allocates and enables queue `index` (virtio 1.2 §3.1.1 step 7).
+    fn queue<X>(&self, index: u16, want: u16) -> Result<(Virtqueue<X>, T::Doorbell), Error> {
+        let t = self.shared.transport();
+        let (size, len) = self.size(index, want)?;
+        let what = format!("queue {index}");
+        let bad_size = || VirtioError::QueueSize {
+            device: t.device().to_string(),
+            queue: index,
+            size,
+        };
         let vq = if self.packed {
             let layout = PackedLayout::new(size).ok_or_else(bad_size)?;
-            let mem = Arc::new(self.memory(layout.len, &format!("queue {index}"))?);
+            let mem = Arc::new(self.memory(len, &what)?);
             Virtqueue::Packed(PackedQueue::new(index, mem, layout, self.event_idx))
         } else {
             let layout = RingLayout::new(size).ok_or_else(bad_size)?;
-            let mem = Arc::new(self.memory(layout.len, &format!("queue {index}"))?);
+            let mem = Arc::new(self.memory(len, &what)?);
             Virtqueue::Split(SplitQueue::new(index, mem, layout, self.event_idx))
         };
         let doorbell = t.setup_queue(index, size, vq.iovas().into())?;

@@ -141,3 +141,5 @@ fn runtime(config: &Config, pools: &[PktPool], opts: &StartOptions) -> Runtime {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod virtio_user_tests;

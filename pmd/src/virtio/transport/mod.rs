@@ -9,8 +9,9 @@
 //! - [`pci`]: [`PciTransport`], the modern virtio PCI transport (virtio 1.2 §4.1) behind
 //!   VFIO, or over the software device of the tests (`model`). Its doorbell is a 16-bit
 //!   MMIO store.
-//! - A vhost-user frontend is a transport too: its doorbell writes an eventfd, it keeps the
-//!   status byte itself, and it handles the control queue locally
+//! - [`vhost_user`]: [`VhostUserTransport`], the frontend of a vhost-user backend (another
+//!   process on the host): its doorbell writes an eventfd, it keeps the status byte, the MAC
+//!   and the link status itself, and it handles the control queue locally
 //!   ([`Transport::device_control_queue`]).
 //!
 //! The driver is generic over the transport ([`VirtioPort<T>`](super::VirtioPort) and its
@@ -20,12 +21,14 @@
 //! written once against the trait.
 
 pub mod pci;
+pub mod vhost_user;
 
 use std::fmt;
 
-use sluice_mempool::Iova;
+use sluice_mempool::{DmaRegion, Iova};
 
 pub use pci::{PciDoorbell, PciTransport};
+pub use vhost_user::{VhostUserDoorbell, VhostUserTransport};
 
 use super::ctrl::CtrlCommand;
 use super::{CtrlFailure, VirtioError, feature, status};
@@ -128,6 +131,23 @@ pub trait Transport: Send + Sync + 'static {
     /// unmoved until [`reset`](Self::reset) returns `Ok`.
     fn setup_queue(&self, queue: u16, size: u16, rings: RingAddrs)
     -> Result<Self::Doorbell, Error>;
+
+    /// Whether the device reaches ring memory only through regions announced to it
+    /// ([`share_rings`](Self::share_rings)): then the driver puts every ring of the port in
+    /// one region and announces it before the first [`setup_queue`](Self::setup_queue).
+    /// `false` (the default): one region per ring, nothing announced.
+    fn rings_in_one_region(&self) -> bool {
+        false
+    }
+
+    /// Announces `region`, which holds every ring of the port (called once, after
+    /// FEATURES_OK and before the first [`setup_queue`](Self::setup_queue), when
+    /// [`rings_in_one_region`](Self::rings_in_one_region) says so). The region stays mapped
+    /// until [`reset`](Self::reset) returns `Ok`.
+    fn share_rings(&self, region: &DmaRegion) -> Result<(), Error> {
+        let _ = region;
+        Ok(())
+    }
 
     /// The MAC address (virtio 1.2 §5.1.4 `mac`), read consistently (§2.5). Called only
     /// with MAC negotiated.

@@ -15,6 +15,7 @@ use vhost::vhost_user::{
     Frontend, VhostUserFrontend, VhostUserProtocolFeatures, VhostUserVirtioFeatures,
 };
 use vhost::{VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
+use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 
 use super::error::{RingFault, VhostUserError, is_disconnect, is_timeout};
@@ -137,6 +138,8 @@ pub struct VhostUserDevice {
     /// `GET_QUEUE_NUM` when `MQ` was negotiated.
     queue_num: Option<u64>,
     rings: Vec<Option<RingFds>>,
+    /// Watches the socket for the backend's end (hang-up), without reading it.
+    hangup: Epoll,
 }
 
 impl VhostUserDevice {
@@ -171,8 +174,22 @@ impl VhostUserDevice {
                 path: path.clone(),
                 source,
             })?;
+        let hangup = Epoll::new()
+            .and_then(|e| {
+                let watch = EpollEvent::new(
+                    EventSet::READ_HANG_UP | EventSet::HANG_UP | EventSet::ERROR,
+                    0,
+                );
+                e.ctl(ControlOperation::Add, sock.as_raw_fd(), watch)
+                    .map(|()| e)
+            })
+            .map_err(|source| VhostUserError::Connect {
+                path: path.clone(),
+                source,
+            })?;
         let mut dev = VhostUserDevice {
             path,
+            hangup,
             // Ring indices are checked here against GET_QUEUE_NUM, not by the crate: for a
             // net device DPDK answers in queue pairs, rust-vmm backends in rings.
             frontend: Frontend::from_stream(sock, VHOST_USER_MAX_VRINGS),
@@ -239,6 +256,13 @@ impl VhostUserDevice {
                 }
             }
         })
+    }
+
+    /// Whether the backend is still there: its end of the socket is open. One `epoll_wait`
+    /// that does not wait (control path; the socket is not read).
+    pub fn is_connected(&self) -> bool {
+        let mut events = [EpollEvent::default()];
+        !matches!(self.hangup.wait(0, &mut events), Ok(n) if n > 0)
     }
 
     /// The socket path.
