@@ -270,10 +270,13 @@ impl Transport for VhostUserTransport {
     }
 
     /// `QueuePairs(n)`: the rings of the first `n` pairs enabled, the others disabled
-    /// (`SET_VRING_ENABLE`). Receive-mode commands are not offered (no `CTRL_RX`).
+    /// (`SET_VRING_ENABLE`). Receive-mode commands (a backend such as DPDK's vhost offers
+    /// `CTRL_RX`) succeed without a message: vhost-user has none for them, and the backend
+    /// delivers every frame the port is sent, as DPDK's virtio-user answers them too.
     fn control(&self, command: CtrlCommand) -> Result<(), Error> {
-        let CtrlCommand::QueuePairs(pairs) = command else {
-            return Err(command.failed(self.device(), CtrlFailure::Unsupported));
+        let pairs = match command {
+            CtrlCommand::QueuePairs(pairs) => pairs,
+            CtrlCommand::Promiscuous(_) | CtrlCommand::AllMulticast(_) => return Ok(()),
         };
         if pairs == 0 || pairs > self.max_pairs {
             return Err(command.failed(self.device(), CtrlFailure::Refused(1)));
