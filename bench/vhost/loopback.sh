@@ -188,7 +188,8 @@ round() {
         vpid=$!
         pids+=("$vpid")
     fi
-    wait_log vhost 'link state change event' "$hpid"
+    wait_log vhost 'link state change event' "$hpid" ||
+        { tail -20 "$work/virtio.log" >&2; return 1; }
     sleep "$warmup"
     kill -0 "$vpid" 2>/dev/null || { echo "loopback.sh: the $side side exited:" >&2;
         tail -30 "$work/virtio.log" >&2; return 1; }
@@ -226,9 +227,9 @@ round() {
 # sluice-fwd's configuration: one virtio-user port forwarding to itself with mac-swap.
 sluice_config() {
     local ring=$1 size=$2 sock=$3 split_key=""
-    # The frontend takes packed rings when the backend offers them; split is forced by
-    # leaving RING_PACKED (bit 34) out of the features the port asks for.
-    [ "$ring" = split ] && split_key="ring = \"split\""
+    # The port takes packed rings when the backend offers them (DPDK's vhost does);
+    # `packed = false` keeps split rings.
+    [ "$ring" = split ] && split_key="packed = false"
     cat <<EOT
 burst = 32
 
@@ -250,6 +251,7 @@ $split_key
 
 [[lcores]]
 core = 0
+role = "rtc"
 rx = ["vu0/q0"]
 
 [[forward]]
