@@ -5,7 +5,8 @@
 //! buffers, the IOMMU mappings of its pools) until its owner stops it: a virtio reset read
 //! back as 0 (virtio 1.2 §2.4), an NVMe controller whose CSTS.RDY followed CC.EN to 0 (NVMe
 //! 1.4 §7.6.2) or a queue the controller deleted, a vhost-user backend that gave its rings
-//! back.
+//! back (`GET_VRING_BASE`) or whose connection has ended (the rule and why in
+//! [`transport::vhost_user`](crate::virtio::transport::vhost_user)).
 //! Whatever the driver lets go of before then is [`keep`](DeviceHold::keep)t by a hold; when
 //! the owner [confirms the stop](DeviceHold::confirm_stopped) the hold releases it, newest
 //! first (buffers before the pool mapping they sit in). A hold dropped without that

@@ -185,6 +185,16 @@ pub(crate) fn drive(
         st.finish();
     }
     let totals = sampler.total();
+    // A port whose peer went away during the run (a killed vhost-user backend) says so.
+    for p in ports
+        .iter()
+        .filter(|p| p.link() == sluice_pmd::net::LinkStatus::Down)
+    {
+        eprintln!(
+            "sluice-fwd: warning: port {}: link down at the end of the run",
+            p.info().name
+        );
+    }
     drop(ports);
     let pools = pools
         .iter()

@@ -1,5 +1,6 @@
 //! The virtio-net poll-mode driver: split or packed virtqueues, multiqueue, polled with
-//! interrupts suppressed, over a transport (modern virtio 1.x PCI behind VFIO today).
+//! interrupts suppressed, over a transport: modern virtio 1.x PCI behind VFIO, or vhost-user
+//! ([`VirtioPort::open_vhost_user`], a backend process on the same host, no VFIO or root).
 //!
 //! # Layout
 //! - [`transport`]: the [`Transport`] seam (feature negotiation, status, queue set-up, a
@@ -8,6 +9,8 @@
 //!   typed register blocks (virtio 1.2 §4.1.4) through [`Registers`](crate::regs::Registers)
 //!   — a mapped BAR ([`MmioRegion`](crate::MmioRegion)) behind VFIO, or the software device
 //!   in tests — and [`VirtioPort::open`] on a device bound to vfio-pci.
+//!   [`transport::vhost_user`]: [`VhostUserTransport`] over [`vhost_user`]'s frontend, every
+//!   ring of a port in one shareable region, the control queue handled locally.
 //! - [`SharedMemory`](crate::SharedMemory), shared with the NVMe driver, is the only access
 //!   path to the memory shared with the device.
 //! - [`ring`]: the two virtqueue formats, with the driver's own shadow of what it posted;

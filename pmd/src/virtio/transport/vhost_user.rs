@@ -46,6 +46,10 @@ use crate::virtio::{CtrlFailure, RingKind, VirtioError, feature};
 /// Features this transport provides itself, whatever the backend offers; never sent to it.
 pub const LOCAL_FEATURES: u64 = feature::MAC | feature::STATUS | feature::CTRL_VQ;
 
+/// Features of the backend's own control queue, which is not used: receive-mode filtering
+/// (DPDK's vhost offers CTRL_RX) is not offered to the driver, nor sent to the backend.
+pub const HIDDEN_FEATURES: u64 = feature::CTRL_RX;
+
 /// A ring's doorbell: one `write(2)` to its kick eventfd.
 #[derive(Debug)]
 pub struct VhostUserDoorbell(vhost_user::Doorbell);
@@ -152,7 +156,7 @@ impl VhostUserTransport {
 
     /// The virtio features the backend and this transport offer together.
     fn offered(&self) -> u64 {
-        self.dev().device_features() | LOCAL_FEATURES
+        (self.dev().device_features() & !HIDDEN_FEATURES) | LOCAL_FEATURES
     }
 }
 
@@ -197,7 +201,7 @@ impl Transport for VhostUserTransport {
     /// `SET_FEATURES` with what the backend offered of `features`; the local ones stay here.
     fn set_driver_features(&self, features: u64) -> Result<(), Error> {
         let mut dev = self.dev();
-        let r = dev.negotiate(0, features & !LOCAL_FEATURES);
+        let r = dev.negotiate(0, features & !(LOCAL_FEATURES | HIDDEN_FEATURES));
         drop(dev);
         r.map(drop).map_err(|e| self.fail(e))
     }
@@ -270,13 +274,10 @@ impl Transport for VhostUserTransport {
     }
 
     /// `QueuePairs(n)`: the rings of the first `n` pairs enabled, the others disabled
-    /// (`SET_VRING_ENABLE`). Receive-mode commands (a backend such as DPDK's vhost offers
-    /// `CTRL_RX`) succeed without a message: vhost-user has none for them, and the backend
-    /// delivers every frame the port is sent, as DPDK's virtio-user answers them too.
+    /// (`SET_VRING_ENABLE`). Receive-mode commands are not offered (no `CTRL_RX`).
     fn control(&self, command: CtrlCommand) -> Result<(), Error> {
-        let pairs = match command {
-            CtrlCommand::QueuePairs(pairs) => pairs,
-            CtrlCommand::Promiscuous(_) | CtrlCommand::AllMulticast(_) => return Ok(()),
+        let CtrlCommand::QueuePairs(pairs) = command else {
+            return Err(command.failed(self.device(), CtrlFailure::Unsupported));
         };
         if pairs == 0 || pairs > self.max_pairs {
             return Err(command.failed(self.device(), CtrlFailure::Refused(1)));
