@@ -25,7 +25,15 @@ bin=${1:-${CARGO_TARGET_DIR:-target}/release}
 frames=${SLUICE_INTEROP_FRAMES:-100000}
 queues=${SLUICE_INTEROP_QUEUES:-2}
 sizes=${SLUICE_INTEROP_SIZES:-64}
-fail() { echo "interop-testpmd: FAIL: $*" >&2; exit 1; }
+cur_log=""
+fail() {
+    if [ -n "$cur_log" ] && [ -f "$cur_log" ]; then
+        echo "--- testpmd's log (last 40 lines) ---" >&2
+        tail -40 "$cur_log" >&2
+    fi
+    echo "interop-testpmd: FAIL: $*" >&2
+    exit 1
+}
 step() { printf '\n== %s\n' "$*"; }
 
 command -v dpdk-testpmd >/dev/null || fail "dpdk-testpmd is missing (apt-get install dpdk-dev)"
@@ -101,6 +109,7 @@ EOT
 # One run: ring layout $1, frame size $2.
 run() {
     local ring=$1 size=$2 log=$work/testpmd-$1-$2.log out=$work/pktgen-$1-$2.log
+    cur_log=$log
     step "$ring rings, $size B frames: $frames frames through testpmd io forwarding"
     rm -f "$work"/vhost*.sock
     mkfifo "$work/testpmd.in"
