@@ -33,6 +33,9 @@ pub struct PktgenOptions {
     pub core: usize,
     /// Core of the sink when it should not share the generator's.
     pub rx_core: Option<usize>,
+    /// Back-pressure: at most this many frames sent and not yet received by the sink
+    /// (`--max-in-flight`; needs `rx_port`).
+    pub max_in_flight: Option<u64>,
     /// Duration, count, stats format, pinning.
     pub run: RunOptions,
 }
@@ -67,6 +70,13 @@ pub fn run(
     if tx_id.is_none() && rx_id.is_none() {
         return Err(AppError::Usage(
             "nothing to do: give --tx-port, --rx-port or both".into(),
+        ));
+    }
+    if opts.max_in_flight.is_some() && (rx_id.is_none() || tx_id.is_none()) {
+        return Err(AppError::Usage(
+            "--max-in-flight counts frames from the generator to the sink: give both \
+             --tx-port and --rx-port"
+                .into(),
         ));
     }
     let rx_core = opts.rx_core.unwrap_or(opts.core);
@@ -142,7 +152,10 @@ pub fn run(
             dst_mac: dst.0,
             src_mac: info.mac.0,
         };
-        let (task, ctl) = GenTask::<AnyTxQueue, 32>::new(tx, pool, cfg, info.max_frame)?;
+        let (mut task, ctl) = GenTask::<AnyTxQueue, 32>::new(tx, pool, cfg, info.max_frame)?;
+        if let (Some(max), Some(sink)) = (opts.max_in_flight, &sink_ctl) {
+            task = task.with_window(sink.clone(), max);
+        }
         gen_ctl = Some(ctl);
         match sink.take() {
             Some(s) => rt.spawn(spec("gen+sink", opts.core), (task, s))?,

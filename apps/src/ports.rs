@@ -96,8 +96,8 @@ pub fn open_ports(config: &Config, pools: &[PktPool]) -> Result<Vec<AnyPort>, Ap
             PortDriver::Virtio { pci } => {
                 opened[i] = Some(virtio::open(&mut vfio, pools, i, port, pci)?);
             }
-            PortDriver::VirtioUser { path } => {
-                opened[i] = Some(virtio::open_user(pools, i, port, path)?);
+            PortDriver::VirtioUser { path, packed } => {
+                opened[i] = Some(virtio::open_user(pools, i, port, path, *packed)?);
             }
         }
     }

@@ -206,6 +206,7 @@ fn forward_in_the_namespace() {
             pin: false,
             stall_timeout: None,
             gen_count: Some(FRAMES),
+            tx_first: 0,
         },
     };
     let s = fwd::run(&config, &opts, Arc::new(AtomicBool::new(false))).unwrap();

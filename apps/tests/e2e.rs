@@ -24,6 +24,7 @@ fn exact(count: u64) -> RunOptions {
             pin: false,
             stall_timeout: None,
             gen_count: Some(count),
+            tx_first: 0,
         },
     }
 }

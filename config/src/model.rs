@@ -102,6 +102,9 @@ pub enum PortDriver {
     VirtioUser {
         /// The backend's socket, e.g. `/run/sluice/vhost-net0.sock`.
         path: std::path::PathBuf,
+        /// `packed` (default true): take packed virtqueues when the backend offers them
+        /// (`VIRTIO_F_RING_PACKED`); false keeps split rings, as DPDK's `packed_vq=0`.
+        packed: bool,
     },
 }
 

@@ -122,9 +122,10 @@ impl Config {
                 mempool,
                 mac,
             }),
-            PortDriver::VirtioUser { path } => RawPort::VirtioUser(VirtioUserPort {
+            PortDriver::VirtioUser { path, packed } => RawPort::VirtioUser(VirtioUserPort {
                 name,
                 path: Some(path.display().to_string()),
+                packed: (!packed).then_some(false),
                 queues,
                 rx_descriptors,
                 tx_descriptors,

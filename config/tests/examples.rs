@@ -133,7 +133,7 @@ fn virtio_user_example() {
         .ports()
         .iter()
         .map(|p| match &p.driver {
-            PortDriver::VirtioUser { path } => path.display().to_string(),
+            PortDriver::VirtioUser { path, .. } => path.display().to_string(),
             other => panic!("{other:?}"),
         })
         .collect();

@@ -25,6 +25,10 @@ pub struct FwdArgs {
     /// they arrive).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
+    /// Before forwarding starts, send N bursts of 32 64-byte frames on every tx queue of the
+    /// rtc lcores (testpmd's `start tx_first N`): traffic for a loop with no generator.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub tx_first: u32,
 }
 
 impl FwdArgs {
@@ -36,6 +40,7 @@ impl FwdArgs {
             ..RunOptions::default()
         };
         opts.start.gen_count = self.count;
+        opts.start.tx_first = self.tx_first;
         opts
     }
 }

@@ -52,6 +52,12 @@ pub struct PktgenArgs {
     /// Stats and summary as JSON, one object per line.
     #[arg(long)]
     pub json: bool,
+    /// Back-pressure: at most N frames sent and not yet received by the sink (needs
+    /// --tx-port and --rx-port). Below the rx ring of the sink's port, a forwarder that drops
+    /// only when that ring is full then delivers every frame whatever the load; the end of
+    /// the run waits for them.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_in_flight: Option<u64>,
 }
 
 impl PktgenArgs {
@@ -79,6 +85,10 @@ impl PktgenArgs {
             ..RunOptions::default()
         };
         run.start.gen_count = self.count;
+        if self.max_in_flight.is_some() {
+            // Lossless: the stop waits for every frame sent to arrive (bounded).
+            run.start.stall_timeout = None;
+        }
         Ok(PktgenOptions {
             tx_port,
             rx_port,
@@ -87,6 +97,7 @@ impl PktgenArgs {
             flows: self.flows,
             core: self.core,
             rx_core: self.rx_core,
+            max_in_flight: self.max_in_flight,
             run,
         })
     }

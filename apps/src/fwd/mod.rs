@@ -46,6 +46,7 @@ impl Default for RunOptions {
                 pin: true,
                 stall_timeout: Some(Duration::from_micros(100)),
                 gen_count: None,
+                tx_first: 0,
             },
         }
     }

@@ -62,11 +62,16 @@ pub(super) fn open_user(
     id: usize,
     port: &Port,
     path: &std::path::Path,
+    packed: bool,
 ) -> Result<AnyPort, AppError> {
     let pool = pools
         .get(port.mempool.index())
         .ok_or_else(|| AppError::Usage(format!("port {}: no mempool", port.name)))?;
-    VirtioPort::open_vhost_user(path, &virtio_config(id, port), pool)
+    let mut cfg = virtio_config(id, port);
+    if !packed {
+        cfg.features &= !sluice_pmd::virtio::feature::RING_PACKED;
+    }
+    VirtioPort::open_vhost_user(path, &cfg, pool)
         .map(AnyPort::from)
         .map_err(|source| AppError::Port {
             port: port.name.clone(),

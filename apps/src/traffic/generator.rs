@@ -15,6 +15,7 @@ use sluice_pmd::net::TxQueue;
 use sluice_pmd::{Batch, PktBuf, PktPool};
 
 use super::frame;
+use super::sink::SinkControl;
 use crate::error::AppError;
 
 /// What to generate.
@@ -85,6 +86,14 @@ pub struct GenTask<T: TxQueue, const N: usize> {
     sent: u64,
     bytes: u64,
     pace: Option<Pace>,
+    window: Option<Window>,
+}
+
+/// Back-pressure from the sink: at most `max` frames sent and not yet seen by it.
+#[derive(Debug)]
+struct Window {
+    sink: Arc<SinkControl>,
+    max: u64,
 }
 
 #[derive(Debug)]
@@ -136,9 +145,20 @@ impl<T: TxQueue, const N: usize> GenTask<T, N> {
                 sent: 0,
                 bytes: 0,
                 pace,
+                window: None,
             },
             ctl,
         ))
+    }
+
+    /// Keeps at most `max` frames in flight: sent and not yet received (intact or not) by
+    /// `sink`. On a path that drops nothing when its receiver keeps up (a peer that waits
+    /// for free rx descriptors, or `max` below the sink's rx ring), every frame then
+    /// arrives however slowly either side runs; a frame lost on the way stalls the
+    /// generator, which the run's duration ends.
+    pub fn with_window(mut self, sink: Arc<SinkControl>, max: u64) -> Self {
+        self.window = Some(Window { sink, max });
+        self
     }
 
     /// How many frames may be built now.
@@ -192,7 +212,14 @@ impl<T: TxQueue + 'static, const N: usize> Task for GenTask<T, N> {
             }
             return 0;
         }
-        let want = (self.due() as u64).min(left) as usize;
+        let mut want = (self.due() as u64).min(left) as usize;
+        if let Some(w) = &self.window {
+            // Received before corrupted: the sink stores corrupted first, so this does not
+            // count a frame twice.
+            let seen = w.sink.received() + w.sink.corrupted();
+            let room = w.max.saturating_sub(self.sent.saturating_sub(seen));
+            want = want.min(room.min(N as u64) as usize);
+        }
         if want == 0 {
             return 0;
         }
@@ -223,5 +250,54 @@ impl<T: TxQueue + 'static, const N: usize> Task for GenTask<T, N> {
         // Frames not yet accepted are not "sent"; dropping them returns the buffers.
         self.ctl.done.store(true, Ordering::Release);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_mempool::{HugePagePolicy, IdentityMapper, PageSize, PktPoolConfig};
+    use sluice_pmd::net::NetPort;
+    use sluice_pmd::soft::ring_port::{RingPairConfig, RingTxQueue, ring_pair};
+
+    use super::*;
+    use crate::traffic::SinkTask;
+
+    #[test]
+    fn a_window_keeps_frames_in_flight_below_its_size_until_the_sink_takes_them() {
+        let mut cfg = PktPoolConfig::new("gen", 1023);
+        (cfg.page_size, cfg.huge_pages) = (PageSize::Size4K, HugePagePolicy::Never);
+        let pool = PktPool::new(&cfg, Arc::new(IdentityMapper)).unwrap();
+        let (mut a, mut b) = ring_pair("a", "b", &RingPairConfig::default()).unwrap();
+        let tx = a.take_queues().unwrap().tx.remove(0);
+        let rx = b.take_queues().unwrap().rx.remove(0);
+        let (mut sink, sink_ctl) = SinkTask::<_, 32>::new(rx);
+        let gen_cfg = GenConfig {
+            frame_size: 64,
+            rate_pps: None,
+            flows: 1,
+            count: Some(100),
+            dst_mac: [2, 0, 0, 0, 0, 2],
+            src_mac: [2, 0, 0, 0, 0, 1],
+        };
+        let (generator, ctl) =
+            GenTask::<RingTxQueue, 32>::new(tx, pool.clone(), gen_cfg, 1514).unwrap();
+        let mut generator = generator.with_window(sink_ctl.clone(), 40);
+
+        // Without the sink: 32, then 8 more, then nothing however often it polls.
+        let sent: Vec<usize> = (0..5).map(|_| generator.poll()).collect();
+        assert_eq!(sent, [32, 8, 0, 0, 0]);
+        assert_eq!(ctl.sent(), 40);
+        // The sink takes 32: as many may go again.
+        assert_eq!(sink.poll(), 32);
+        assert_eq!(generator.poll(), 32);
+        assert_eq!(generator.poll(), 0);
+        // To the end: every frame arrives.
+        while sink_ctl.received() < 100 {
+            sink.poll();
+            generator.poll();
+        }
+        assert_eq!((ctl.sent(), sink_ctl.received()), (100, 100));
+        assert_eq!(generator.poll(), 0);
+        assert!(ctl.is_done());
     }
 }

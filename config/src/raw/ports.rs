@@ -138,6 +138,9 @@ pub(crate) struct VirtioUserPort {
     pub mempool: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
+    /// Packed virtqueues when the backend offers them; default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packed: Option<bool>,
 }
 
 /// The keys that every driver's struct has (under the same names), borrowed from it.

@@ -118,10 +118,10 @@ impl Validator<'_> {
                         ));
                     }
                 }
-                PortDriver::VirtioUser { path } => {
+                PortDriver::VirtioUser { path, .. } => {
                     // A vhost-user socket serves one frontend.
                     let dup = ports[..i].iter().position(
-                        |e| matches!(&e.driver, PortDriver::VirtioUser { path: x } if x == path),
+                        |e| matches!(&e.driver, PortDriver::VirtioUser { path: x, .. } if x == path),
                     );
                     if let Some(j) = dup {
                         return Err(self.err(
@@ -292,7 +292,10 @@ impl Validator<'_> {
                 ),
             ));
         }
-        Ok(PortDriver::VirtioUser { path: path.into() })
+        Ok(PortDriver::VirtioUser {
+            path: path.into(),
+            packed: p.packed.unwrap_or(true),
+        })
     }
 
     fn port_mempool(

@@ -11,6 +11,7 @@ mod pipeline;
 mod queues;
 mod rtc;
 mod rules;
+pub mod seed;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,6 +34,9 @@ pub struct StartOptions {
     pub stall_timeout: Option<std::time::Duration>,
     /// Frames the generator sends before it stops; `None`: until stopped.
     pub gen_count: Option<u64>,
+    /// Bursts of 64-byte frames handed to every rtc lcore's tx queues before the lcores
+    /// start (testpmd's `start tx_first N`); 0: none. See [`seed`].
+    pub tx_first: u32,
 }
 
 /// The started lcores and the controls of the generator and sink.
@@ -76,6 +80,15 @@ pub fn start(
     if opts.pin {
         cores::check(config)?;
     }
+    let pipeline = config
+        .lcores()
+        .iter()
+        .any(|l| l.role != LcoreRole::RunToCompletion);
+    if pipeline && opts.tx_first > 0 {
+        return Err(AppError::Usage(
+            "--tx-first seeds the tx queues of rtc lcores; this configuration is a pipeline".into(),
+        ));
+    }
     let queues = QueueTable::take(config, ports)?;
     let at = Instant::now();
     let mut launch = Launch {
@@ -91,10 +104,6 @@ pub fn start(
     let shared =
         matches!((config.generator(), config.sink()), (Some(g), Some(s)) if g.core == s.core);
     let sink = if shared { None } else { launch.spawn_sink()? };
-    let pipeline = config
-        .lcores()
-        .iter()
-        .any(|l| l.role != LcoreRole::RunToCompletion);
     if pipeline {
         launch.spawn_pipeline()?;
     } else {

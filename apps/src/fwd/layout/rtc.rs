@@ -2,11 +2,12 @@
 
 use sluice_config::QueueRef;
 use sluice_dataplane::{RtcLayout, RxPath};
-use sluice_pmd::net::any::AnyRxQueue;
+use sluice_pmd::net::any::{AnyRxQueue, AnyTxQueue};
 
 use super::Launch;
 use super::cores::spec;
-use super::rules::rewrite;
+use super::rules::{mac_of, rewrite};
+use super::seed::seed;
 use crate::error::AppError;
 
 impl Launch<'_> {
@@ -19,16 +20,43 @@ impl Launch<'_> {
                 l.rx.iter()
                     .map(|&q| self.rx_path(&name, q, &l.tx))
                     .collect::<Result<Vec<_>, _>>()?;
-            let tx =
+            let mut tx =
                 l.tx.iter()
                     .map(|&t| self.queues.tx(config, t))
                     .collect::<Result<Vec<_>, _>>()?;
+            if self.opts.tx_first > 0 {
+                for (q, &t) in tx.iter_mut().zip(&l.tx) {
+                    self.seed(q, t)?;
+                }
+            }
             self.rt.spawn_rtc(RtcLayout {
                 lcore: spec(name, l.core, self.opts.pin),
                 rx,
                 tx,
             })?;
         }
+        Ok(())
+    }
+
+    /// Seeds tx queue `t` (`--tx-first`) with frames from its port's pool and says so.
+    fn seed(&self, q: &mut AnyTxQueue, t: QueueRef) -> Result<(), AppError> {
+        let config = self.config;
+        let port = config.port(t.port);
+        let pool = self
+            .pools
+            .get(port.mempool.index())
+            .ok_or_else(|| AppError::Usage(format!("port {}: no mempool", port.name)))?;
+        let mac = mac_of(config, self.ports, t.port).0;
+        let s = seed(q, pool, self.opts.tx_first, mac);
+        eprintln!(
+            "sluice: --tx-first {}: {} frames sent on {} ({} refused by a full queue, {} \
+             not built for want of buffers)",
+            self.opts.tx_first,
+            s.sent,
+            config.queue_name(t),
+            s.refused,
+            s.no_buffers
+        );
         Ok(())
     }
 

@@ -23,6 +23,7 @@ fn options() -> RunOptions {
             pin: false,
             stall_timeout: None,
             gen_count: Some(FRAMES),
+            tx_first: 0,
         },
     }
 }

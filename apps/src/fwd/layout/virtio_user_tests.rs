@@ -119,6 +119,7 @@ fn the_forwarder_moves_every_frame_through_a_vhost_user_backend() {
             pin: false,
             stall_timeout: None,
             gen_count: Some(FRAMES),
+            tx_first: 0,
         },
     };
     let started = start(&config, &mut ports, &pools, &opts.start).unwrap();
