@@ -19,9 +19,11 @@ use crate::raw::{
     RingPort, VirtioPort, VirtioUserPort,
 };
 
+mod flows;
 mod forward;
 mod lcores;
 mod ports;
+mod sizes;
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
@@ -56,6 +58,7 @@ pub(crate) fn validate(file: &str, raw: RawConfig) -> Result<Config> {
         .collect::<Result<Vec<_>>>()?;
     let ports = v.ports(&raw.ports, &mempools)?;
     v.pool_sizes(&mempools, &ports)?;
+    v.startup_sizes(&mempools, &ports)?;
     let names = Names(&ports);
     let generator = raw
         .generator
@@ -69,6 +72,9 @@ pub(crate) fn validate(file: &str, raw: RawConfig) -> Result<Config> {
     v.helper_cores(&owned, &lcores)?;
     let pipeline = v.pipeline(&raw, &lcores, &names, &forward)?;
     v.forward_sources_polled(&forward, &lcores, &names)?;
+    v.forward_loops(&forward, &names, &owned)?;
+    v.sink_reachable(&forward, &names, &owned)?;
+    v.role_conflicts(&forward, &lcores, &names, &owned)?;
     let stats_ms = raw
         .stats
         .as_ref()

@@ -6,22 +6,10 @@ use sluice_dataplane::{LcoreSpec, lcore};
 
 use crate::error::AppError;
 
-/// Checks that every core the configuration pins to (lcores, generator, sink) can be used.
+/// Checks that every core the configuration pins to (lcores, generator, sink) can be used;
+/// the error names the config key of the first that cannot.
 pub(super) fn check(config: &Config) -> Result<(), AppError> {
-    let named = config
-        .lcores()
-        .iter()
-        .map(|l| (format!("lcore {} ({})", l.core, role_name(l.role)), l.core))
-        .chain(
-            config
-                .generator()
-                .map(|g| ("generator".to_string(), g.core)),
-        )
-        .chain(config.sink().map(|s| ("sink".to_string(), s.core)));
-    for (name, core) in named {
-        lcore::check_core(&name, core as usize)?;
-    }
-    Ok(())
+    Ok(config.check_cores(&lcore::available_cores())?)
 }
 
 /// `role` as the configuration writes it.
