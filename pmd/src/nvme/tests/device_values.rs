@@ -10,9 +10,9 @@ fn cap_mqes_zero_is_a_clear_error_not_a_panic() {
         ..ModelConfig::default()
     };
     let dev = Arc::new(SoftNvme::new(model));
-    let e = Controller::enable(dev.clone(), Arc::new(IdentityMapper), config())
-        .err()
-        .expect("MQES = 0 refused");
+    let Err(e) = Controller::enable(dev.clone(), Arc::new(IdentityMapper), config()) else {
+        panic!("MQES = 0 accepted");
+    };
     assert!(
         matches!(e, Error::Nvme(NvmeError::NoQueueEntries { .. })),
         "{e}"
