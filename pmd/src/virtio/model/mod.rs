@@ -188,6 +188,8 @@ struct State {
     promisc: bool,
     allmulti: bool,
     active_pairs: u16,
+    /// Fault: the `num_buffers` written into received frames instead of the true count.
+    num_buffers: Option<u16>,
     stats: ModelStats,
     /// The rust-vmm engine (runs no queue with [`RingEngine::Own`]).
     vmm: RustVmmRings,
@@ -219,6 +221,7 @@ impl SoftVirtioNet {
                 promisc: true,
                 allmulti: false,
                 active_pairs: 1,
+                num_buffers: None,
                 stats: ModelStats::default(),
             }),
         })
@@ -347,6 +350,18 @@ impl SoftVirtioNet {
         // (which QEMU never sets: see `push_used`).
         let flags = if len > 0 { DESC_F_WRITE } else { 0 };
         s.push_used_flags(q, id, len, descs, flags);
+    }
+
+    /// Fault: writes `n` as the `num_buffers` of every frame received from now on, whatever
+    /// the number of buffers it takes (and with or without `MRG_RXBUF`); `None` writes the
+    /// true count again.
+    ///
+    /// # Panics
+    /// As [`inject_used`](Self::inject_used).
+    pub fn set_num_buffers(&self, n: Option<u16>) {
+        let mut s = self.lock();
+        s.own_engine_only("set_num_buffers");
+        s.num_buffers = n;
     }
 
     /// Fault: moves queue `q`'s used index `n` ahead without writing entries.
@@ -706,7 +721,8 @@ impl State {
                 self.set_avail_cursor(q, start);
                 continue;
             }
-            let data = rx_frame(&frame, self.cfg.rx_hdr_flags, taken.len() as u16);
+            let num_buffers = self.num_buffers.unwrap_or(taken.len() as u16);
+            let data = rx_frame(&frame, self.cfg.rx_hdr_flags, num_buffers);
             let mut at = 0;
             for (head, addr, len, descs) in taken {
                 let k = (len as usize).min(data.len() - at);
