@@ -215,6 +215,24 @@ impl SoftNvme {
         self.lock().post(qid, qid, sqhd, cid, 0, 0);
     }
 
+    /// Fault: writes `bytes` into completion queue `qid`'s memory at `offset` modulo its
+    /// length, cut at its end, as a broken or hostile controller would (any CID, status,
+    /// SQ head and phase). Returns how many bytes were written (0 for a queue not created).
+    pub fn scribble_cq(&self, qid: u16, offset: usize, bytes: &[u8]) -> usize {
+        let s = self.lock();
+        let Some(cq) = s.cqs.get(usize::from(qid)).copied().flatten() else {
+            return 0;
+        };
+        let len = 16 * usize::from(cq.size);
+        if len == 0 {
+            return 0;
+        }
+        let at = offset % len;
+        let n = bytes.len().min(len - at);
+        mem::scatter(&[(cq.base + at as u64, n)], &bytes[..n]);
+        n
+    }
+
     /// The CIDs of the commands swallowed so far and not yet completed.
     pub fn swallowed(&self) -> Vec<u16> {
         self.lock()

@@ -364,6 +364,45 @@ impl SoftVirtioNet {
         s.num_buffers = n;
     }
 
+    /// Fault: writes `bytes` into the memory of queue `q` that the device writes — a split
+    /// ring's used ring (flags, index, entries, `avail_event`), a packed ring's descriptor
+    /// ring and device event area — at `offset` modulo its length, cut at its end, as a
+    /// broken or hostile device would. Returns how many bytes were written (0 for a queue
+    /// not set up).
+    ///
+    /// The model's own ring state is not updated: once a test scribbles, it should not let
+    /// the model walk the rings again ([`step`](Self::step), or notifies with
+    /// [`set_auto`](Self::set_auto) on), which would trust what it finds there.
+    pub fn scribble(&self, q: u16, offset: usize, bytes: &[u8]) -> usize {
+        let s = self.lock();
+        let Some(qu) = s.queues.get(usize::from(q)).filter(|qu| qu.enabled) else {
+            return 0;
+        };
+        let size = usize::from(qu.size);
+        let areas: [(u64, usize); 2] = if qu.packed {
+            [(qu.desc, 16 * size), (qu.used, 4)]
+        } else {
+            [(qu.used, 6 + 8 * size), (0, 0)]
+        };
+        let total: usize = areas.iter().map(|a| a.1).sum();
+        if total == 0 {
+            return 0;
+        }
+        let mut at = offset % total;
+        let mut done = 0;
+        for (base, len) in areas {
+            if at >= len {
+                at -= len;
+                continue;
+            }
+            let n = bytes.len().saturating_sub(done).min(len - at);
+            mem::write_bytes(base + at as u64, &bytes[done..done + n]);
+            done += n;
+            at = 0;
+        }
+        done
+    }
+
     /// Fault: moves queue `q`'s used index `n` ahead without writing entries.
     ///
     /// # Panics
