@@ -34,12 +34,17 @@ fn seqpacket() -> std::io::Result<Socket> {
     Socket::new(Domain::UNIX, Type::SEQPACKET, None)
 }
 
-/// Whether a live process accepts connections on `path`.
+/// Whether a process may still own the socket at `path`: only a refused connection (nothing
+/// listens) or a vanished file says it is stale; any other answer (accepted, or a socket
+/// of another type that someone listens on) leaves it alone.
 fn live(path: &Path) -> bool {
     let Ok(addr) = SockAddr::unix(path) else {
-        return false;
+        return true;
     };
-    seqpacket().and_then(|s| s.connect(&addr)).is_ok()
+    match seqpacket().and_then(|s| s.connect(&addr)) {
+        Ok(()) => true,
+        Err(e) => !matches!(e.kind(), ErrorKind::ConnectionRefused | ErrorKind::NotFound),
+    }
 }
 
 impl TelemetryServer {
