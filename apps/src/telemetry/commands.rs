@@ -38,12 +38,18 @@ impl BlockQueueCounters {
     /// Counts one completion of `bytes` bytes after `ns` nanoseconds (single writer).
     #[inline]
     pub fn complete(&self, bytes: u64, ns: u64, ok: bool) {
-        bump(&self.ios, 1);
+        // The latency first, and the count released after it: a reader that sees `ios`
+        // completions sees at least as many latencies.
+        self.latency.record(ns);
         bump(&self.bytes, bytes);
         if !ok {
             bump(&self.errors, 1);
         }
-        self.latency.record(ns);
+        let ios = &self.ios;
+        ios.store(
+            ios.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Release,
+        );
     }
 
     /// Sets how many requests are in flight.
@@ -54,13 +60,9 @@ impl BlockQueueCounters {
 
     /// Completions, bytes, errors, in flight.
     pub fn snapshot(&self) -> (u64, u64, u64, u64) {
+        let ios = self.ios.load(Ordering::Acquire);
         let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        (
-            l(&self.ios),
-            l(&self.bytes),
-            l(&self.errors),
-            l(&self.in_flight),
-        )
+        (ios, l(&self.bytes), l(&self.errors), l(&self.in_flight))
     }
 }
 
