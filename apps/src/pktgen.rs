@@ -90,7 +90,7 @@ pub fn run(
         }
     }
     let endpoints = Endpoints::bind(&opts.run.telemetry.with_config(config.prometheus()))?;
-    if let Some(d) = endpoints.describe() {
+    if let Some(d) = endpoints.describe().filter(|_| opts.run.print_stats) {
         eprintln!("sluice-pktgen: {d}");
     }
     let pools = open_pools(config)?;

@@ -464,3 +464,31 @@ fn dpdk_telemetry_py_reads_blkperfs_queues() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn dpdk_telemetry_py_reads_pktgens_counters() {
+    let Some(script) = tool("dpdk-telemetry.py") else {
+        println!("skipped: dpdk-telemetry.py not found (Debian package dpdk)");
+        return;
+    };
+    let dir = scratch("pktgen");
+    let prefix = "pktgen-test";
+    // The built-in loopback: the generator on gen0 (port 0), the sink on its peer fwd0 (1).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice-pktgen"))
+        .args(["--duration", "3600", "--json", "--telemetry-prefix", prefix])
+        .env("RUNTIME_DIRECTORY", &dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (sent, lat) = poll(&mut child, "frames at the sink", || {
+        let r = query(&script, &dir, prefix, &["/ethdev/stats,0", "/sluice/latency"]);
+        let sent = r.first()?["/ethdev/stats"]["opackets"].as_u64()?;
+        let lat = r.get(1)?["/sluice/latency"].clone();
+        (sent > 0 && lat["count"].as_u64()? > 0).then_some((sent, lat))
+    });
+    assert!(lat["p50_ns"].as_u64() > Some(0), "{lat}");
+    let summary = stop(child);
+    assert!(total(&summary, "gen0", "tx") >= sent, "{summary}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

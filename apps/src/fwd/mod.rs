@@ -70,7 +70,7 @@ pub fn run(
 ) -> Result<FwdSummary, AppError> {
     // Bound first: an endpoint that cannot be had stops the run before any packet moves.
     let endpoints = Endpoints::bind(&opts.telemetry.with_config(config.prometheus()))?;
-    if let Some(d) = endpoints.describe() {
+    if let Some(d) = endpoints.describe().filter(|_| opts.print_stats) {
         eprintln!("sluice-fwd: {d}");
     }
     let pools = open_pools(config)?;

@@ -68,14 +68,19 @@ impl Endpoints {
     pub fn describe(&self) -> Option<String> {
         let mut parts = Vec::new();
         if let Some(p) = self.socket_path() {
+            // The client's -f finds the socket only in DPDK's runtime directory.
             let prefix = p
                 .parent()
                 .and_then(|d| d.file_name())
-                .map_or_else(String::new, |f| f.to_string_lossy().into_owned());
-            parts.push(format!(
-                "telemetry socket {} (dpdk-telemetry.py -f {prefix})",
-                p.display()
-            ));
+                .and_then(|f| f.to_str())
+                .filter(|f| super::options::default_socket(f) == p);
+            parts.push(match prefix {
+                Some(f) => format!(
+                    "telemetry socket {} (dpdk-telemetry.py -f {f})",
+                    p.display()
+                ),
+                None => format!("telemetry socket {}", p.display()),
+            });
         }
         if let Some(a) = self.prometheus_addr() {
             parts.push(format!("prometheus http://{a}/metrics"));
