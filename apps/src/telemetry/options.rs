@@ -24,7 +24,7 @@ pub struct TelemetryArgs {
     #[arg(long, value_name = "PREFIX", value_parser = parse_prefix)]
     pub telemetry_prefix: Option<String>,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464; overrides the
-    /// configuration's [telemetry] prometheus).
+    /// configuration's `[telemetry] prometheus`).
     #[arg(long, value_name = "ADDR")]
     pub prometheus: Option<String>,
 }
