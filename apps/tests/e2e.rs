@@ -26,6 +26,7 @@ fn exact(count: u64) -> RunOptions {
             gen_count: Some(count),
             tx_first: 0,
         },
+        telemetry: Default::default(),
     }
 }
 

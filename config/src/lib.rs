@@ -127,6 +127,9 @@
 //!
 //! [stats]
 //! interval_ms = 1000          # counter print interval; 0 = off; default 1000
+//!
+//! [telemetry]                 # optional
+//! prometheus = "127.0.0.1:9464"  # serve Prometheus metrics at http://ADDR/metrics
 //! "#;
 //! let config = sluice_config::Config::from_str_named(text, "fwd.toml")?;
 //! assert_eq!(config.ports().len(), 4);

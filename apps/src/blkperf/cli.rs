@@ -74,6 +74,9 @@ pub struct BlkperfArgs {
     /// Print JSON instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Telemetry socket (`/sluice/nvme/queues`) and Prometheus endpoint.
+    #[command(flatten)]
+    pub telemetry: crate::telemetry::TelemetryArgs,
 }
 
 impl BlkperfArgs {

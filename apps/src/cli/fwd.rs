@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::fwd::RunOptions;
+use crate::telemetry::TelemetryArgs;
 
 /// Sluice forwarder: forwards between the ports of a configuration on pinned, busy-polling
 /// lcores.
@@ -29,6 +30,9 @@ pub struct FwdArgs {
     /// rtc lcores (testpmd's `start tx_first N`): traffic for a loop with no generator.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub tx_first: u32,
+    /// Telemetry socket and Prometheus endpoint.
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
 }
 
 impl FwdArgs {
@@ -41,6 +45,7 @@ impl FwdArgs {
         };
         opts.start.gen_count = self.count;
         opts.start.tx_first = self.tx_first;
+        opts.telemetry = self.telemetry.options(None);
         opts
     }
 }

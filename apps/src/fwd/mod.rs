@@ -20,6 +20,7 @@ use sluice_pmd::net::NetPort;
 
 use crate::error::AppError;
 use crate::ports::{open_pools, open_ports};
+use crate::telemetry::{Endpoints, Sources, TelemetryOptions};
 pub use layout::StartOptions;
 pub use summary::{FwdSummary, PoolCheck};
 
@@ -34,6 +35,8 @@ pub struct RunOptions {
     pub json: bool,
     /// How lcores start.
     pub start: StartOptions,
+    /// The telemetry socket and the Prometheus endpoint (off by default).
+    pub telemetry: TelemetryOptions,
 }
 
 impl Default for RunOptions {
@@ -48,6 +51,7 @@ impl Default for RunOptions {
                 gen_count: None,
                 tx_first: 0,
             },
+            telemetry: TelemetryOptions::default(),
         }
     }
 }
@@ -64,6 +68,11 @@ pub fn run(
     opts: &RunOptions,
     interrupt: Arc<AtomicBool>,
 ) -> Result<FwdSummary, AppError> {
+    // Bound first: an endpoint that cannot be had stops the run before any packet moves.
+    let endpoints = Endpoints::bind(&opts.telemetry.with_config(config.prometheus()))?;
+    if let Some(d) = endpoints.describe().filter(|_| opts.print_stats) {
+        eprintln!("sluice-fwd: {d}");
+    }
     let pools = open_pools(config)?;
     let mut ports = open_ports(config, &pools)?;
     let started = layout::start(config, &mut ports, &pools, &opts.start)?;
@@ -73,7 +82,7 @@ pub fn run(
         frame_size,
         stats_interval: config.stats_interval(),
     };
-    drive(&what, pools, ports, started, opts, interrupt)
+    drive_with(&what, pools, ports, started, opts, interrupt, endpoints)
 }
 
 /// What [`drive`] reports about.
@@ -85,6 +94,7 @@ pub(crate) struct Run<'a> {
 
 /// Runs started lcores until the duration, the interrupt or the generator's count; stops
 /// them in order; summarises.
+#[cfg(test)]
 pub(crate) fn drive(
     what: &Run<'_>,
     pools: Vec<sluice_pmd::PktPool>,
@@ -92,6 +102,20 @@ pub(crate) fn drive(
     started: layout::Started,
     opts: &RunOptions,
     interrupt: Arc<AtomicBool>,
+) -> Result<FwdSummary, AppError> {
+    let none = Endpoints::none();
+    drive_with(what, pools, ports, started, opts, interrupt, none)
+}
+
+/// [`drive`], with telemetry served over the run's counters on `endpoints`.
+pub(crate) fn drive_with(
+    what: &Run<'_>,
+    pools: Vec<sluice_pmd::PktPool>,
+    ports: Vec<sluice_pmd::net::any::AnyPort>,
+    started: layout::Started,
+    opts: &RunOptions,
+    interrupt: Arc<AtomicBool>,
+    endpoints: Endpoints,
 ) -> Result<FwdSummary, AppError> {
     // Traffic may flow as soon as the lcores start: the run's clock starts with them.
     let t0 = started.at;
@@ -111,6 +135,20 @@ pub(crate) fn drive(
     // The counters were created for this run: totals count from zero, including what moved
     // between the lcores' start and this point.
     let sampler = Sampler::from_zero(sources.clone(), t0);
+    let live = Sources {
+        stats: sources.clone(),
+        pools: pools.clone(),
+        latency: started.sink.as_ref().map(|s| s.live_latency().clone()),
+        ..Sources::default()
+    };
+    let telemetry = match endpoints.serve(live) {
+        Ok(t) => t,
+        Err(e) => {
+            started.runtime.shutdown()?;
+            return Err(e.into());
+        }
+    };
+    // More commands over this run's state register here, on `telemetry.telemetry`.
     let format = if opts.json {
         Format::Json
     } else {
@@ -180,6 +218,7 @@ pub(crate) fn drive(
     }
     let (mode, burst) = (started.mode, started.burst);
     let lcores_total = sampler.total().lcores;
+    drop(telemetry);
     started.runtime.shutdown()?;
     if let Some(st) = stats {
         st.finish();

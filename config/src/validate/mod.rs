@@ -14,6 +14,7 @@ use crate::model::{
     Config, ForwardMode, ForwardRule, Generator, Lcore, LcoreRole, Mempool, MempoolId, PageSize,
     Pipeline, Port, PortDriver, PortId, QueueRef, Sink, XdpMode, driver_max_queues,
 };
+use crate::raw::RawTelemetry;
 use crate::raw::{
     AfXdpPort, Driver, RawConfig, RawForward, RawGenerator, RawLcore, RawMode, RawPort, RawSink,
     RingPort, VirtioPort, VirtioUserPort,
@@ -91,6 +92,7 @@ pub(crate) fn validate(file: &str, raw: RawConfig) -> Result<Config> {
         stats_interval: (stats_ms > 0).then(|| Duration::from_millis(stats_ms)),
         generator,
         sink,
+        prometheus: v.prometheus(raw.telemetry.as_ref())?,
     })
 }
 
@@ -143,6 +145,18 @@ impl Owned {
 }
 
 impl Validator<'_> {
+    fn prometheus(&self, t: Option<&RawTelemetry>) -> Result<Option<std::net::SocketAddr>> {
+        let Some(addr) = t.and_then(|t| t.prometheus.as_deref()) else {
+            return Ok(None);
+        };
+        addr.parse().map(Some).map_err(|_| {
+            self.err(
+                "telemetry.prometheus",
+                format!("'{addr}' is not an IP address and port (e.g. \"127.0.0.1:9464\")"),
+            )
+        })
+    }
+
     fn err(&self, key: impl Display, message: impl Display) -> ConfigError {
         ConfigError::Invalid {
             file: self.file.to_owned(),
