@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::capture::{CaptureRequest, CaptureSettings};
 use crate::fwd::RunOptions;
 
 /// Sluice forwarder: forwards between the ports of a configuration on pinned, busy-polling
@@ -29,6 +30,27 @@ pub struct FwdArgs {
     /// rtc lcores (testpmd's `start tx_first N`): traffic for a loop with no generator.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub tx_first: u32,
+    /// Capture a port's frames into a pcapng file (Wireshark, tshark, tcpdump -r): one queue
+    /// (`/q0`) or all, received (`:rx`), sent (`:tx`) or both (the default). Repeatable.
+    /// The port's queue must be polled by a forwarding lcore.
+    #[arg(long, value_name = "PORT[/qN][:rx|tx|both]=FILE", value_parser = parse_capture)]
+    pub capture: Vec<CaptureRequest>,
+    /// Bytes kept of each captured frame.
+    #[arg(long, value_name = "BYTES", default_value_t = 65535,
+          value_parser = clap::value_parser!(u32).range(1..=262_144))]
+    pub capture_snaplen: u32,
+    /// Each capture stops after this many frames.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub capture_count: Option<u64>,
+    /// MiB of side ring per captured queue and direction: what the writer has not yet
+    /// written when the ring is full is not captured (and counted as such).
+    #[arg(long, value_name = "MIB", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub capture_ring: u32,
+}
+
+fn parse_capture(s: &str) -> Result<CaptureRequest, String> {
+    CaptureRequest::parse(s).map_err(|e| e.to_string())
 }
 
 impl FwdArgs {
@@ -42,5 +64,14 @@ impl FwdArgs {
         opts.start.gen_count = self.count;
         opts.start.tx_first = self.tx_first;
         opts
+    }
+
+    /// How captures are taken, as the flags say.
+    pub fn capture_settings(&self) -> CaptureSettings {
+        CaptureSettings {
+            snaplen: self.capture_snaplen,
+            count: self.capture_count,
+            ring_bytes: (self.capture_ring as usize) << 20,
+        }
     }
 }

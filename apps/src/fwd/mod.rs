@@ -18,6 +18,7 @@ use sluice_config::Config;
 use sluice_dataplane::stats::{Format, Sampler, StatsSources, StatsThread};
 use sluice_pmd::net::NetPort;
 
+use crate::capture::CaptureControl;
 use crate::error::AppError;
 use crate::ports::{open_pools, open_ports};
 pub use layout::StartOptions;
@@ -64,9 +65,21 @@ pub fn run(
     opts: &RunOptions,
     interrupt: Arc<AtomicBool>,
 ) -> Result<FwdSummary, AppError> {
+    run_with(config, opts, interrupt, None)
+}
+
+/// [`run`], with the forwarding lcores' queues open to the captures of `capture`: those it
+/// has already started capture from the first packet on, more can start and stop while the
+/// run goes. The caller ends them with [`CaptureControl::finish`] after this returns.
+pub fn run_with(
+    config: &Config,
+    opts: &RunOptions,
+    interrupt: Arc<AtomicBool>,
+    capture: Option<&CaptureControl>,
+) -> Result<FwdSummary, AppError> {
     let pools = open_pools(config)?;
     let mut ports = open_ports(config, &pools)?;
-    let started = layout::start(config, &mut ports, &pools, &opts.start)?;
+    let started = layout::start_with(config, &mut ports, &pools, &opts.start, capture)?;
     let frame_size = config.generator().map(|g| g.frame_size);
     let what = Run {
         name: config.name(),

@@ -19,8 +19,9 @@ use std::time::Instant;
 use sluice_config::{Config, LcoreRole};
 use sluice_dataplane::{Runtime, RuntimeConfig};
 use sluice_pmd::PktPool;
-use sluice_pmd::net::any::AnyPort;
+use sluice_pmd::net::any::{AnyPort, AnyRxQueue, AnyTxQueue};
 
+use crate::capture::{CaptureControl, Direction, Tap, TapRx, TapTx};
 use crate::error::AppError;
 use crate::traffic::{GenControl, SinkControl};
 use queues::QueueTable;
@@ -66,6 +67,7 @@ struct Launch<'a> {
     opts: &'a StartOptions,
     queues: QueueTable,
     rt: Runtime,
+    capture: Option<&'a CaptureControl>,
 }
 
 /// Starts every lcore of `config` on `ports` (as [`crate::ports::open_ports`] returned them).
@@ -76,6 +78,18 @@ pub fn start(
     ports: &mut [AnyPort],
     pools: &[PktPool],
     opts: &StartOptions,
+) -> Result<Started, AppError> {
+    start_with(config, ports, pools, opts, None)
+}
+
+/// [`start`], with the forwarding lcores' queues open to the captures of `capture` (those
+/// already started capture from the first packet on).
+pub fn start_with(
+    config: &Config,
+    ports: &mut [AnyPort],
+    pools: &[PktPool],
+    opts: &StartOptions,
+    capture: Option<&CaptureControl>,
 ) -> Result<Started, AppError> {
     if opts.pin {
         cores::check(config)?;
@@ -98,6 +112,7 @@ pub fn start(
         opts,
         queues,
         rt: runtime(config, pools, opts),
+        capture,
     };
     // Sink first, forwarder next, generator last: each consumer runs before its producer. A
     // sink on the generator's core shares the generator's lcore, so it starts with it.
@@ -118,6 +133,28 @@ pub fn start(
         mode: if pipeline { "pipeline" } else { "rtc" },
         at,
     })
+}
+
+impl Launch<'_> {
+    /// The tap point of queue `q` in direction `dir`.
+    fn tap(&self, q: sluice_config::QueueRef, dir: Direction) -> Tap {
+        match self.capture {
+            Some(c) => c.attach(&self.config.port(q.port).name, q.queue, dir),
+            None => CaptureControl::off(),
+        }
+    }
+
+    /// Rx queue `q`, open to capture.
+    fn rx_tapped(&mut self, q: sluice_config::QueueRef) -> Result<TapRx<AnyRxQueue>, AppError> {
+        let queue = self.queues.rx(self.config, q)?;
+        Ok(TapRx::new(queue, self.tap(q, Direction::Rx)))
+    }
+
+    /// Tx queue `q`, open to capture.
+    fn tx_tapped(&mut self, q: sluice_config::QueueRef) -> Result<TapTx<AnyTxQueue>, AppError> {
+        let queue = self.queues.tx(self.config, q)?;
+        Ok(TapTx::new(queue, self.tap(q, Direction::Tx)))
+    }
 }
 
 /// A runtime with the configuration's burst, noting when that burst has to be rounded.

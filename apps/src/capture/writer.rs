@@ -1,0 +1,237 @@
+//! The writer thread of a capture: drains the side rings of one file into pcapng blocks.
+//!
+//! The file starts with a Section Header Block and one Interface Description Block per tap
+//! point (written before any lcore captures, so that a file that cannot be written is an
+//! error at the start). Packets become Enhanced Packet Blocks, written through a 1 MiB
+//! buffer; at the end each interface gets an Interface Statistics Block whose `isb_ifdrop`
+//! is the number of frames its lcore could not put in the side ring.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use pcap_file::DataLink;
+use pcap_file::pcapng::PcapNgWriter;
+use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+use pcap_file::pcapng::blocks::interface_description::{
+    InterfaceDescriptionBlock, InterfaceDescriptionOption,
+};
+use pcap_file::pcapng::blocks::interface_statistics::{
+    InterfaceStatisticsBlock, InterfaceStatisticsOption,
+};
+use sluice_dataplane::tsc;
+
+use super::CaptureError;
+use super::tap::HEADER;
+
+/// The file's write buffer.
+const FILE_BUFFER: usize = 1 << 20;
+/// How long the writer sleeps when every ring was empty.
+const IDLE: Duration = Duration::from_millis(1);
+
+/// TSC ticks to wall-clock nanoseconds, from one reading of both at the start.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct WallClock {
+    wall0_ns: u64,
+    tsc0: u64,
+    clock: tsc::Clock,
+}
+
+impl WallClock {
+    pub(super) fn calibrate() -> Self {
+        let clock = tsc::Clock::calibrate();
+        let wall = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        Self {
+            wall0_ns: u64::try_from(wall.as_nanos()).unwrap_or(u64::MAX),
+            tsc0: tsc::now(),
+            clock,
+        }
+    }
+
+    /// Nanoseconds since the Unix epoch at `ticks`.
+    fn ns(&self, ticks: u64) -> u64 {
+        self.wall0_ns
+            .saturating_add(self.clock.ticks_to_ns(ticks.saturating_sub(self.tsc0)))
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.ns(tsc::now())
+    }
+}
+
+/// One tap point's ring, read by the writer.
+pub(super) struct Source {
+    pub(super) ring: rtrb::Consumer<u8>,
+    pub(super) lost: Arc<AtomicU64>,
+}
+
+/// What a writer did, when it ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct WriterReport {
+    /// Frames written.
+    pub(super) written: u64,
+    /// The first write error, if any (nothing more was written after it).
+    pub(super) error: Option<String>,
+}
+
+/// A pcapng file with its interfaces described, ready for packets.
+pub(super) struct Writer {
+    out: PcapNgWriter<BufWriter<File>>,
+    sources: Vec<Source>,
+    clock: WallClock,
+    count: u64,
+    written: Arc<AtomicU64>,
+}
+
+impl Writer {
+    /// Creates `path` and writes its header and one interface per name.
+    pub(super) fn create(
+        path: &Path,
+        names: &[String],
+        snaplen: u32,
+    ) -> Result<PcapNgWriter<BufWriter<File>>, CaptureError> {
+        let file = File::create(path).map_err(|source| CaptureError::Create {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let header = |e: pcap_file::PcapError| CaptureError::Header {
+            path: path.to_path_buf(),
+            why: e.to_string(),
+        };
+        let mut out =
+            PcapNgWriter::new(BufWriter::with_capacity(FILE_BUFFER, file)).map_err(header)?;
+        for name in names {
+            let idb = InterfaceDescriptionBlock {
+                linktype: DataLink::ETHERNET,
+                snaplen,
+                options: vec![
+                    InterfaceDescriptionOption::IfName(Cow::Owned(name.clone())),
+                    InterfaceDescriptionOption::IfDescription(Cow::Owned(format!(
+                        "sluice-fwd tap point {name}"
+                    ))),
+                    // Nanoseconds (10^-9): the EPB timestamps below are in ns.
+                    InterfaceDescriptionOption::IfTsResol(9),
+                ],
+            };
+            out.write_pcapng_block(idb).map_err(header)?;
+        }
+        out.get_mut().flush().map_err(|source| CaptureError::Create {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(out)
+    }
+
+    pub(super) fn new(
+        out: PcapNgWriter<BufWriter<File>>,
+        sources: Vec<Source>,
+        clock: WallClock,
+        count: u64,
+        written: Arc<AtomicU64>,
+    ) -> Self {
+        Self {
+            out,
+            sources,
+            clock,
+            count,
+            written,
+        }
+    }
+
+    /// Drains the rings until every lcore has let go of its ring and it is empty.
+    pub(super) fn run(mut self) -> WriterReport {
+        let biggest = self
+            .sources
+            .iter()
+            .map(|s| s.ring.buffer().capacity())
+            .max()
+            .unwrap_or(0);
+        let mut buf = vec![0u8; biggest];
+        let mut report = WriterReport::default();
+        loop {
+            let (mut moved, mut done) = (false, true);
+            for i in 0..self.sources.len() {
+                let s = &mut self.sources[i];
+                // Abandoned first: once it is, the slots read next are all there will be.
+                let gone = s.ring.is_abandoned();
+                let n = s.ring.slots();
+                if n > 0 && s.ring.pop_entire_slice(&mut buf[..n]).is_ok() {
+                    moved = true;
+                    self.packets(i as u32, &buf[..n], &mut report);
+                }
+                done &= gone && n == 0;
+            }
+            if done {
+                break;
+            }
+            if !moved {
+                std::thread::sleep(IDLE);
+            }
+        }
+        self.finish(&mut report);
+        report
+    }
+
+    /// Writes the records in `bytes` (whole records, as the lcore pushed them).
+    fn packets(&mut self, iface: u32, mut bytes: &[u8], report: &mut WriterReport) {
+        while bytes.len() >= HEADER {
+            let word = |at: usize, len: usize| {
+                let mut b = [0u8; 8];
+                b[..len].copy_from_slice(&bytes[at..at + len]);
+                u64::from_le_bytes(b)
+            };
+            let (ts, orig, cap) = (word(0, 8), word(8, 4), word(12, 4) as usize);
+            let Some(data) = bytes.get(HEADER..HEADER + cap) else {
+                break; // cannot happen: the lcore pushes whole records
+            };
+            bytes = &bytes[HEADER + cap..];
+            if report.error.is_some() || report.written >= self.count {
+                continue;
+            }
+            let epb = EnhancedPacketBlock {
+                interface_id: iface,
+                timestamp: Duration::from_nanos(self.clock.ns(ts)),
+                original_len: orig as u32,
+                data: Cow::Borrowed(data),
+                options: Vec::new(),
+            };
+            match self.out.write_pcapng_block(epb) {
+                Ok(_) => {
+                    report.written += 1;
+                    self.written.store(report.written, Ordering::Relaxed);
+                }
+                Err(e) => report.error = Some(e.to_string()),
+            }
+        }
+    }
+
+    /// Interface statistics and the final flush.
+    fn finish(&mut self, report: &mut WriterReport) {
+        if report.error.is_some() {
+            return;
+        }
+        let now = self.clock.now_ns();
+        for (i, s) in self.sources.iter().enumerate() {
+            let isb = InterfaceStatisticsBlock {
+                interface_id: i as u32,
+                timestamp: now,
+                options: vec![InterfaceStatisticsOption::IsbIfDrop(
+                    s.lost.load(Ordering::Relaxed),
+                )],
+            };
+            if let Err(e) = self.out.write_pcapng_block(isb) {
+                report.error = Some(e.to_string());
+                return;
+            }
+        }
+        if let Err(e) = self.out.get_mut().flush() {
+            report.error = Some(e.to_string());
+        }
+    }
+}
