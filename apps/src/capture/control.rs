@@ -160,7 +160,9 @@ impl CaptureControl {
     /// each direction they use it.
     pub fn new(config: &Config, settings: CaptureSettings) -> Result<Self, CaptureError> {
         if settings.snaplen == 0 {
-            return Err(CaptureError::Setting("the snaplen is at least 1 byte".into()));
+            return Err(CaptureError::Setting(
+                "the snaplen is at least 1 byte".into(),
+            ));
         }
         if settings.ring_bytes < 64 << 10 {
             return Err(CaptureError::Setting(
@@ -217,7 +219,11 @@ impl CaptureControl {
     pub fn start(&self, spec: &PointSpec, path: &Path) -> Result<u32, CaptureError> {
         let mut inner = self.lock();
         let at = matching(&inner.points, spec)?;
-        if let Some(p) = at.iter().map(|&i| &inner.points[i]).find(|p| p.tap.is_some()) {
+        if let Some(p) = at
+            .iter()
+            .map(|&i| &inner.points[i])
+            .find(|p| p.tap.is_some())
+        {
             return Err(CaptureError::Busy {
                 point: p.name.clone(),
                 tap: p.tap.unwrap_or_default(),

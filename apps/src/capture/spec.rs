@@ -140,7 +140,10 @@ mod tests {
         let p = PointSpec::parse("fwd0").unwrap();
         assert_eq!((p.queue, p.rx, p.tx), (None, true, true));
         let p = PointSpec::parse("fwd0/q3:tx").unwrap();
-        assert_eq!((p.port.as_str(), p.queue, p.rx, p.tx), ("fwd0", Some(3), false, true));
+        assert_eq!(
+            (p.port.as_str(), p.queue, p.rx, p.tx),
+            ("fwd0", Some(3), false, true)
+        );
         assert_eq!(p.to_string(), "fwd0/q3:tx");
         assert!(p.covers("fwd0", 3, Direction::Tx));
         assert!(!p.covers("fwd0", 3, Direction::Rx));

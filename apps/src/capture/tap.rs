@@ -223,3 +223,59 @@ impl<T: TxQueue> TxQueue for TapTx<T> {
         self.inner.counters()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sluice_pmd::{IdentityMapper, PktPool, PktPoolConfig};
+
+    use super::*;
+
+    fn pool() -> PktPool {
+        let mut cfg = PktPoolConfig::new("tap-test", 64);
+        cfg.cache_size = 0;
+        cfg.huge_pages = sluice_pmd::mempool::HugePagePolicy::Never;
+        PktPool::new(&cfg, Arc::new(IdentityMapper)).unwrap()
+    }
+
+    #[test]
+    fn what_does_not_fit_is_counted_and_the_count_stops_the_capture() {
+        let pool = pool();
+        let pkts: Vec<PktBuf> = (0..8u8)
+            .map(|i| {
+                let mut p = pool.alloc().unwrap();
+                p.extend_from_slice(&[i; 100]).unwrap();
+                p
+            })
+            .collect();
+        let lost = Arc::new(AtomicU64::new(0));
+        // Room for 3 records of 16 + 60 bytes (snaplen 60), a count of 5.
+        let (tx, mut rx) = rtrb::RingBuffer::new(3 * 76 + 10);
+        let mut a = Active::new(tx, 4096, 60, 5, lost.clone());
+        let k = a.stage(&pkts[..2], 7);
+        assert!(!a.commit(k, 2));
+        assert_eq!(rx.slots(), 2 * 76);
+        // Two more do not fit in the ring now: not captured, counted.
+        let wanted = a.allowed(2);
+        let k = a.stage(&pkts[2..4], 8);
+        assert!(!a.commit(k, wanted));
+        assert_eq!(lost.load(Ordering::Relaxed), 2);
+        let mut rec = [0u8; 76];
+        rx.pop_entire_slice(&mut rec).unwrap();
+        assert_eq!(
+            &rec[..16],
+            &[7, 0, 0, 0, 0, 0, 0, 0, 100, 0, 0, 0, 60, 0, 0, 0]
+        );
+        assert_eq!(&rec[16..], &[0u8; 60]);
+        rx.pop_entire_slice(&mut rec).unwrap();
+        assert_eq!(rec[16], 1);
+        // The count (5) allows 3 more; a tx queue that accepts 2 of them: 2 pushed.
+        assert_eq!(a.allowed(6), 3);
+        let k = a.stage(&pkts[4..7], 9);
+        assert!(!a.commit(k.min(2), 2));
+        assert_eq!(lost.load(Ordering::Relaxed), 2);
+        assert_eq!(rx.slots(), 2 * 76);
+        // The last one reaches the count.
+        let k = a.stage(&pkts[7..], 10);
+        assert!(a.commit(k, a.allowed(1)));
+    }
+}

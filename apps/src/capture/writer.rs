@@ -121,10 +121,12 @@ impl Writer {
             };
             out.write_pcapng_block(idb).map_err(header)?;
         }
-        out.get_mut().flush().map_err(|source| CaptureError::Create {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        out.get_mut()
+            .flush()
+            .map_err(|source| CaptureError::Create {
+                path: path.to_path_buf(),
+                source,
+            })?;
         Ok(out)
     }
 

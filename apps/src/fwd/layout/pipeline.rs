@@ -6,9 +6,9 @@ use sluice_dataplane::PipelineLayout;
 use sluice_pmd::net::any::{AnyRxQueue, AnyTxQueue};
 
 use super::Launch;
-use crate::capture::{TapRx, TapTx};
 use super::cores::{role_name, spec};
 use super::rules::rewrite;
+use crate::capture::{TapRx, TapTx};
 use crate::error::AppError;
 
 impl Launch<'_> {

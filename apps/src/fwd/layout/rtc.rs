@@ -5,10 +5,10 @@ use sluice_dataplane::{RtcLayout, RxPath};
 use sluice_pmd::net::any::{AnyRxQueue, AnyTxQueue};
 
 use super::Launch;
-use crate::capture::TapRx;
 use super::cores::spec;
 use super::rules::{mac_of, rewrite};
 use super::seed::seed;
+use crate::capture::TapRx;
 use crate::error::AppError;
 
 impl Launch<'_> {
