@@ -125,6 +125,10 @@ fn main() {
     }
     if fwd {
         println!("{}", sluice_bench::fwd_bench::fwd_section(args.quick));
+        println!(
+            "{}",
+            sluice_bench::capture_bench::capture_section(args.quick)
+        );
     }
     if virtio {
         let plan = virtio_bench::Plan::new(args.quick, cores.producer, pages.pool_pages());

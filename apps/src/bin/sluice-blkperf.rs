@@ -19,11 +19,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
+use std::time::Duration;
 
 use clap::Parser;
 use sluice_apps::blkperf::{
-    BlkperfArgs, BlkperfError, JobConfig, LcoreResult, RAM_BLOCK, Report, render_json, render_text,
-    run_queue_until,
+    BlkperfArgs, BlkperfError, JobConfig, LcoreResult, Live, Progress, ProgressFormat, RAM_BLOCK,
+    Report, histogram_json, render_histogram, render_json, render_text, run_queue_live,
 };
 use sluice_apps::cli;
 use sluice_mempool::{HugePagePolicy, IdentityMapper, IovaMapper, Mempool, PageSize, PoolConfig};
@@ -37,9 +38,15 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(report) => {
             if cli.json {
+                if cli.latency >= 2 {
+                    println!("{}", histogram_json(&report));
+                }
                 println!("{}", render_json(&report));
             } else {
                 print!("{}", render_text(&report));
+                if cli.latency >= 2 {
+                    print!("{}", render_histogram(&report));
+                }
             }
             if report.failures() > 0 {
                 eprintln!(
@@ -194,6 +201,14 @@ fn run_lcores(
     let lcores = queues.len();
     // The lcores and this thread, which says when they are all ready.
     let barrier = Barrier::new(lcores + 1);
+    let lives: Vec<Arc<Live>> = (0..lcores).map(|_| Arc::default()).collect();
+    let format = if cli.json {
+        Some(ProgressFormat::Json)
+    } else if cli.progress_lines() {
+        Some(ProgressFormat::Text)
+    } else {
+        None
+    };
     let outcomes: Vec<(Result<LcoreResult, BlkperfError>, AnyBlockQueue)> = std::thread::scope(
         |s| {
             let handles: Vec<_> = queues
@@ -201,7 +216,7 @@ fn run_lcores(
             .enumerate()
             .map(|(i, mut q)| {
                 let cpu = cli.cores.0[i];
-                let (barrier, mapper) = (&barrier, mapper.clone());
+                let (barrier, mapper, live) = (&barrier, mapper.clone(), lives[i].clone());
                 s.spawn(move || {
                     // CPUs are at most 1023 (`CoreList`), inside an affinity mask.
                     if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
@@ -214,20 +229,29 @@ fn run_lcores(
                         eprintln!("sluice-blkperf: lcore {i}: no fixed buffers ({e}); going on without");
                     }
                     barrier.wait();
-                    let r = pool.and_then(|pool| run_queue_until(&mut q, i, lcores, cpu, job, &pool, stop));
+                    let r = pool.and_then(|pool| run_queue_live(&mut q, i, lcores, cpu, job, &pool, stop, Some(&live)));
                     (r, q)
                 })
             })
             .collect();
             barrier.wait();
             started();
-            handles
+            let progress = format.and_then(|f| {
+                Progress::spawn(lives.clone(), Duration::from_secs(1), f)
+                    .map_err(|e| eprintln!("sluice-blkperf: no progress lines: {e}"))
+                    .ok()
+            });
+            let outcomes = handles
                 .into_iter()
                 .map(|h| {
                     h.join()
                         .unwrap_or_else(|_| panic!("an lcore thread panicked"))
                 })
-                .collect()
+                .collect();
+            if let Some(p) = progress {
+                p.finish();
+            }
+            outcomes
         },
     );
     let mut results = Vec::new();

@@ -15,9 +15,19 @@ use clap::{Parser, Subcommand};
 use sluice_apps::devbind::Devbind;
 use sluice_pmd::pci::{PciAddr, VFIO_PCI};
 
-/// Show PCI network and storage devices and move them between kernel drivers and vfio-pci.
+/// Examples at the end of `--help`.
+const EXAMPLES: &str = "\
+Examples:
+  sluice-devbind status
+      network and storage devices: driver, IOMMU group, whether VFIO can take them
+  sluice-devbind bind 0000:00:04.0
+      hand the device to vfio-pci for sluice-fwd or sluice-blkperf (as root)
+  sluice-devbind unbind 0000:00:04.0";
+
+/// Sluice device binder: shows PCI network and storage devices and moves them between kernel
+/// drivers and vfio-pci.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, before_help = sluice_apps::cli::SUITE, after_help = EXAMPLES)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

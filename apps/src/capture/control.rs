@@ -28,6 +28,8 @@ pub struct CaptureSettings {
     pub count: Option<u64>,
     /// Bytes of each tap point's side ring.
     pub ring_bytes: usize,
+    /// The CPU the writer threads run on; `None`: wherever the scheduler puts them.
+    pub writer_core: Option<usize>,
 }
 
 impl Default for CaptureSettings {
@@ -36,6 +38,7 @@ impl Default for CaptureSettings {
             snaplen: 65535,
             count: None,
             ring_bytes: 8 << 20,
+            writer_core: None,
         }
     }
 }
@@ -248,9 +251,16 @@ impl CaptureControl {
             lost.push(l);
         }
         let writer = Writer::new(out, sources, self.clock, count, written.clone());
+        let core = self.settings.writer_core;
         let thread = std::thread::Builder::new()
             .name(format!("capture {id}"))
-            .spawn(move || writer.run())
+            .spawn(move || {
+                if let Some(id) = core {
+                    // Best effort: a writer that cannot be pinned still writes.
+                    let _ = core_affinity::set_for_current(core_affinity::CoreId { id });
+                }
+                writer.run()
+            })
             .map_err(CaptureError::Thread)?;
         for (&i, a) in at.iter().zip(actives) {
             let p = &mut inner.points[i];

@@ -8,10 +8,21 @@ use clap::Parser;
 use crate::capture::{CaptureRequest, CaptureSettings};
 use crate::fwd::RunOptions;
 
+/// Examples at the end of `sluice-fwd --help`.
+const FWD_EXAMPLES: &str = "\
+Examples:
+  sluice-fwd --duration 5
+      the built-in loopback configuration: generator -> forwarder -> sink on in-memory ports,
+      no device, no hugepages, no privileges
+  sluice-fwd --count 10000 --capture fwd0/q0:rx=/tmp/fwd0.pcapng && tcpdump -r /tmp/fwd0.pcapng
+      the same, 10000 frames, with what fwd0 received in a pcapng file
+  sluice-fwd --config config/examples/pipeline.toml --lcores '(1-3)@1' --count 100000
+      a three-lcore pipeline on one CPU (for a small machine; slower than one core each)";
+
 /// Sluice forwarder: forwards between the ports of a configuration on pinned, busy-polling
 /// lcores.
 #[derive(Debug, Parser)]
-#[command(name = "sluice-fwd", version)]
+#[command(name = "sluice-fwd", version, before_help = super::SUITE, after_help = FWD_EXAMPLES)]
 pub struct FwdArgs {
     /// Configuration file (TOML); default: the built-in loopback configuration.
     #[arg(long, short)]
@@ -47,6 +58,10 @@ pub struct FwdArgs {
     #[arg(long, value_name = "MIB", default_value_t = 8,
           value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub capture_ring: u32,
+    /// The CPU the capture writer threads run on (default: left to the scheduler). A core
+    /// of their own keeps them off the lcores' cores.
+    #[arg(long, value_name = "CPU", value_parser = super::parse_core)]
+    pub capture_core: Option<usize>,
 }
 
 fn parse_capture(s: &str) -> Result<CaptureRequest, String> {
@@ -72,6 +87,7 @@ impl FwdArgs {
             snaplen: self.capture_snaplen,
             count: self.capture_count,
             ring_bytes: (self.capture_ring as usize) << 20,
+            writer_core: self.capture_core,
         }
     }
 }
