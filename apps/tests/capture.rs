@@ -194,7 +194,17 @@ fn captures_start_and_stop_while_the_forwarder_runs() {
     };
     let (first, second) = (d.join("first.pcapng"), d.join("second.pcapng"));
     std::thread::scope(|s| {
-        let run = s.spawn(|| fwd::run_with(&config, &opts, stop.clone(), Some(&control)));
+        let run = s.spawn(|| {
+            fwd::run_with(
+                &config,
+                &opts,
+                stop.clone(),
+                fwd::Attach {
+                    capture: Some(&control),
+                    cores: None,
+                },
+            )
+        });
         // Through the text interface, as a control socket would.
         let started = control
             .command(&format!("start,fwd0/q0:rx,{}", first.display()))

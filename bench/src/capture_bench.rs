@@ -60,7 +60,16 @@ fn run(v: Variant, secs: f64) -> Result<(FwdSummary, Option<TapReport>), String>
     control
         .start(&spec, Path::new("/dev/null"))
         .map_err(|e| e.to_string())?;
-    let s = fwd::run_with(&config, &opts, stop, Some(&control)).map_err(|e| e.one_line());
+    let s = fwd::run_with(
+        &config,
+        &opts,
+        stop,
+        fwd::Attach {
+            capture: Some(&control),
+            cores: None,
+        },
+    )
+    .map_err(|e| e.one_line());
     let tap = control.finish().pop();
     Ok((s?, tap))
 }

@@ -41,7 +41,14 @@ fn run(args: &FwdArgs) -> Result<ExitCode, AppError> {
             "sluice-fwd: {}: {} ports, lcores on cores {:?}{}\n",
             config.name(),
             config.ports().len(),
-            config.lcores().iter().map(|l| l.core).collect::<Vec<_>>(),
+            config
+                .lcores()
+                .iter()
+                .map(|l| args
+                    .lcores
+                    .as_ref()
+                    .map_or(l.core as usize, |m| m.cpu(l.core)))
+                .collect::<Vec<_>>(),
             match opts.duration {
                 Some(d) => format!(", {:.1} s", d.as_secs_f64()),
                 None => ", until Ctrl-C".to_string(),
@@ -53,7 +60,11 @@ fn run(args: &FwdArgs) -> Result<ExitCode, AppError> {
     for req in &args.capture {
         capture.start(&req.points, &req.path)?;
     }
-    let result = fwd::run_with(&config, &opts, interrupt, Some(&capture));
+    let attach = fwd::Attach {
+        capture: Some(&capture),
+        cores: args.lcores.as_ref(),
+    };
+    let result = fwd::run_with(&config, &opts, interrupt, attach);
     let taps = capture.finish();
     let summary = result?;
     if args.json {

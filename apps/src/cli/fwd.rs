@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::capture::{CaptureRequest, CaptureSettings};
-use crate::fwd::RunOptions;
+use crate::fwd::{CoreMap, RunOptions};
 
 /// Examples at the end of `sluice-fwd --help`.
 const FWD_EXAMPLES: &str = "\
@@ -62,6 +62,11 @@ pub struct FwdArgs {
     /// of their own keeps them off the lcores' cores.
     #[arg(long, value_name = "CPU", value_parser = super::parse_core)]
     pub capture_core: Option<usize>,
+    /// Run the configuration's cores on other CPUs, in DPDK's notation: `(1-3)@1` runs the
+    /// lcores of cores 1, 2 and 3 all on CPU 1 (they then share it by time slices, with a
+    /// warning), `2@0` core 2 on CPU 0. Cores not named keep their CPU.
+    #[arg(long, value_name = "MAP", value_parser = CoreMap::parse)]
+    pub lcores: Option<CoreMap>,
 }
 
 fn parse_capture(s: &str) -> Result<CaptureRequest, String> {

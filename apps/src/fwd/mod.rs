@@ -6,6 +6,7 @@
 //! lcore is stopped and drained. A run with a lossless transmit policy then has
 //! `received == sent` exactly.
 
+pub mod coremap;
 pub mod layout;
 pub mod summary;
 
@@ -18,10 +19,10 @@ use sluice_config::Config;
 use sluice_dataplane::stats::{Format, Sampler, StatsSources, StatsThread};
 use sluice_pmd::net::NetPort;
 
-use crate::capture::CaptureControl;
 use crate::error::AppError;
 use crate::ports::{open_pools, open_ports};
-pub use layout::StartOptions;
+pub use coremap::CoreMap;
+pub use layout::{Attach, StartOptions};
 pub use summary::{FwdSummary, PoolCheck};
 
 /// How a run goes.
@@ -65,21 +66,22 @@ pub fn run(
     opts: &RunOptions,
     interrupt: Arc<AtomicBool>,
 ) -> Result<FwdSummary, AppError> {
-    run_with(config, opts, interrupt, None)
+    run_with(config, opts, interrupt, Attach::default())
 }
 
-/// [`run`], with the forwarding lcores' queues open to the captures of `capture`: those it
-/// has already started capture from the first packet on, more can start and stop while the
-/// run goes. The caller ends them with [`CaptureControl::finish`] after this returns.
+/// [`run`], with what `attach` brings: the forwarding lcores' queues open to its captures
+/// (those already started capture from the first packet on, more can start and stop while
+/// the run goes; end them with [`crate::capture::CaptureControl::finish`] after this
+/// returns), its CPU map (`--lcores`).
 pub fn run_with(
     config: &Config,
     opts: &RunOptions,
     interrupt: Arc<AtomicBool>,
-    capture: Option<&CaptureControl>,
+    attach: Attach<'_>,
 ) -> Result<FwdSummary, AppError> {
     let pools = open_pools(config)?;
     let mut ports = open_ports(config, &pools)?;
-    let started = layout::start_with(config, &mut ports, &pools, &opts.start, capture)?;
+    let started = layout::start_with(config, &mut ports, &pools, &opts.start, attach)?;
     let frame_size = config.generator().map(|g| g.frame_size);
     let what = Run {
         name: config.name(),

@@ -52,15 +52,15 @@ impl Launch<'_> {
                         l.rx.iter()
                             .map(|&q| Ok((self.rx_tapped(q)?, q.port.index() as u16)))
                             .collect::<Result<Vec<_>, AppError>>()?;
-                    layout.rx.push((spec(name, l.core, pin), qs));
+                    layout.rx.push((spec(name, self.cpu(l.core), pin), qs));
                 }
-                LcoreRole::Worker => layout.workers.push(spec(name, l.core, pin)),
+                LcoreRole::Worker => layout.workers.push(spec(name, self.cpu(l.core), pin)),
                 LcoreRole::Tx => {
                     let qs =
                         l.tx.iter()
                             .map(|&q| Ok((self.tx_tapped(q)?, q.port.index() as u16)))
                             .collect::<Result<Vec<_>, AppError>>()?;
-                    layout.tx.push((spec(name, l.core, pin), qs));
+                    layout.tx.push((spec(name, self.cpu(l.core), pin), qs));
                 }
                 LcoreRole::RunToCompletion => {
                     return Err(AppError::Usage(format!(

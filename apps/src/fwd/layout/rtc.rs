@@ -31,7 +31,7 @@ impl Launch<'_> {
                 }
             }
             self.rt.spawn_rtc(RtcLayout {
-                lcore: spec(name, l.core, self.opts.pin),
+                lcore: spec(name, self.cpu(l.core), self.opts.pin),
                 rx,
                 tx,
             })?;
