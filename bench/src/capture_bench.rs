@@ -101,7 +101,25 @@ pub fn capture_section(quick: bool) -> String {
         out.push_str(&format!("load average before the runs: {}\n", l.join(" ")));
     }
     out.push('\n');
-    let mut t = Table::new(["round", "variant", "Mpps", "written", "not captured"]);
+    match lcore_cost::measure(if quick { 5 } else { 15 }, 20_000) {
+        Ok((off, on, hz)) => out.push_str(&format!(
+            "forwarding lcore step (rx burst fwd0 + tx burst fwd1, 32 x 64 B, one thread, median of \
+             alternating blocks): capture off {off:.0} cycles/burst ({:.1} ns/frame), capture on \
+             {on:.0} cycles/burst ({:.1} ns/frame): +{:.0}% on the lcore\n\n",
+            off / hz * 1e9 / 32.0,
+            on / hz * 1e9 / 32.0,
+            100.0 * (on / off - 1.0)
+        )),
+        Err(e) => out.push_str(&format!("lcore step cost: failed: {e}\n\n")),
+    }
+    let mut t = Table::new([
+        "round",
+        "variant",
+        "Mpps",
+        "written",
+        "not captured",
+        "writer CPU ns/frame",
+    ]);
     let mut rates = vec![Vec::new(); variants.len()];
     for r in 0..rounds {
         for (i, &v) in variants.iter().enumerate() {
@@ -110,11 +128,14 @@ pub fn capture_section(quick: bool) -> String {
                 Err(e) => return format!("{out}capture bench failed: {e}\n"),
             };
             rates[i].push(s.rate_mpps);
-            let (w, n) = tap.map_or(("-".into(), "-".into()), |t| {
+            let (w, n, cpu) = tap.map_or(("-".into(), "-".into(), "-".into()), |t| {
                 let all = (t.written + t.not_captured).max(1) as f64;
                 (
                     t.written.to_string(),
                     format!("{:.1}%", 100.0 * t.not_captured as f64 / all),
+                    t.writer_cpu_s.map_or("n/a".into(), |c| {
+                        format!("{:.1}", c * 1e9 / t.written.max(1) as f64)
+                    }),
                 )
             });
             t.row([
@@ -123,6 +144,7 @@ pub fn capture_section(quick: bool) -> String {
                 format!("{:.2}", s.rate_mpps),
                 w,
                 n,
+                cpu,
             ]);
         }
     }
@@ -142,4 +164,121 @@ pub fn capture_section(quick: bool) -> String {
         ));
     }
     out
+}
+
+/// Cycles per burst of the forwarding lcore's step (rx burst from `fwd0`, tx burst to
+/// `fwd1`), capture off and on, measured on one thread: the frames go round (sink → gen
+/// untimed), each burst is timed with the TSC, and the medians of alternating blocks are
+/// compared, so that time slices lost to other jobs fall out as outliers. The writer thread
+/// drains the side ring to /dev/null meanwhile.
+pub mod lcore_cost {
+    use std::path::Path;
+
+    use sluice_apps::capture::{CaptureControl, CaptureSettings, Direction, PointSpec, TapRx};
+    use sluice_apps::config::{Config, LOOPBACK_EXAMPLE};
+    use sluice_apps::ports::{open_pools, open_ports};
+    use sluice_apps::traffic::frame;
+    use sluice_dataplane::tsc;
+    use sluice_mempool::Batch;
+    use sluice_pmd::PktBuf;
+    use sluice_pmd::net::NetPort;
+    use sluice_pmd::net::{RxQueue, TxQueue};
+
+    /// Frames going round.
+    const FRAMES: usize = 1024;
+    const BURST: usize = 32;
+
+    /// Median cycles per burst of 32 with capture off and on, and the TSC rate.
+    pub fn measure(blocks: usize, bursts_per_block: usize) -> Result<(f64, f64, f64), String> {
+        let e = |e: sluice_apps::AppError| e.one_line();
+        let config =
+            Config::from_str_named(LOOPBACK_EXAMPLE, "loopback.toml").map_err(|e| e.to_string())?;
+        let pools = open_pools(&config).map_err(e)?;
+        let mut ports = open_ports(&config, &pools).map_err(e)?;
+        let mut qs: Vec<_> = ports
+            .iter_mut()
+            .map(|p| p.take_queues().ok_or("queues taken"))
+            .collect::<Result<_, _>>()?;
+        // gen0, fwd0, fwd1, sink0
+        let mut gen_tx = qs[0].tx.remove(0);
+        let fwd_rx = qs[1].rx.remove(0);
+        let mut fwd_tx = qs[2].tx.remove(0);
+        let mut sink_rx = qs[3].rx.remove(0);
+        let control =
+            CaptureControl::new(&config, CaptureSettings::default()).map_err(|e| e.to_string())?;
+        let tap = control.attach("fwd0", 0, Direction::Rx);
+        let mut rx = TapRx::new(fwd_rx, tap);
+        let tpl = frame::template(64, [2; 6], [4; 6]);
+        let mut b: Batch<PktBuf, BURST> = Batch::new();
+        for i in 0..FRAMES {
+            let mut p = pools[0].alloc().ok_or("pool empty")?;
+            p.extend_from_slice(&tpl).ok_or("frame too big")?;
+            let _ = b.push(p);
+            if b.is_full() || i + 1 == FRAMES {
+                gen_tx.tx_burst(&mut b);
+            }
+        }
+        let spec = PointSpec::parse("fwd0/q0:rx").map_err(|e| e.to_string())?;
+        let (mut off, mut on) = (Vec::new(), Vec::new());
+        let mut times = Vec::with_capacity(bursts_per_block);
+        for block in 0..blocks * 2 {
+            let capturing = block % 2 == 1;
+            let id = if capturing {
+                Some(
+                    control
+                        .start(&spec, Path::new("/dev/null"))
+                        .map_err(|e| e.to_string())?,
+                )
+            } else {
+                None
+            };
+            times.clear();
+            while times.len() < bursts_per_block {
+                let t0 = tsc::now();
+                let n = rx.rx_burst(&mut b);
+                fwd_tx.tx_burst(&mut b);
+                let t1 = tsc::now();
+                if n == BURST && b.is_empty() {
+                    times.push(t1 - t0);
+                }
+                let mut back: Batch<PktBuf, BURST> = Batch::new();
+                sink_rx.rx_burst(&mut back);
+                gen_tx.tx_burst(&mut back);
+                drop(back);
+                // A refused remainder goes round again next time.
+                fwd_tx.tx_burst(&mut b);
+            }
+            times.sort_unstable();
+            let median = times[times.len() / 2] as f64;
+            if capturing {
+                on.push(median)
+            } else {
+                off.push(median)
+            }
+            if let Some(id) = id {
+                // The lcore (this thread) takes the stop at its next poll: keep polling.
+                std::thread::scope(|s| {
+                    let h = s.spawn(|| control.stop(id));
+                    while !h.is_finished() {
+                        rx.rx_burst(&mut b);
+                        fwd_tx.tx_burst(&mut b);
+                        let mut back: Batch<PktBuf, BURST> = Batch::new();
+                        sink_rx.rx_burst(&mut back);
+                        gen_tx.tx_burst(&mut back);
+                    }
+                    h.join()
+                        .map_err(|_| "stop panicked".to_string())?
+                        .map_err(|e| e.to_string())
+                })?;
+            }
+        }
+        control.finish();
+        off.sort_by(f64::total_cmp);
+        on.sort_by(f64::total_cmp);
+        Ok((
+            off[off.len() / 2],
+            on[on.len() / 2],
+            tsc::Clock::calibrate().hz(),
+        ))
+    }
 }

@@ -54,7 +54,7 @@ pub enum TapState {
 }
 
 /// One capture, as [`CaptureControl::list`] and the summary show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TapReport {
     /// Its id (for `stop`).
     pub id: u32,
@@ -70,6 +70,8 @@ pub struct TapReport {
     pub not_captured: u64,
     /// The write error that ended the file early, if any.
     pub error: Option<String>,
+    /// CPU seconds the writer thread used, once done (where the OS says).
+    pub writer_cpu_s: Option<f64>,
 }
 
 /// One queue in one direction that a forwarding lcore polls.
@@ -115,6 +117,11 @@ impl TapEntry {
             },
             not_captured,
             error: self.report.as_ref().and_then(|r| r.error.clone()),
+            writer_cpu_s: self
+                .report
+                .as_ref()
+                .and_then(|r| r.cpu)
+                .map(|d| d.as_secs_f64()),
         }
     }
 
@@ -132,6 +139,7 @@ impl TapEntry {
             self.report = Some(t.join().unwrap_or_else(|_| WriterReport {
                 written: self.written.load(Ordering::Relaxed),
                 error: Some("the writer thread panicked".into()),
+                cpu: None,
             }));
         }
     }
@@ -324,8 +332,9 @@ impl CaptureControl {
     }
 
     /// The lcore side of tap point `port`/`queue`/`dir`, with the capture asked for before
-    /// the lcores started, if any.
-    pub(crate) fn attach(&self, port: &str, queue: u16, dir: Direction) -> Tap {
+    /// the lcores started, if any: wrap the queue in [`super::TapRx`] or [`super::TapTx`]
+    /// with it. (The forwarder does this for every queue its lcores poll.)
+    pub fn attach(&self, port: &str, queue: u16, dir: Direction) -> Tap {
         let (tx, rx) = rtrb::RingBuffer::new(CMD_SLOTS);
         let mut inner = self.lock();
         let point = inner
