@@ -5,8 +5,9 @@
 //! The capture file is `/dev/null`: the figure is the cost of copying every frame into the
 //! side ring on the lcore and of the writer thread turning them into pcapng blocks, not of a
 //! disk (at 20 Mpps of 64 B frames a file grows by 2 GB/s). The writer runs where the
-//! scheduler puts it, pinned to core 0 (beside the generator and sink), and, where the
-//! machine has a third CPU, pinned to core 2 (a core of its own).
+//! scheduler puts it, pinned to core 0 (beside the generator and sink), pinned to core 1
+//! (beside the forwarding lcore) and, where the machine has a third CPU, pinned to core 2
+//! (a core of its own).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -32,6 +33,7 @@ impl Variant {
             Variant::Off => "capture off".into(),
             Variant::Capture(None) => "capture on, writer unpinned".into(),
             Variant::Capture(Some(0)) => "capture on, writer on core 0 (gen+sink)".into(),
+            Variant::Capture(Some(1)) => "capture on, writer on core 1 (fwd lcore)".into(),
             Variant::Capture(Some(c)) => format!("capture on, writer on core {c} (own)"),
         }
     }
@@ -87,6 +89,7 @@ pub fn capture_section(quick: bool) -> String {
         Variant::Off,
         Variant::Capture(None),
         Variant::Capture(Some(0)),
+        Variant::Capture(Some(1)),
     ];
     if cpus > 2 {
         variants.push(Variant::Capture(Some(2)));

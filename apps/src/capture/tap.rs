@@ -70,10 +70,11 @@ impl Active {
             if self.stage.len() + HEADER + cap > self.stage.capacity() {
                 break;
             }
-            self.stage.extend_from_slice(&ts);
-            self.stage
-                .extend_from_slice(&(data.len() as u32).to_le_bytes());
-            self.stage.extend_from_slice(&(cap as u32).to_le_bytes());
+            let mut head = [0u8; HEADER];
+            head[..8].copy_from_slice(&ts);
+            head[8..12].copy_from_slice(&(data.len() as u32).to_le_bytes());
+            head[12..].copy_from_slice(&(cap as u32).to_le_bytes());
+            self.stage.extend_from_slice(&head);
             self.stage.extend_from_slice(&data[..cap]);
             self.ends.push(self.stage.len());
         }
