@@ -115,6 +115,18 @@ pub fn capture_section(quick: bool) -> String {
         )),
         Err(e) => out.push_str(&format!("lcore step cost: failed: {e}\n\n")),
     }
+    // The writer alone, its ring full: the best of 5 (time slices lost to other jobs only add).
+    let frames = 500_000;
+    let best = (0..5)
+        .filter_map(|_| sluice_apps::capture::writer_cost(frames, 60).ok())
+        .min();
+    if let Some(d) = best {
+        out.push_str(&format!(
+            "writer alone ({frames} records of 60 B already in its ring, to /dev/null, best of 5): \
+             {:.1} ns/frame\n\n",
+            d.as_nanos() as f64 / frames as f64
+        ));
+    }
     let mut t = Table::new([
         "round",
         "variant",

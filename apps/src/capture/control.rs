@@ -429,3 +429,29 @@ fn matching(points: &[Point], spec: &PointSpec) -> Result<Vec<usize>, CaptureErr
         },
     })
 }
+
+/// Times the writer alone on `frames` records of `len` bytes already in its ring, written
+/// to `/dev/null`: its cost per frame without waiting for an lcore (for the bench).
+pub fn writer_cost(frames: usize, len: usize) -> Result<Duration, CaptureError> {
+    let clock = WallClock::calibrate();
+    let out = Writer::create(Path::new("/dev/null"), &["bench:rx".into()], 65535)?;
+    let rec = super::tap::HEADER + len;
+    let (mut tx, rx) = rtrb::RingBuffer::new(frames * rec);
+    let mut one = vec![0u8; rec];
+    one[8..12].copy_from_slice(&(len as u32).to_le_bytes());
+    one[12..16].copy_from_slice(&(len as u32).to_le_bytes());
+    for _ in 0..frames {
+        let _ = tx.push_entire_slice(&one);
+    }
+    drop(tx);
+    let lost = Arc::new(AtomicU64::new(0));
+    let source = Source { ring: rx, lost };
+    let w = Writer::new(out, vec![source], clock, u64::MAX, Arc::default());
+    let t0 = Instant::now();
+    let r = w.run();
+    let spent = t0.elapsed();
+    match r.error {
+        Some(e) => Err(CaptureError::Setting(format!("writing to /dev/null: {e}"))),
+        None => Ok(spent),
+    }
+}

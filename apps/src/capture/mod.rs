@@ -32,7 +32,7 @@ mod spec;
 mod tap;
 mod writer;
 
-pub use control::{CaptureControl, CaptureSettings, TapReport, TapState};
+pub use control::{CaptureControl, CaptureSettings, TapReport, TapState, writer_cost};
 pub use error::CaptureError;
 pub use spec::{CaptureRequest, Direction, PointSpec};
 pub use tap::{Tap, TapRx, TapTx};
