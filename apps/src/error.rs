@@ -62,6 +62,9 @@ pub enum AppError {
         #[source]
         source: std::io::Error,
     },
+    /// A capture could not be set up (a bad tap point, a file that cannot be created).
+    #[error(transparent)]
+    Capture(#[from] crate::capture::CaptureError),
 }
 
 impl AppError {

@@ -8,6 +8,7 @@
 //! sink app, [`traffic`] is the generator and sink code both binaries use.
 #![forbid(unsafe_code)]
 
+pub mod capture;
 pub mod cli;
 pub mod error;
 pub mod fwd;

@@ -10,6 +10,7 @@
 //! methodology and the figures.
 #![forbid(unsafe_code)]
 
+pub mod capture_bench;
 pub mod dpdk;
 pub mod fwd_bench;
 pub mod latency;

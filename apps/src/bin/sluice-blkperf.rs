@@ -19,12 +19,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
+use std::time::Duration;
 
 use clap::Parser;
 use sluice_apps::AppError;
 use sluice_apps::blkperf::{
-    BlkperfArgs, BlkperfError, JobConfig, LcoreResult, RAM_BLOCK, Report, render_json, render_text,
-    run_queue_live,
+    BlkperfArgs, BlkperfError, JobConfig, LcoreResult, Progress, ProgressFormat, RAM_BLOCK, Report,
+    histogram_json, render_histogram, render_json, render_text, run_queue_live,
 };
 use sluice_apps::cli;
 use sluice_apps::telemetry::{BlockQueueCounters, Endpoints, Running, Sources};
@@ -39,9 +40,15 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(report) => {
             if cli.json {
+                if cli.latency >= 2 {
+                    println!("{}", histogram_json(&report));
+                }
                 println!("{}", render_json(&report));
             } else {
                 print!("{}", render_text(&report));
+                if cli.latency >= 2 {
+                    print!("{}", render_histogram(&report));
+                }
             }
             if report.failures() > 0 {
                 eprintln!(
@@ -225,6 +232,13 @@ fn run_lcores(
     let lcores = queues.len();
     // The lcores and this thread, which says when they are all ready.
     let barrier = Barrier::new(lcores + 1);
+    let format = if cli.json {
+        Some(ProgressFormat::Json)
+    } else if cli.progress_lines() {
+        Some(ProgressFormat::Text)
+    } else {
+        None
+    };
     let outcomes: Vec<(Result<LcoreResult, BlkperfError>, AnyBlockQueue)> = std::thread::scope(
         |s| {
             let handles: Vec<_> = queues
@@ -252,13 +266,22 @@ fn run_lcores(
             .collect();
             barrier.wait();
             started();
-            handles
+            let progress = format.and_then(|f| {
+                Progress::spawn(live.to_vec(), Duration::from_secs(1), f)
+                    .map_err(|e| eprintln!("sluice-blkperf: no progress lines: {e}"))
+                    .ok()
+            });
+            let outcomes = handles
                 .into_iter()
                 .map(|h| {
                     h.join()
                         .unwrap_or_else(|_| panic!("an lcore thread panicked"))
                 })
-                .collect()
+                .collect();
+            if let Some(p) = progress {
+                p.finish();
+            }
+            outcomes
         },
     );
     let mut results = Vec::new();

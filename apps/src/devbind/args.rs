@@ -11,9 +11,25 @@ use sluice_pmd::pci::{PciAddr, VFIO_PCI};
 /// (`MODULE_NAME_LEN` - 1 = 64 - 8 - 1), well over any PCI driver's.
 pub const MAX_DRIVER_NAME: usize = 55;
 
-/// Show PCI network and storage devices and move them between kernel drivers and vfio-pci.
+/// Examples at the end of `--help`.
+const EXAMPLES: &str = "\
+Examples:
+  sluice-devbind status
+      network and storage devices: driver, IOMMU group, whether VFIO can take them
+  sluice-devbind bind 0000:00:04.0
+      hand the device to vfio-pci for sluice-fwd or sluice-blkperf (as root)
+  sluice-devbind unbind 0000:00:04.0";
+
+/// Sluice device binder: shows PCI network and storage devices and moves them between kernel
+/// drivers and vfio-pci.
 #[derive(Parser, Debug)]
-#[command(name = "sluice-devbind", version, about)]
+#[command(
+    name = "sluice-devbind",
+    version,
+    about,
+    before_help = crate::cli::SUITE,
+    after_help = EXAMPLES
+)]
 pub struct DevbindArgs {
     /// What to do.
     #[command(subcommand)]

@@ -6,6 +6,7 @@
 //! lcore is stopped and drained. A run with a lossless transmit policy then has
 //! `received == sent` exactly.
 
+pub mod coremap;
 pub mod layout;
 pub mod summary;
 
@@ -21,7 +22,8 @@ use sluice_pmd::net::NetPort;
 use crate::error::AppError;
 use crate::ports::{open_pools, open_ports};
 use crate::telemetry::{Endpoints, Sources, TelemetryOptions};
-pub use layout::StartOptions;
+pub use coremap::CoreMap;
+pub use layout::{Attach, StartOptions};
 pub use summary::{FwdSummary, PoolCheck};
 
 /// How a run goes.
@@ -68,6 +70,19 @@ pub fn run(
     opts: &RunOptions,
     interrupt: Arc<AtomicBool>,
 ) -> Result<FwdSummary, AppError> {
+    run_with(config, opts, interrupt, Attach::default())
+}
+
+/// [`run`], with what `attach` brings: the forwarding lcores' queues open to its captures
+/// (those already started capture from the first packet on, more can start and stop while
+/// the run goes; end them with [`crate::capture::CaptureControl::finish`] after this
+/// returns), its CPU map (`--lcores`).
+pub fn run_with(
+    config: &Config,
+    opts: &RunOptions,
+    interrupt: Arc<AtomicBool>,
+    attach: Attach<'_>,
+) -> Result<FwdSummary, AppError> {
     // Bound first: an endpoint that cannot be had stops the run before any packet moves.
     let endpoints = Endpoints::bind(&opts.telemetry.with_config(config.prometheus()))?;
     if let Some(d) = endpoints.describe().filter(|_| opts.print_stats) {
@@ -75,7 +90,7 @@ pub fn run(
     }
     let pools = open_pools(config)?;
     let mut ports = open_ports(config, &pools)?;
-    let started = layout::start(config, &mut ports, &pools, &opts.start)?;
+    let started = layout::start_with(config, &mut ports, &pools, &opts.start, attach)?;
     let frame_size = config.generator().map(|g| g.frame_size);
     let what = Run {
         name: config.name(),

@@ -25,6 +25,10 @@ pub struct BlockQueueCounters {
     bytes: AtomicU64,
     errors: AtomicU64,
     in_flight: AtomicU64,
+    /// Sum of the completion latencies, for averages over an interval.
+    lat_sum_ns: AtomicU64,
+    /// Largest completion latency since the last [`BlockQueueCounters::take_max_ns`].
+    lat_max_ns: AtomicU64,
     /// Completion latency.
     pub latency: LatencyBuckets,
 }
@@ -41,6 +45,10 @@ impl BlockQueueCounters {
         // The latency first, and the count released after it: a reader that sees `ios`
         // completions sees at least as many latencies.
         self.latency.record(ns);
+        bump(&self.lat_sum_ns, ns);
+        if ns > self.lat_max_ns.load(Ordering::Relaxed) {
+            self.lat_max_ns.store(ns, Ordering::Relaxed);
+        }
         bump(&self.bytes, bytes);
         if !ok {
             bump(&self.errors, 1);
@@ -63,6 +71,18 @@ impl BlockQueueCounters {
         let ios = self.ios.load(Ordering::Acquire);
         let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
         (ios, l(&self.bytes), l(&self.errors), l(&self.in_flight))
+    }
+
+    /// The sum of all completion latencies so far, in nanoseconds.
+    pub fn latency_sum_ns(&self) -> u64 {
+        self.lat_sum_ns.load(Ordering::Relaxed)
+    }
+
+    /// The largest completion latency since the last call, reset to 0 (for one reader, the
+    /// progress sampler: a completion racing the reset may be missed from one interval's
+    /// maximum, never from the counts).
+    pub fn take_max_ns(&self) -> u64 {
+        self.lat_max_ns.swap(0, Ordering::Relaxed)
     }
 }
 

@@ -8,6 +8,7 @@ use sluice_pmd::net::any::{AnyRxQueue, AnyTxQueue};
 use super::Launch;
 use super::cores::{role_name, spec};
 use super::rules::rewrite;
+use crate::capture::{TapRx, TapTx};
 use crate::error::AppError;
 
 impl Launch<'_> {
@@ -40,7 +41,7 @@ impl Launch<'_> {
     /// Adds each lcore to its stage of `layout`, with the queues it owns.
     fn stages(
         &mut self,
-        layout: &mut PipelineLayout<AnyRxQueue, AnyTxQueue>,
+        layout: &mut PipelineLayout<TapRx<AnyRxQueue>, TapTx<AnyTxQueue>>,
     ) -> Result<(), AppError> {
         let (config, pin) = (self.config, self.opts.pin);
         for l in config.lcores() {
@@ -49,17 +50,17 @@ impl Launch<'_> {
                 LcoreRole::Rx => {
                     let qs =
                         l.rx.iter()
-                            .map(|&q| Ok((self.queues.rx(config, q)?, q.port.index() as u16)))
+                            .map(|&q| Ok((self.rx_tapped(q)?, q.port.index() as u16)))
                             .collect::<Result<Vec<_>, AppError>>()?;
-                    layout.rx.push((spec(name, l.core, pin), qs));
+                    layout.rx.push((spec(name, self.cpu(l.core), pin), qs));
                 }
-                LcoreRole::Worker => layout.workers.push(spec(name, l.core, pin)),
+                LcoreRole::Worker => layout.workers.push(spec(name, self.cpu(l.core), pin)),
                 LcoreRole::Tx => {
                     let qs =
                         l.tx.iter()
-                            .map(|&q| Ok((self.queues.tx(config, q)?, q.port.index() as u16)))
+                            .map(|&q| Ok((self.tx_tapped(q)?, q.port.index() as u16)))
                             .collect::<Result<Vec<_>, AppError>>()?;
-                    layout.tx.push((spec(name, l.core, pin), qs));
+                    layout.tx.push((spec(name, self.cpu(l.core), pin), qs));
                 }
                 LcoreRole::RunToCompletion => {
                     return Err(AppError::Usage(format!(
