@@ -27,6 +27,7 @@ mod device;
 mod error;
 mod group;
 mod info;
+mod removal;
 #[allow(unsafe_code)]
 pub(crate) mod sys;
 

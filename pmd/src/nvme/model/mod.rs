@@ -123,6 +123,8 @@ struct State {
     dbbuf: Option<(u64, u64)>,
     disk: Vec<u8>,
     faults: Faults,
+    /// Removed from under the driver ([`SoftNvme::remove`]).
+    removed: Option<Removed>,
     auto: bool,
     stats: ModelStats,
 }
@@ -150,6 +152,7 @@ impl SoftNvme {
                 dbbuf: None,
                 disk,
                 faults: Faults::default(),
+                removed: None,
                 auto: true,
                 stats: ModelStats::default(),
                 cfg,
@@ -185,6 +188,14 @@ impl SoftNvme {
     /// Counters.
     pub fn stats(&self) -> ModelStats {
         self.lock().stats
+    }
+
+    /// Removes the controller from under the driver: from now on every register reads all
+    /// ones (as a PCIe read of a removed device does; CSTS = 0xffffffff), writes reach
+    /// nothing and no command is processed. [`Removed::Released`] also plays VFIO's release
+    /// after the kernel asked for the device back: [`Registers::removed`] turns true.
+    pub fn remove(&self, how: Removed) {
+        self.lock().removed = Some(how);
     }
 
     /// Sets CSTS.CFS now.
@@ -236,7 +247,20 @@ fn dwords_only<T>(offset: usize, width: usize) -> Result<T, MmioError> {
     })
 }
 
+/// How a model controller was removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Removed {
+    /// Gone without notice: only all-ones reads (and commands that never complete) tell.
+    Surprise,
+    /// Gone after the kernel asked for it back and VFIO released it.
+    Released,
+}
+
 impl Registers for SoftNvme {
+    fn removed(&self) -> bool {
+        self.lock().removed == Some(Removed::Released)
+    }
+
     fn read8(&self, offset: usize) -> Result<u8, MmioError> {
         dwords_only(offset, 1)
     }
@@ -255,6 +279,9 @@ impl Registers for SoftNvme {
 
     fn read32(&self, offset: usize) -> Result<u32, MmioError> {
         let s = self.lock();
+        if s.removed.is_some() {
+            return Ok(u32::MAX);
+        }
         let cap = s.cap();
         Ok(match offset {
             regs::CAP => cap as u32,
@@ -273,6 +300,9 @@ impl Registers for SoftNvme {
 
     fn write32(&self, offset: usize, value: u32) -> Result<(), MmioError> {
         let mut s = self.lock();
+        if s.removed.is_some() {
+            return Ok(());
+        }
         match offset {
             regs::CC => s.write_cc(value),
             regs::AQA => s.aqa = value,
@@ -412,6 +442,9 @@ impl State {
     }
 
     fn process(&mut self) {
+        if self.removed.is_some() {
+            return;
+        }
         if self.csts & regs::CSTS_RDY == 0 || self.csts & regs::CSTS_CFS != 0 {
             return;
         }

@@ -6,10 +6,12 @@
 //!   model on its own thread, randomized sequences.
 //! - `faults`: unknown and duplicated CIDs, error statuses, lost commands, buffers of queues
 //!   dropped while live.
+//! - `removal`: a controller removed from under its queues (all-ones reads, VFIO release).
 
 mod bringup;
 mod faults;
 mod io;
+mod removal;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

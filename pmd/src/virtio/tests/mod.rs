@@ -39,6 +39,7 @@ macro_rules! on_all_rings {
 mod bringup;
 mod datapath;
 mod faults;
+mod removal;
 mod vhost_user;
 
 use std::sync::Arc;
