@@ -110,19 +110,35 @@ fn run(cli: &BlkperfArgs) -> Result<Report, BlkperfError> {
         let mapper: Arc<dyn IovaMapper> = dev.container().clone();
         let job = cli.job(queues[0].info().block_size)?;
         let started = || announce(cli, &describe, &target);
-        let (results, queues) = run_lcores(cli, queues, &job, mapper, &stop, &started);
+        let (results, queues, pools) = run_lcores(cli, queues, &job, mapper, &stop, &started);
         // Interrupted or not, the lcores drained their queues: delete them and shut the
-        // controller down (NVMe 1.4 §7.6.2) before reporting.
-        for q in queues {
-            if let AnyBlockQueue::Nvme(q) = q {
-                dev.ctrl.delete_io_qpair(q)?;
+        // controller down (NVMe 1.4 §7.6.2) before reporting. A controller removed during
+        // the run (hot-unplug) fails its lcores; that error, naming the device, is the one
+        // reported, after the teardown (which then touches nothing: every buffer comes home).
+        let teardown = (|| {
+            for q in queues {
+                if let AnyBlockQueue::Nvme(q) = q {
+                    dev.ctrl.delete_io_qpair(q)?;
+                }
             }
-        }
-        dev.shutdown()?;
+            dev.shutdown()
+        })();
+        // Only now: buffers a removed controller still had go back to their pools with the
+        // queues' teardown above.
+        drop(pools);
+        let results = results.map_err(|e| match e {
+            BlkperfError::Pmd(error) => BlkperfError::OnTarget {
+                target: target.clone(),
+                error,
+            },
+            e => e,
+        });
+        let results = results?;
+        teardown?;
         return Ok(Report {
             target,
             job: describe,
-            lcores: results?,
+            lcores: results,
             interrupted: stop.load(Ordering::Acquire),
         });
     }
@@ -157,7 +173,7 @@ fn run(cli: &BlkperfArgs) -> Result<Report, BlkperfError> {
     };
     let job = cli.job(queues[0].info().block_size)?;
     let started = || announce(cli, &describe, &target);
-    let (results, _) = run_lcores(cli, queues, &job, Arc::new(IdentityMapper), &stop, &started);
+    let (results, _, _) = run_lcores(cli, queues, &job, Arc::new(IdentityMapper), &stop, &started);
     Ok(Report {
         target,
         job: describe,
@@ -179,7 +195,13 @@ fn announce(cli: &BlkperfArgs, describe: &str, target: &str) {
     }
 }
 
-type LcoreOutcome = (Result<Vec<LcoreResult>, BlkperfError>, Vec<AnyBlockQueue>);
+/// The lcores' results, their queues and their buffer pools (kept until the queues are
+/// torn down: a queue whose device went away may still hold buffers).
+type LcoreOutcome = (
+    Result<Vec<LcoreResult>, BlkperfError>,
+    Vec<AnyBlockQueue>,
+    Vec<Mempool>,
+);
 
 /// One pinned thread per core, each with its queue and its pool; all start together, and
 /// `started` runs once they have. Each stops at the job's end or once `stop` is set.
@@ -194,9 +216,13 @@ fn run_lcores(
     let lcores = queues.len();
     // The lcores and this thread, which says when they are all ready.
     let barrier = Barrier::new(lcores + 1);
-    let outcomes: Vec<(Result<LcoreResult, BlkperfError>, AnyBlockQueue)> = std::thread::scope(
-        |s| {
-            let handles: Vec<_> = queues
+    type Outcome = (
+        Result<LcoreResult, BlkperfError>,
+        AnyBlockQueue,
+        Option<Mempool>,
+    );
+    let outcomes: Vec<Outcome> = std::thread::scope(|s| {
+        let handles: Vec<_> = queues
             .into_iter()
             .enumerate()
             .map(|(i, mut q)| {
@@ -214,27 +240,30 @@ fn run_lcores(
                         eprintln!("sluice-blkperf: lcore {i}: no fixed buffers ({e}); going on without");
                     }
                     barrier.wait();
-                    let r = pool.and_then(|pool| run_queue_until(&mut q, i, lcores, cpu, job, &pool, stop));
-                    (r, q)
+                    match pool {
+                        Ok(pool) => (run_queue_until(&mut q, i, lcores, cpu, job, &pool, stop), q, Some(pool)),
+                        Err(e) => (Err(e), q, None),
+                    }
                 })
             })
             .collect();
-            barrier.wait();
-            started();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| panic!("an lcore thread panicked"))
-                })
-                .collect()
-        },
-    );
+        barrier.wait();
+        started();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| panic!("an lcore thread panicked"))
+            })
+            .collect()
+    });
     let mut results = Vec::new();
     let mut qs = Vec::new();
+    let mut pools = Vec::new();
     let mut err = None;
-    for (r, q) in outcomes {
+    for (r, q, pool) in outcomes {
         qs.push(q);
+        pools.extend(pool);
         match r {
             Ok(r) => results.push(r),
             Err(e) => {
@@ -242,7 +271,7 @@ fn run_lcores(
             }
         }
     }
-    (err.map_or(Ok(results), Err), qs)
+    (err.map_or(Ok(results), Err), qs, pools)
 }
 
 fn make_pool(
