@@ -49,7 +49,7 @@ pub struct Device {
     num_irqs: u32,
     regions: Vec<RegionInfo>,
     /// Its mapped BARs, replaced by all-ones memory if the kernel asks for the device back.
-    bars: Arc<sys::BarSet>,
+    bars: Arc<super::sys_req::BarSet>,
     /// Declared before `file`: the watcher thread ends before the descriptor closes.
     watch: Option<super::removal::Watch>,
     // Declared before `container`: the device descriptor closes before the container (and
@@ -221,7 +221,7 @@ impl Device {
         if self.watch.is_some() {
             return Ok(true);
         }
-        if self.num_irqs <= sys::REQ_IRQ_INDEX {
+        if self.num_irqs <= super::sys_req::REQ_IRQ_INDEX {
             return Ok(false);
         }
         self.watch = Some(super::removal::Watch::start(

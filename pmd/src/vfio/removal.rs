@@ -22,7 +22,7 @@ use std::thread::JoinHandle;
 
 use crate::error::Error;
 use crate::pci::PciAddr;
-use crate::vfio::sys::{self, BarSet};
+use crate::vfio::sys_req::{self as sys, BarSet};
 use crate::vfio::{Target, VfioError};
 
 /// A device's removal watcher thread; stopped (and joined) when dropped.
@@ -110,7 +110,8 @@ mod tests {
 
     use crate::mmio::MmioRegion;
     use crate::regs::Registers;
-    use crate::vfio::sys::{BarSet, Mmap};
+    use crate::vfio::sys::Mmap;
+    use crate::vfio::sys_req::BarSet;
 
     /// A file standing in for a device: a shared mapping of it plays a BAR.
     fn bar_file(name: &str) -> std::fs::File {
