@@ -36,6 +36,15 @@
 #   --out DIR            host directory the guest may write (default: a fresh one under the
 #                        work dir, removed afterwards unless given)
 #   --keep               keep the run directory (console log, NVMe image)
+#   --hotplug            put each NIC and the NVMe controller on a pcie-root-port of its own
+#                        (hot-pluggable, so that QMP device_del works on q35): the NVMe
+#                        controller behind root port 00:03.0 at 0000:01:00.0, NIC i behind
+#                        00:(04+i).0 at bus 2+i (1+i with --no-nvme); QEMU ids nvme0, nic0,
+#                        nic1, ...; SLUICE_GUEST_NICS and SLUICE_GUEST_NVME list the addresses
+#   --qmp                open QEMU's QMP monitor and let COMMAND ask for hot-unplugs: it writes
+#                        "device_del ID" to $SLUICE_GUEST_OUT/qmp/N.req (bench/qemu/guest-qmp.sh
+#                        does), the host runs it (bench/qemu/qmp.py), waits for QEMU's
+#                        DEVICE_DELETED event and answers in N.done ("ok: ..." or "error: ...")
 #
 # On first use it installs what is missing from Debian (qemu-system-x86, busybox-static, kmod,
 # cpio) and downloads the kernel package (linux-image-amd64's current 6.1 image) with
@@ -49,6 +58,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 work=${SLUICE_QEMU_WORK:-$here/work}
 nics=2 nic_opts= tap_queues=0 cpus=2 nvme=1 mem=1024 hugepages=128 cmd_timeout=600 boot_timeout=120 out= keep=0
+hotplug=0 qmp=0
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit "${1:-0}"; }
 fail() { echo "run-in-guest: $*" >&2; exit 125; }
@@ -67,6 +77,8 @@ while [ $# -gt 0 ]; do
         --boot-timeout) boot_timeout=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
         --keep) keep=1; shift ;;
+        --hotplug) hotplug=1; shift ;;
+        --qmp) qmp=1; shift ;;
         -h|--help) usage 0 ;;
         --) shift; break ;;
         *) echo "run-in-guest: unknown option $1" >&2; usage 2 ;;
@@ -177,8 +189,13 @@ nic_addrs=() qemu_devs=()
 # shares at 00:10.0 and 00:11.0.
 if [ "$nvme" = 1 ]; then
     truncate -s 256M "$run/nvme.img"
-    qemu_devs+=(-drive "file=$run/nvme.img,if=none,id=nvm,format=raw"
-        -device "nvme,serial=sluice0,drive=nvm,addr=0x3")
+    qemu_devs+=(-drive "file=$run/nvme.img,if=none,id=nvm,format=raw")
+    if [ "$hotplug" = 1 ]; then
+        qemu_devs+=(-device "pcie-root-port,id=rp_nvme,chassis=1,slot=1,addr=0x3"
+            -device "nvme,serial=sluice0,drive=nvm,bus=rp_nvme,id=nvme0")
+    else
+        qemu_devs+=(-device "nvme,serial=sluice0,drive=nvm,addr=0x3")
+    fi
 fi
 in_netns=()
 if [ "$tap_queues" -gt 0 ]; then
@@ -198,6 +215,13 @@ for ((i = 0; i < nics; i++)); do
     slot=$((4 + i))
     nic_addrs+=("$(printf '0000:00:%02x.0' "$slot")")
     dev="virtio-net-pci,netdev=net$i,disable-legacy=on,iommu_platform=on,mac=52:54:00:5c:00:$(printf %02x $i),addr=$(printf 0x%x $slot)${nic_opts:+,$nic_opts}"
+    if [ "$hotplug" = 1 ]; then
+        # Its own root port at the NIC's usual slot; the firmware numbers the buses below
+        # root ports in slot order.
+        nic_addrs[i]=$(printf '0000:%02x:00.0' $((i + 1 + nvme)))
+        qemu_devs+=(-device "pcie-root-port,id=rp_nic$i,chassis=$((2 + i)),slot=$((2 + i)),addr=$(printf 0x%x $slot)")
+        dev="${dev/addr=$(printf 0x%x $slot)/bus=rp_nic$i,id=nic$i}"
+    fi
     if [ "$tap_queues" -gt 0 ]; then
         # Two taps per bridge: a wire through the host's kernel; a full tap queue drops.
         "${in_netns[@]}" ip tuntap add dev "tap$i" mode tap multi_queue ||
@@ -216,7 +240,7 @@ done
     echo "export SLUICE_GUEST_TAP_QUEUES='$tap_queues'"
     echo "export SLUICE_GUEST_CPUS='$cpus'"
     echo "export SLUICE_GUEST_NIC_OPTS='$nic_opts'"
-    echo "export SLUICE_GUEST_NVME='$([ "$nvme" = 1 ] && echo 0000:00:03.0)'"
+    echo "export SLUICE_GUEST_NVME='$([ "$nvme" = 1 ] && { [ "$hotplug" = 1 ] && echo 0000:01:00.0 || echo 0000:00:03.0; })'"
     echo "export SLUICE_GUEST_OUT='$out'"
     echo "export PATH='/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'"
     echo "export HOME=/tmp TMPDIR=/tmp"
@@ -244,6 +268,10 @@ qemu=(qemu-system-x86_64
     -fsdev "local,id=out,path=$out,security_model=none,multidevs=remap"
     -device virtio-9p-pci,fsdev=out,mount_tag=out,addr=0x11
     "${qemu_devs[@]}")
+if [ "$qmp" = 1 ]; then
+    qemu+=(-qmp "unix:$run/qmp.sock,server=on,wait=off")
+    mkdir -p "$out/qmp"
+fi
 
 : > "$run/console.log"
 "${in_netns[@]}" "${qemu[@]}" > "$run/qemu.log" 2>&1 &
@@ -260,9 +288,29 @@ pump() {
     fi
 }
 
+# --qmp: runs the guest's requests (N.req in $out/qmp) one at a time, answering in N.done.
+serve_qmp() {
+    local req n cmd id
+    for req in "$out"/qmp/*.req; do
+        [ -f "$req" ] || continue
+        n=${req%.req}
+        read -r cmd id < "$req" || true
+        rm -f "$req"
+        if [ "$cmd" = device_del ] && [[ $id =~ ^[A-Za-z0-9_]+$ ]]; then
+            echo "run-in-guest: QMP device_del $id" >&2
+            python3 "$here/qmp.py" "$run/qmp.sock" device_del "$id" 300 > "$n.tmp" 2>&1 || true
+        else
+            echo "error: only 'device_del ID' is served, got '$cmd $id'" > "$n.tmp"
+        fi
+        cat "$n.tmp" >&2
+        mv "$n.tmp" "$n.done"
+    done
+}
+
 wait_for() { # PATTERN SECONDS: 0 when seen, 1 when QEMU exited, 2 on timeout
     local deadline=$((SECONDS + $2))
     while [ $SECONDS -lt $deadline ]; do
+        [ "$qmp" = 1 ] && serve_qmp
         pump
         grep -q -a "$1" "$run/console.log" && return 0
         if ! kill -0 "$qpid" 2>/dev/null; then

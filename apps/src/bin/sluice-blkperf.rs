@@ -126,19 +126,36 @@ fn run(cli: &BlkperfArgs) -> Result<Report, BlkperfError> {
         let job = cli.job(queues[0].info().block_size)?;
         let started = || announce(cli, &describe, &target);
         let _telemetry = serve(cli, endpoints, &live, &target)?;
-        let (results, queues) = run_lcores(cli, queues, &job, mapper, &stop, &started, &live);
+        let (results, queues, pools) =
+            run_lcores(cli, queues, &job, mapper, &stop, &started, &live);
         // Interrupted or not, the lcores drained their queues: delete them and shut the
-        // controller down (NVMe 1.4 §7.6.2) before reporting.
-        for q in queues {
-            if let AnyBlockQueue::Nvme(q) = q {
-                dev.ctrl.delete_io_qpair(q)?;
+        // controller down (NVMe 1.4 §7.6.2) before reporting. A controller removed during
+        // the run (hot-unplug) fails its lcores; that error, naming the device, is the one
+        // reported, after the teardown (which then touches nothing: every buffer comes home).
+        let teardown = (|| {
+            for q in queues {
+                if let AnyBlockQueue::Nvme(q) = q {
+                    dev.ctrl.delete_io_qpair(q)?;
+                }
             }
-        }
-        dev.shutdown()?;
+            dev.shutdown()
+        })();
+        // Only now: buffers a removed controller still had go back to their pools with the
+        // queues' teardown above.
+        drop(pools);
+        let results = results.map_err(|e| match e {
+            BlkperfError::Pmd(error) => BlkperfError::OnTarget {
+                target: target.clone(),
+                error,
+            },
+            e => e,
+        });
+        let results = results?;
+        teardown?;
         return Ok(Report {
             target,
             job: describe,
-            lcores: results?,
+            lcores: results,
             interrupted: stop.load(Ordering::Acquire),
         });
     }
@@ -175,7 +192,7 @@ fn run(cli: &BlkperfArgs) -> Result<Report, BlkperfError> {
     let started = || announce(cli, &describe, &target);
     let _telemetry = serve(cli, endpoints, &live, &target)?;
     let mapper = Arc::new(IdentityMapper);
-    let (results, _) = run_lcores(cli, queues, &job, mapper, &stop, &started, &live);
+    let (results, _, _) = run_lcores(cli, queues, &job, mapper, &stop, &started, &live);
     Ok(Report {
         target,
         job: describe,
@@ -216,7 +233,13 @@ fn announce(cli: &BlkperfArgs, describe: &str, target: &str) {
     }
 }
 
-type LcoreOutcome = (Result<Vec<LcoreResult>, BlkperfError>, Vec<AnyBlockQueue>);
+/// The lcores' results, their queues and their buffer pools (kept until the queues are
+/// torn down: a queue whose device went away may still hold buffers).
+type LcoreOutcome = (
+    Result<Vec<LcoreResult>, BlkperfError>,
+    Vec<AnyBlockQueue>,
+    Vec<Mempool>,
+);
 
 /// One pinned thread per core, each with its queue and its pool; all start together, and
 /// `started` runs once they have. Each stops at the job's end or once `stop` is set.
@@ -239,9 +262,13 @@ fn run_lcores(
     } else {
         None
     };
-    let outcomes: Vec<(Result<LcoreResult, BlkperfError>, AnyBlockQueue)> = std::thread::scope(
-        |s| {
-            let handles: Vec<_> = queues
+    type Outcome = (
+        Result<LcoreResult, BlkperfError>,
+        AnyBlockQueue,
+        Option<Mempool>,
+    );
+    let outcomes: Vec<Outcome> = std::thread::scope(|s| {
+        let handles: Vec<_> = queues
             .into_iter()
             .enumerate()
             .map(|(i, mut q)| {
@@ -259,36 +286,42 @@ fn run_lcores(
                         eprintln!("sluice-blkperf: lcore {i}: no fixed buffers ({e}); going on without");
                     }
                     barrier.wait();
-                    let r = pool.and_then(|pool| run_queue_live(&mut q, (i, lcores, cpu), job, &pool, stop, &live));
-                    (r, q)
+                    match pool {
+                        Ok(pool) => {
+                            let r = run_queue_live(&mut q, (i, lcores, cpu), job, &pool, stop, &live);
+                            (r, q, Some(pool))
+                        }
+                        Err(e) => (Err(e), q, None),
+                    }
                 })
             })
             .collect();
-            barrier.wait();
-            started();
-            let progress = format.and_then(|f| {
-                Progress::spawn(live.to_vec(), Duration::from_secs(1), f)
-                    .map_err(|e| eprintln!("sluice-blkperf: no progress lines: {e}"))
-                    .ok()
-            });
-            let outcomes = handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| panic!("an lcore thread panicked"))
-                })
-                .collect();
-            if let Some(p) = progress {
-                p.finish();
-            }
-            outcomes
-        },
-    );
+        barrier.wait();
+        started();
+        let progress = format.and_then(|f| {
+            Progress::spawn(live.to_vec(), Duration::from_secs(1), f)
+                .map_err(|e| eprintln!("sluice-blkperf: no progress lines: {e}"))
+                .ok()
+        });
+        let outcomes = handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| panic!("an lcore thread panicked"))
+            })
+            .collect();
+        if let Some(p) = progress {
+            p.finish();
+        }
+        outcomes
+    });
     let mut results = Vec::new();
     let mut qs = Vec::new();
+    let mut pools = Vec::new();
     let mut err = None;
-    for (r, q) in outcomes {
+    for (r, q, pool) in outcomes {
         qs.push(q);
+        pools.extend(pool);
         match r {
             Ok(r) => results.push(r),
             Err(e) => {
@@ -296,7 +329,7 @@ fn run_lcores(
             }
         }
     }
-    (err.map_or(Ok(results), Err), qs)
+    (err.map_or(Ok(results), Err), qs, pools)
 }
 
 fn make_pool(

@@ -36,6 +36,15 @@ pub enum BlkperfError {
     /// What the apps share failed (installing the signal handlers).
     #[error(transparent)]
     App(#[from] crate::AppError),
+    /// A driver or device error during the run, with the target it happened on (a
+    /// controller removed mid-run, say).
+    #[error("{target}: {error}")]
+    OnTarget {
+        /// The target ("nvme 0000:01:00.0 (...)").
+        target: String,
+        /// What went wrong.
+        error: sluice_pmd::Error,
+    },
     /// The device misbehaved or stopped answering during the run.
     #[error("lcore {lcore}: {why}")]
     Device {

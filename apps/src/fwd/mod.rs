@@ -58,6 +58,44 @@ impl Default for RunOptions {
     }
 }
 
+/// How often the run looks at every port's link while it runs.
+const LINK_EVERY: Duration = Duration::from_secs(1);
+
+/// Reports links that go down (or come back) during the run, once per change: a port whose
+/// device was removed (hot-unplug) goes down for good while the others keep forwarding.
+struct LinkWatch {
+    down: Vec<bool>,
+    last: Instant,
+}
+
+impl LinkWatch {
+    fn new(ports: &[sluice_pmd::net::any::AnyPort]) -> Self {
+        Self {
+            down: vec![false; ports.len()],
+            last: Instant::now(),
+        }
+    }
+
+    fn check(&mut self, ports: &[sluice_pmd::net::any::AnyPort]) {
+        if self.last.elapsed() < LINK_EVERY {
+            return;
+        }
+        self.last = Instant::now();
+        for (p, was_down) in ports.iter().zip(self.down.iter_mut()) {
+            let down = p.link() == sluice_pmd::net::LinkStatus::Down;
+            if down != *was_down {
+                eprintln!(
+                    "sluice-fwd: port {} ({}): link {}",
+                    p.info().name,
+                    p.info().driver,
+                    if down { "down" } else { "up again" }
+                );
+                *was_down = down;
+            }
+        }
+    }
+}
+
 /// How long the sink must see nothing new before the rest stops (when drops are possible).
 const SETTLE_QUIET: Duration = Duration::from_millis(20);
 /// The most the stop waits for frames in flight to reach the sink.
@@ -185,8 +223,10 @@ pub(crate) fn drive_with(
     let generator = started.generator.clone();
     let sink = started.sink.clone();
     let mut interrupted = false;
+    let mut links = LinkWatch::new(&ports);
     loop {
         std::thread::sleep(Duration::from_millis(5));
+        links.check(&ports);
         if interrupt.load(Ordering::Acquire) {
             interrupted = true;
             break;

@@ -86,6 +86,21 @@ pub enum NvmeError {
         register: &'static str,
     },
 
+    /// The controller was removed from under a queue (hot-unplug, surprise removal): CSTS
+    /// reads all ones after a command timed out, or VFIO released the device when the
+    /// kernel asked for it back. The queue takes no more commands; its outstanding ones are
+    /// abandoned and their buffers go back once the device can no longer touch them (at
+    /// once for a released device, which vfio-pci disabled). Restart with the device back.
+    #[error("NVMe queue {qid}: the controller is gone: {why}; {outstanding} command(s) abandoned")]
+    Removed {
+        /// Queue id (0: admin).
+        qid: u16,
+        /// How it was found gone.
+        why: &'static str,
+        /// Commands outstanding when it was found gone.
+        outstanding: usize,
+    },
+
     /// The controller does not support the NVM command set (CAP.CSS bit 37 clear).
     #[error("NVMe: CAP {cap:#x}: no NVM command set")]
     NoNvmCommandSet {

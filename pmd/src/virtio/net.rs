@@ -273,6 +273,10 @@ impl<T: Transport> RxQueue for VirtioRxQueue<T> {
     #[inline]
     fn rx_burst<const N: usize>(&mut self, out: &mut Batch<PktBuf, N>) -> usize {
         let (mut got, mut bytes, mut bad, mut drops) = (0usize, 0u64, 0u64, 0u64);
+        if self.shared.transport().gone() {
+            // Removed: nothing more arrives, and its buffers stay posted until teardown.
+            return 0;
+        }
         if self.vq.used_ready().is_err() {
             bad += 1;
         }
@@ -465,8 +469,9 @@ impl<T: Transport> TxQueue for VirtioTxQueue<T> {
         if offered == 0 {
             return 0;
         }
-        // A broken queue takes nothing: the caller keeps its packets (and may drop them).
-        let take = if self.vq.is_broken() {
+        // A broken queue, or one whose device is gone, takes nothing: the caller keeps its
+        // packets (and may drop them).
+        let take = if self.vq.is_broken() || self.shared.transport().gone() {
             0
         } else {
             offered.min(self.vq.free_descs())

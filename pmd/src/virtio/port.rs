@@ -492,8 +492,14 @@ impl<T: Transport> NetPort for VirtioPort<T> {
         &self.info
     }
 
-    /// From the device's `status` field when STATUS was negotiated; up otherwise.
+    /// From the device's `status` field when STATUS was negotiated; up otherwise. Down for
+    /// good once the device is gone (removed: its status byte reads all ones, or VFIO
+    /// released it).
     fn link(&self) -> LinkStatus {
+        let t = self.shared.transport();
+        if t.gone() || t.status().is_err() {
+            return LinkStatus::Down;
+        }
         if self.features & feature::STATUS == 0 {
             return LinkStatus::Up { speed_mbps: None };
         }

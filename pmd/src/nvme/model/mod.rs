@@ -126,6 +126,8 @@ struct State {
     /// Commands swallowed by [`Faults::swallow_next_io`], as (CQ, SQ, CID), until
     /// [`SoftNvme::complete_swallowed`] completes them late.
     swallowed: Vec<(u16, u16, u16)>,
+    /// Removed from under the driver ([`SoftNvme::remove`]).
+    removed: Option<Removed>,
     auto: bool,
     stats: ModelStats,
 }
@@ -154,6 +156,7 @@ impl SoftNvme {
                 disk,
                 faults: Faults::default(),
                 swallowed: Vec::new(),
+                removed: None,
                 auto: true,
                 stats: ModelStats::default(),
                 cfg,
@@ -189,6 +192,14 @@ impl SoftNvme {
     /// Counters.
     pub fn stats(&self) -> ModelStats {
         self.lock().stats
+    }
+
+    /// Removes the controller from under the driver: from now on every register reads all
+    /// ones (as a PCIe read of a removed device does; CSTS = 0xffffffff), writes reach
+    /// nothing and no command is processed. [`Removed::Released`] also plays VFIO's release
+    /// after the kernel asked for the device back: [`Registers::removed`] turns true.
+    pub fn remove(&self, how: Removed) {
+        self.lock().removed = Some(how);
     }
 
     /// Sets CSTS.CFS now.
@@ -290,7 +301,20 @@ fn dwords_only<T>(offset: usize, width: usize) -> Result<T, MmioError> {
     })
 }
 
+/// How a model controller was removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Removed {
+    /// Gone without notice: only all-ones reads (and commands that never complete) tell.
+    Surprise,
+    /// Gone after the kernel asked for it back and VFIO released it.
+    Released,
+}
+
 impl Registers for SoftNvme {
+    fn removed(&self) -> bool {
+        self.lock().removed == Some(Removed::Released)
+    }
+
     fn read8(&self, offset: usize) -> Result<u8, MmioError> {
         dwords_only(offset, 1)
     }
@@ -309,6 +333,9 @@ impl Registers for SoftNvme {
 
     fn read32(&self, offset: usize) -> Result<u32, MmioError> {
         let s = self.lock();
+        if s.removed.is_some() {
+            return Ok(u32::MAX);
+        }
         let cap = s.cap();
         Ok(match offset {
             regs::CAP => cap as u32,
@@ -327,6 +354,9 @@ impl Registers for SoftNvme {
 
     fn write32(&self, offset: usize, value: u32) -> Result<(), MmioError> {
         let mut s = self.lock();
+        if s.removed.is_some() {
+            return Ok(());
+        }
         match offset {
             regs::CC => s.write_cc(value),
             regs::AQA => s.aqa = value,
@@ -466,6 +496,9 @@ impl State {
     }
 
     fn process(&mut self) {
+        if self.removed.is_some() {
+            return;
+        }
         if self.csts & regs::CSTS_RDY == 0 || self.csts & regs::CSTS_CFS != 0 {
             return;
         }

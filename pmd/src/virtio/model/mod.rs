@@ -191,6 +191,8 @@ struct State {
     /// Fault: the `num_buffers` written into received frames instead of the true count.
     num_buffers: Option<u16>,
     stats: ModelStats,
+    /// Removed from under the driver ([`SoftVirtioNet::remove`]).
+    removed: Option<Removed>,
     /// The rust-vmm engine (runs no queue with [`RingEngine::Own`]).
     vmm: RustVmmRings,
 }
@@ -223,6 +225,7 @@ impl SoftVirtioNet {
                 active_pairs: 1,
                 num_buffers: None,
                 stats: ModelStats::default(),
+                removed: None,
             }),
         })
     }
@@ -294,6 +297,14 @@ impl SoftVirtioNet {
     /// Takes the frames transmitted so far, with their queue pair, headers stripped.
     pub fn take_sent(&self) -> Vec<(u16, Vec<u8>)> {
         std::mem::take(&mut self.lock().sent)
+    }
+
+    /// Removes the device from under the driver: from now on every register reads all ones
+    /// (as a PCIe read of a removed device does), writes reach nothing and no queue is
+    /// processed. [`Removed::Released`] also plays VFIO's release after the kernel asked for
+    /// the device back: [`Registers::removed`] turns true.
+    pub fn remove(&self, how: Removed) {
+        self.lock().removed = Some(how);
     }
 
     /// The device status register.
@@ -506,6 +517,9 @@ impl State {
     }
 
     fn process(&mut self, q: u16) {
+        if self.removed.is_some() {
+            return;
+        }
         if usize::from(q) >= self.queues.len() || !self.queues[usize::from(q)].enabled {
             return;
         }
@@ -714,6 +728,9 @@ impl State {
     }
 
     fn deliver(&mut self, pair: u16) {
+        if self.removed.is_some() {
+            return;
+        }
         let q = 2 * pair;
         if !self.queues[usize::from(q)].enabled || self.status & status::DRIVER_OK == 0 {
             return;
@@ -818,6 +835,9 @@ impl State {
     }
 
     fn read(&self, offset: usize, width: usize) -> u32 {
+        if self.removed.is_some() {
+            return u32::MAX >> (32 - 8 * width);
+        }
         let qu = self.queues.get(usize::from(self.queue_sel)).copied();
         match offset {
             reg::DEVICE_FEATURE => match self.dev_sel {
@@ -848,6 +868,9 @@ impl State {
     }
 
     fn write(&mut self, offset: usize, v: u32) {
+        if self.removed.is_some() {
+            return;
+        }
         let sel = usize::from(self.queue_sel);
         // A 64-bit field's low (at its offset) or high half (4 bytes on).
         let set_half = |cur: u64, at: usize| {
@@ -953,7 +976,19 @@ fn check(offset: usize, width: usize) -> Result<(), MmioError> {
     Ok(())
 }
 
+/// How a model device was removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Removed {
+    /// Gone without notice: only all-ones reads tell.
+    Surprise,
+    /// Gone after the kernel asked for it back and VFIO released it.
+    Released,
+}
+
 impl Registers for SoftVirtioNet {
+    fn removed(&self) -> bool {
+        self.lock().removed == Some(Removed::Released)
+    }
     fn read8(&self, offset: usize) -> Result<u8, MmioError> {
         check(offset, 1)?;
         Ok(self.lock().read(offset, 1) as u8)

@@ -40,6 +40,7 @@ mod bringup;
 mod datapath;
 mod device_values;
 mod faults;
+mod removal;
 mod vhost_user;
 
 use std::sync::Arc;
