@@ -211,8 +211,19 @@ fn sluice_blkperf_json_is_one_object_when_stopped() {
         true,
         Twice::IntThenTerm,
     );
-    let v: serde_json::Value =
-        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    // One JSON object per line: the records of each second, then the summary.
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}\n{out}")))
+        .collect();
+    let v = lines.last().unwrap_or_else(|| panic!("no output: {err}"));
+    assert_eq!(v["type"], "summary", "{out}");
+    assert!(
+        lines[..lines.len() - 1]
+            .iter()
+            .all(|r| r["type"] == "interval"),
+        "{out}"
+    );
     assert_eq!(v["interrupted"], true, "{out}");
     assert_eq!(v["total"]["errors"], 0, "{out}");
     assert!(err.contains("running"), "{err}");
