@@ -184,9 +184,8 @@ impl Server {
             }
             match handler.handle_request() {
                 Ok(()) => {}
-                Err(ProtocolError::ReqHandlerError(_)) => {
-                    ControlCounters::bump(&counters.refused);
-                }
+                // Refused (counted by the handler), answered: the connection goes on.
+                Err(ProtocolError::ReqHandlerError(_)) => {}
                 Err(ProtocolError::Disconnected) => break Wake::Ready,
                 Err(_) => {
                     ControlCounters::bump(&counters.bad_messages);
@@ -194,11 +193,13 @@ impl Server {
                 }
             }
         };
-        drop(handler);
-        *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        // Everything is forgotten before the socket closes: a frontend that sees the end of
+        // the connection finds the port down.
         self.shared.reset_all();
         self.shared.connected.store(false, Ordering::Release);
         ControlCounters::bump(&counters.disconnects);
+        drop(handler);
+        *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = None;
         wake
     }
 }

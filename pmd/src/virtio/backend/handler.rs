@@ -61,7 +61,13 @@ pub(crate) struct Device {
     maps: Vec<Mapping>,
 }
 
-/// A request refused: answered with a failure (`REPLY_ACK`), the connection kept.
+/// A request refused: answered with a failure (`REPLY_ACK`), the connection kept. Counted
+/// here, before the answer goes out.
+fn refuse_counted(counters: &ControlCounters, what: impl Into<String>) -> ProtocolError {
+    ControlCounters::bump(&counters.refused);
+    refuse(what)
+}
+
 fn refuse(what: impl Into<String>) -> ProtocolError {
     ProtocolError::ReqHandlerError(io::Error::new(io::ErrorKind::InvalidInput, what.into()))
 }
@@ -84,7 +90,7 @@ impl Device {
     fn ring(&self, index: u32) -> Result<std::sync::MutexGuard<'_, Vring>> {
         self.shared
             .lock(index as usize)
-            .ok_or_else(|| refuse(format!("ring {index} does not exist")))
+            .ok_or_else(|| refuse_counted(self.counters(), format!("ring {index} does not exist")))
     }
 
     fn translate(&self, user: u64) -> std::result::Result<u64, RingFault> {
@@ -137,7 +143,7 @@ impl Device {
         self.bind(v).map_err(|f| {
             v.live = None;
             v.fault = Some(f);
-            refuse(f.to_string())
+            refuse_counted(self.counters(), f.to_string())
         })
     }
 
@@ -198,10 +204,13 @@ impl VhostUserBackendReqHandlerMut for Device {
 
     fn set_features(&mut self, features: u64) -> Result<()> {
         if features & !OFFERED_FEATURES != 0 {
-            return Err(refuse(format!(
-                "features {:#x} were not offered",
-                features & !OFFERED_FEATURES
-            )));
+            return Err(refuse_counted(
+                self.counters(),
+                format!(
+                    "features {:#x} were not offered",
+                    features & !OFFERED_FEATURES
+                ),
+            ));
         }
         self.features = features;
         Ok(())
@@ -213,7 +222,9 @@ impl VhostUserBackendReqHandlerMut for Device {
         files: Vec<File>,
         _postcopy: Option<bool>,
     ) -> Result<Option<Vec<VhostUserMemoryRegionBase>>> {
-        let (mem, maps) = Self::map_table(regions, files)?;
+        let (mem, maps) = Self::map_table(regions, files).inspect_err(|_| {
+            ControlCounters::bump(&self.counters().refused);
+        })?;
         self.mem = Some(Arc::new(mem));
         self.maps = maps;
         ControlCounters::bump(&self.counters().mem_tables);

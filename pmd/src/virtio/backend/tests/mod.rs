@@ -116,15 +116,19 @@ fn recv_n(q: &mut impl RxQueue, n: usize, mut pump: impl FnMut()) -> Vec<Vec<u8>
     got
 }
 
-/// Count of open file descriptors of this process.
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
 fn assert_frames(got: &[Vec<u8>], first: u32, len: usize) {
     for (i, f) in got.iter().enumerate() {
         assert_eq!(f, &frame(first + i as u32, len), "frame {i}");
     }
+}
+
+/// Waits (polling, no deadline but a safety net) until `done`.
+fn until(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..1_000_000 {
+        if done() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    panic!("never: {what}");
 }
