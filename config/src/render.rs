@@ -4,7 +4,7 @@
 use crate::model::{Config, ForwardMode, Port, PortDriver};
 use crate::raw::{
     AfXdpPort, RawConfig, RawForward, RawGenerator, RawLcore, RawMempool, RawMode, RawPipeline,
-    RawPort, RawSink, RawStats, RingPort, VirtioPort, VirtioUserPort,
+    RawPort, RawSink, RawStats, RingPort, VhostUserPort, VirtioPort, VirtioUserPort,
 };
 
 impl Config {
@@ -129,6 +129,13 @@ impl Config {
                 queues,
                 rx_descriptors,
                 tx_descriptors,
+                mempool,
+                mac,
+            }),
+            PortDriver::VhostUser { path } => RawPort::VhostUser(VhostUserPort {
+                name,
+                path: Some(path.display().to_string()),
+                queues,
                 mempool,
                 mac,
             }),
