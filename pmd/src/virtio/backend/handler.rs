@@ -25,7 +25,7 @@ use vhost::vhost_user::{
     Error as ProtocolError, GpuBackend, Result, VhostUserBackendReqHandlerMut,
     VhostUserProtocolFeatures, VhostUserVirtioFeatures,
 };
-use vm_memory::{GuestAddress, GuestMemoryMmap, GuestRegionMmap};
+use vm_memory::{GuestAddress, GuestMemoryMmap, GuestMemoryRegion, GuestRegionMmap};
 
 use super::error::RingFault;
 use super::ring::{GuestRing, Mem, RingAddrs};
@@ -173,6 +173,8 @@ impl Device {
                 gpa: r.guest_phys_addr,
             });
         }
+        // vm-memory wants them in address order; a frontend need not send them so.
+        mapped.sort_by_key(|r| r.start_addr());
         let mem = GuestMemoryMmap::from_regions(mapped)
             .map_err(|e| refuse(format!("memory table: {e}")))?;
         Ok((mem, maps))
