@@ -245,6 +245,23 @@ impl GuestRing {
         }
     }
 
+    /// Whether the driver has made a chain available (a peek, nothing taken).
+    pub(crate) fn has_avail(&self, mem: &Mem) -> bool {
+        match self {
+            Self::Split(s) => s
+                .q
+                .avail_idx(mem, Ordering::Acquire)
+                .is_ok_and(|i| i.0 != s.q.next_avail()),
+            Self::Packed(p) => {
+                let at = GuestAddress(p.slot(p.next_avail) + 14);
+                mem.load::<u16>(at, Ordering::Acquire).is_ok_and(|f| {
+                    let f = u16::from_le(f);
+                    (f & F_AVAIL != 0) == p.avail_wrap && (f & F_USED != 0) != p.avail_wrap
+                })
+            }
+        }
+    }
+
     /// Takes the next available chain, handing each of its buffers (those of the direction
     /// asked for: device-`writable` or not) to `visit` until it fails.
     pub(crate) fn pop(
