@@ -100,7 +100,7 @@ to = "vm0"
 mode = "io"
 
 [stats]
-interval_ms = 0
+interval_ms = 10000
 EOT
 
 status=0
@@ -127,13 +127,15 @@ for ring in $rings; do
     "$here/run-in-guest.sh" --no-nvme --nics 0 --vhost-user "$work/vm0.sock" \
         ${opts:+--vhost-user-opts "$opts"} --timeout 600 -- \
         "$here/guest-vhost-user.sh" "$work" || rc=$?
+    # The listener ends when the guest's sender closes; a guest that failed never connects.
+    [ "$rc" = 0 ] || kill "$nc" 2>/dev/null || true
     wait "$nc" || true
-    kill -INT "$fwd"
+    kill -INT "$fwd" 2>/dev/null || true
     wait "$fwd" || true
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
     pids=()
     echo "--- sluice-fwd ---"
-    tail -12 "$work/fwd.log"
+    grep -v '^ *$' "$work/fwd.log" | tail -25
     [ "$rc" = 0 ] || fail "$ring: the guest's test failed ($rc)"
     want=$(md5sum < "$work/up.bin" | cut -d' ' -f1)
     got=$(md5sum < "$work/got-up.bin" | cut -d' ' -f1)

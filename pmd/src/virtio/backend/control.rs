@@ -86,6 +86,7 @@ impl Control {
         let stop = EventFd::new(EFD_NONBLOCK).map_err(thread_err)?;
         let conn = Arc::new(Mutex::new(None));
         let serve = Server {
+            port: port.to_string(),
             listener,
             shared,
             stop: stop.try_clone().map_err(thread_err)?,
@@ -118,6 +119,7 @@ impl Drop for Control {
 }
 
 struct Server {
+    port: String,
     listener: UnixListener,
     shared: Arc<Shared>,
     stop: EventFd,
@@ -174,6 +176,10 @@ impl Server {
         let fd = stream.as_raw_fd();
         *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = stream.try_clone().ok();
         self.shared.connected.store(true, Ordering::Release);
+        eprintln!(
+            "sluice: vhost-user port {}: a frontend connected",
+            self.port
+        );
         let device = Arc::new(Mutex::new(Device::new(self.shared.clone())));
         let mut handler = BackendReqHandler::from_stream(stream, device);
         let wake = loop {
@@ -185,10 +191,31 @@ impl Server {
             match handler.handle_request() {
                 Ok(()) => {}
                 // Refused (counted by the handler), answered: the connection goes on.
-                Err(ProtocolError::ReqHandlerError(_)) => {}
+                Err(ProtocolError::ReqHandlerError(e)) => {
+                    eprintln!(
+                        "sluice: vhost-user port {}: request refused: {e}",
+                        self.port
+                    );
+                }
+                // A well-formed request before the feature it needs was acknowledged: QEMU
+                // sends SET_VRING_ENABLE before SET_FEATURES (and again after starting the
+                // rings). Ignored, counted, the connection kept.
+                Err(
+                    e @ (ProtocolError::InactiveFeature(_) | ProtocolError::InactiveOperation(_)),
+                ) => {
+                    ControlCounters::bump(&counters.refused);
+                    eprintln!(
+                        "sluice: vhost-user port {}: request ignored: {e}",
+                        self.port
+                    );
+                }
                 Err(ProtocolError::Disconnected) => break Wake::Ready,
-                Err(_) => {
+                Err(e) => {
                     ControlCounters::bump(&counters.bad_messages);
+                    eprintln!(
+                        "sluice: vhost-user port {}: closing the connection: {e}",
+                        self.port
+                    );
                     break Wake::Ready;
                 }
             }
@@ -198,6 +225,10 @@ impl Server {
         self.shared.reset_all();
         self.shared.connected.store(false, Ordering::Release);
         ControlCounters::bump(&counters.disconnects);
+        eprintln!(
+            "sluice: vhost-user port {}: the frontend is gone, port down",
+            self.port
+        );
         drop(handler);
         *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = None;
         wake

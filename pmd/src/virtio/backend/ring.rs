@@ -248,10 +248,10 @@ impl GuestRing {
     /// Whether the driver has made a chain available (a peek, nothing taken).
     pub(crate) fn has_avail(&self, mem: &Mem) -> bool {
         match self {
-            Self::Split(s) => s
-                .q
-                .avail_idx(mem, Ordering::Acquire)
-                .is_ok_and(|i| i.0 != s.q.next_avail()),
+            Self::Split(s) => {
+                s.q.avail_idx(mem, Ordering::Acquire)
+                    .is_ok_and(|i| i.0 != s.q.next_avail())
+            }
             Self::Packed(p) => {
                 let at = GuestAddress(p.slot(p.next_avail) + 14);
                 mem.load::<u16>(at, Ordering::Acquire).is_ok_and(|f| {
