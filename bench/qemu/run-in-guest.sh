@@ -17,6 +17,7 @@
 #   SLUICE_GUEST_TAP_QUEUES  queue pairs per NIC with --tap-queues (0: hubport wiring)
 #   SLUICE_GUEST_CPUS  the number of vCPUs
 #   SLUICE_GUEST_NIC_OPTS  what --nic-opts added to every NIC (empty without it)
+#   SLUICE_GUEST_VHOST_MAC  the MAC of the --vhost-user NIC (empty without it)
 #
 # Options:
 #   --nics N             virtio-net NICs (default 2, at most 8)
@@ -27,6 +28,11 @@
 #                        to receive queues by flow. Needs root and /dev/net/tun.
 #   --nic-opts OPTS      properties appended to every NIC's -device virtio-net-pci, e.g.
 #                        packed=on (packed virtqueues offered)
+#   --vhost-user SOCK    one more virtio-net NIC (00:0c.0, MAC 52:54:00:5c:01:00, no IOMMU)
+#                        whose device is the vhost-user backend listening at SOCK (start it
+#                        first): the guest's RAM becomes a shared memfd (share=on) that the
+#                        backend maps; the guest's kernel virtio-net drives the NIC
+#   --vhost-user-opts OPTS  properties appended to that NIC, e.g. packed=on
 #   --cpus N             vCPUs (default 2)
 #   --no-nvme            no NVMe controller
 #   --mem MIB            guest memory (default 1024)
@@ -57,7 +63,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 work=${SLUICE_QEMU_WORK:-$here/work}
-nics=2 nic_opts= tap_queues=0 cpus=2 nvme=1 mem=1024 hugepages=128 cmd_timeout=600 boot_timeout=120 out= keep=0
+nics=2 nic_opts= vhost_sock= vhost_opts= tap_queues=0 cpus=2 nvme=1 mem=1024 hugepages=128 cmd_timeout=600 boot_timeout=120 out= keep=0
 hotplug=0 qmp=0
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit "${1:-0}"; }
@@ -67,6 +73,8 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --nics) nics=$2; shift 2 ;;
         --nic-opts) nic_opts=$2; shift 2 ;;
+        --vhost-user) vhost_sock=$2; shift 2 ;;
+        --vhost-user-opts) vhost_opts=$2; shift 2 ;;
         --tap-queues) tap_queues=$2; shift 2 ;;
         --cpus) cpus=$2; shift 2 ;;
         --no-nvme) nvme=0; shift ;;
@@ -90,6 +98,8 @@ for v in nics tap_queues cpus mem hugepages cmd_timeout boot_timeout; do
 done
 [ "$nics" -le 8 ] || fail "--nics $nics: at most 8"
 [[ $nic_opts =~ ^[A-Za-z0-9_.=,-]*$ ]] || fail "--nic-opts '$nic_opts': properties only (a=b,c=d)"
+[[ $vhost_opts =~ ^[A-Za-z0-9_.=,-]*$ ]] || fail "--vhost-user-opts '$vhost_opts': properties only (a=b,c=d)"
+[ -z "$vhost_sock" ] || [ -S "$vhost_sock" ] || fail "--vhost-user $vhost_sock: no socket there (start the backend first)"
 [ "$cpus" -ge 1 ] || fail "--cpus $cpus: at least 1"
 # QEMU 7.2's virtio-net takes at most 1024 queues; the driver uses at most 16 pairs.
 [ "$tap_queues" -le 16 ] || fail "--tap-queues $tap_queues: at most 16"
@@ -235,7 +245,19 @@ for ((i = 0; i < nics; i++)); do
     fi
 done
 
+vhost_mac= mem_opts=(-m "$mem")
+if [ -n "$vhost_sock" ]; then
+    # The backend maps the guest's RAM: it must be a shared file (vhost-user "memory table").
+    vhost_mac=52:54:00:5c:01:00
+    mem_opts=(-m "$mem" -object "memory-backend-memfd,id=mem,size=${mem}M,share=on"
+        -numa node,memdev=mem)
+    qemu_devs+=(-chardev "socket,id=vhu0,path=$vhost_sock"
+        -netdev vhost-user,id=vhu0net,chardev=vhu0
+        -device "virtio-net-pci,netdev=vhu0net,disable-legacy=on,mac=$vhost_mac,addr=0xc${vhost_opts:+,$vhost_opts}")
+fi
+
 {
+    echo "export SLUICE_GUEST_VHOST_MAC='$vhost_mac'"
     echo "export SLUICE_GUEST_NICS='${nic_addrs[*]}'"
     echo "export SLUICE_GUEST_TAP_QUEUES='$tap_queues'"
     echo "export SLUICE_GUEST_CPUS='$cpus'"
@@ -251,14 +273,15 @@ done
     echo
 } > "$run/cmd.sh"
 
-append="console=ttyS0 panic=-1 quiet loglevel=3 intel_iommu=on iommu=pt"
+# no_timer_check: on a loaded host TCG can miss the IO-APIC timer check and panic.
+append="console=ttyS0 panic=-1 quiet loglevel=3 intel_iommu=on iommu=pt no_timer_check"
 append+=" hugepagesz=2M hugepages=$hugepages"
 append+=" sluice.run=$run/cmd.sh sluice.out=$out sluice.timeout=$cmd_timeout"
 
 # The IOMMU is listed before the devices it translates for; aw-bits=48 so that IOVA = VA
 # fits; intremap needs the split irqchip.
 qemu=(qemu-system-x86_64
-    -machine q35,kernel-irqchip=split -accel tcg,thread=multi -cpu max -smp "$cpus" -m "$mem"
+    -machine q35,kernel-irqchip=split -accel tcg,thread=multi -cpu max -smp "$cpus" "${mem_opts[@]}"
     -nodefaults -no-user-config -display none -vga none -monitor none -no-reboot
     -serial "file:$run/console.log"
     -device intel-iommu,intremap=on,caching-mode=on,aw-bits=48

@@ -5,7 +5,7 @@ use crate::model::{Config, ForwardMode, Port, PortDriver};
 use crate::raw::RawTelemetry;
 use crate::raw::{
     AfXdpPort, RawConfig, RawForward, RawGenerator, RawLcore, RawMempool, RawMode, RawPipeline,
-    RawPort, RawSink, RawStats, RingPort, VirtioPort, VirtioUserPort,
+    RawPort, RawSink, RawStats, RingPort, VhostUserPort, VirtioPort, VirtioUserPort,
 };
 
 impl Config {
@@ -133,6 +133,13 @@ impl Config {
                 queues,
                 rx_descriptors,
                 tx_descriptors,
+                mempool,
+                mac,
+            }),
+            PortDriver::VhostUser { path } => RawPort::VhostUser(VhostUserPort {
+                name,
+                path: Some(path.display().to_string()),
+                queues,
                 mempool,
                 mac,
             }),

@@ -12,7 +12,9 @@ use crate::model::{LcoreRole, PageSize};
 
 mod ports;
 
-pub(crate) use ports::{AfXdpPort, Driver, RawPort, RingPort, VirtioPort, VirtioUserPort};
+pub(crate) use ports::{
+    AfXdpPort, Driver, RawPort, RingPort, VhostUserPort, VirtioPort, VirtioUserPort,
+};
 
 /// Why the text does not parse into [`RawConfig`]: the TOML parser's or serde's message, and
 /// the byte range of the text it is about.

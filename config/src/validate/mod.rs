@@ -17,7 +17,7 @@ use crate::model::{
 use crate::raw::RawTelemetry;
 use crate::raw::{
     AfXdpPort, Driver, RawConfig, RawForward, RawGenerator, RawLcore, RawMode, RawPort, RawSink,
-    RingPort, VirtioPort, VirtioUserPort,
+    RingPort, VhostUserPort, VirtioPort, VirtioUserPort,
 };
 
 mod flows;
