@@ -135,6 +135,9 @@ pub mod feature {
     pub const ACCESS_PLATFORM: u64 = 1 << 33;
     /// Packed virtqueues (virtio 1.2 §2.8) instead of split ones.
     pub const RING_PACKED: u64 = 1 << 34;
+    /// The device uses buffers in the order they were made available (virtio 1.2 §2.8.9);
+    /// this driver takes it with packed rings only (see [`negotiate`](super::transport::negotiate)).
+    pub const IN_ORDER: u64 = 1 << 35;
 
     /// What this driver can use; it accepts the intersection with the device's offer.
     pub const SUPPORTED: u64 = GUEST_CSUM
@@ -147,7 +150,8 @@ pub mod feature {
         | EVENT_IDX
         | VERSION_1
         | ACCESS_PLATFORM
-        | RING_PACKED;
+        | RING_PACKED
+        | IN_ORDER;
 
     /// The name of a single feature bit, for errors.
     pub fn name(bit: u64) -> &'static str {
@@ -164,6 +168,7 @@ pub mod feature {
             VERSION_1 => "VERSION_1",
             ACCESS_PLATFORM => "ACCESS_PLATFORM",
             RING_PACKED => "RING_PACKED",
+            IN_ORDER => "IN_ORDER",
             _ => "another feature",
         }
     }

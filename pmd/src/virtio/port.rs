@@ -169,6 +169,7 @@ impl<T: Transport> VirtioPort<T> {
             mapper: &mapper,
             event_idx: has(feature::EVENT_IDX),
             packed: has(feature::RING_PACKED),
+            in_order: has(feature::IN_ORDER),
             arena: None,
         };
         if t.rings_in_one_region() {
@@ -326,6 +327,7 @@ struct SetUp<'a, T: Transport> {
     mapper: &'a Arc<dyn IovaMapper>,
     event_idx: bool,
     packed: bool,
+    in_order: bool,
     arena: Option<Arena>,
 }
 
@@ -440,7 +442,9 @@ impl<T: Transport> SetUp<'_, T> {
         let vq = if self.packed {
             let layout = PackedLayout::new(size).ok_or_else(bad_size)?;
             let mem = Arc::new(self.memory(len, &what)?);
-            Virtqueue::Packed(PackedQueue::new(index, mem, layout, self.event_idx))
+            Virtqueue::Packed(
+                PackedQueue::new(index, mem, layout, self.event_idx).with_in_order(self.in_order),
+            )
         } else {
             let layout = RingLayout::new(size).ok_or_else(bad_size)?;
             let mem = Arc::new(self.memory(len, &what)?);

@@ -109,6 +109,14 @@ pub struct PackedQueue<T> {
     /// Descriptors added since the last publish.
     added: u16,
     event_idx: bool,
+    /// VIRTIO_F_IN_ORDER was negotiated: one used descriptor may stand for a batch (§2.8.9).
+    in_order: bool,
+    /// The id of the buffer whose first descriptor is at each slot (the driver's record of
+    /// the order it made buffers available in, which IN_ORDER batches follow).
+    head_id: Vec<u16>,
+    /// IN_ORDER: the buffers of the batch being handed back that are still to go, and the
+    /// length and flags of its used descriptor (those of its last buffer).
+    batch_rest: Option<(u16, u32, u16)>,
     /// The last device fault found, until taken.
     fault: Option<UsedFault>,
 }
@@ -153,8 +161,21 @@ impl<T> PackedQueue<T> {
             batch_head: None,
             added: 0,
             event_idx,
+            in_order: false,
+            head_id: vec![0; usize::from(size)],
+            batch_rest: None,
             fault: None,
         }
+    }
+
+    /// With VIRTIO_F_IN_ORDER negotiated: the device may return a batch of buffers with one
+    /// used descriptor, at the batch's first slot, carrying the id (and length) of its last
+    /// buffer, and skip the other slots (virtio 1.2 §2.8.9; DPDK's vhost does so for a
+    /// transmit burst). The buffers before that one, in the order they were made available,
+    /// come back with length 0.
+    pub fn with_in_order(mut self, in_order: bool) -> Self {
+        self.in_order = in_order;
+        self
     }
 
     /// Descriptors.
@@ -223,6 +244,9 @@ impl<T> PackedQueue<T> {
             return Err(token);
         };
         let wrap_bits = |wrap: bool| if wrap { DESC_F_AVAIL } else { DESC_F_USED };
+        if let Some(h) = self.head_id.get_mut(usize::from(self.next_avail)) {
+            *h = id;
+        }
         let mut writable = 0u32;
         for (i, s) in segs.iter().enumerate() {
             let slot = self.next_avail;
@@ -334,6 +358,9 @@ impl<T> PackedQueue<T> {
         if self.free_descs == self.layout.size {
             return None;
         }
+        if let Some(rest) = self.batch_rest {
+            return Some(self.pop_batched(rest));
+        }
         let at = self.layout.desc(self.next_used);
         // The descriptor's second word in one load: `len` u32, `id` u16, `flags` u16. The
         // device writes id and length before the flags (§2.8.6); an aligned 8-byte load is
@@ -350,6 +377,9 @@ impl<T> PackedQueue<T> {
             // Still available, or used in an earlier lap: not yet.
             return None;
         }
+        if self.in_order && self.head_id.get(usize::from(self.next_used)) != Some(&id) {
+            return Some(self.start_batch(id, len, flags));
+        }
         let Some(entry) = self.shadow.get_mut(usize::from(id)).and_then(Option::take) else {
             // Move past this one descriptor: a device that wrote it there consumed it.
             self.advance_used(1);
@@ -360,6 +390,12 @@ impl<T> PackedQueue<T> {
             });
             return Some(Used::BadId(u32::from(id)));
         };
+        Some(self.hand_back(id, entry, len, flags))
+    }
+
+    /// Frees buffer `id`'s slots and gives its token back with its used length, checked.
+    #[inline(always)]
+    fn hand_back(&mut self, id: u16, entry: InFlight<T>, len: u32, flags: u16) -> Used<T> {
         self.free_ids.push(id);
         self.free_descs += entry.descs;
         self.advance_used(entry.descs);
@@ -379,9 +415,63 @@ impl<T> PackedQueue<T> {
                 len,
                 max: entry.writable,
             });
-            return Some(Used::BadLen(entry.token, len));
+            return Used::BadLen(entry.token, len);
         }
-        Some(Used::Done(entry.token, len))
+        Used::Done(entry.token, len)
+    }
+
+    /// IN_ORDER: the used descriptor at `next_used` names buffer `id`, not the one made
+    /// available there: a batch from that one through `id`. Counts it among the published
+    /// buffers in flight (by the driver's own records) and hands back its first buffer; an
+    /// `id` that is not among them is [`Used::BadId`], as without IN_ORDER.
+    #[cold]
+    fn start_batch(&mut self, id: u16, len: u32, flags: u16) -> Used<T> {
+        let size = self.layout.size;
+        let published = size - self.free_descs - self.added;
+        let (mut slot, mut descs, mut n) = (self.next_used, 0u16, 0u16);
+        let found = loop {
+            let here = self.head_id[usize::from(slot)];
+            let Some(e) = self.shadow[usize::from(here)].as_ref() else {
+                break false;
+            };
+            descs += e.descs;
+            n += 1;
+            if descs > published {
+                break false;
+            }
+            if here == id {
+                break true;
+            }
+            slot = ((u32::from(slot) + u32::from(e.descs)) % u32::from(size)) as u16;
+        };
+        if !found {
+            self.advance_used(1);
+            self.keep_fault(UsedFault::BadId {
+                queue: self.index,
+                id: u32::from(id),
+                size,
+            });
+            return Used::BadId(u32::from(id));
+        }
+        self.pop_batched((n, len, flags))
+    }
+
+    /// IN_ORDER: hands back the next buffer of the batch `rest` (buffers left, the used
+    /// length and flags, which belong to the last one).
+    fn pop_batched(&mut self, (left, len, flags): (u16, u32, u16)) -> Used<T> {
+        let id = self.head_id[usize::from(self.next_used)];
+        let last = left <= 1;
+        self.batch_rest = (!last).then_some((left - 1, len, flags));
+        // Counted in flight by `start_batch`; `take_all` ends the batch.
+        let Some(entry) = self.shadow[usize::from(id)].take() else {
+            self.batch_rest = None;
+            return Used::BadId(u32::from(id));
+        };
+        if last {
+            self.hand_back(id, entry, len, flags)
+        } else {
+            self.hand_back(id, entry, 0, 0)
+        }
     }
 
     fn advance_used(&mut self, n: u16) {
@@ -406,6 +496,7 @@ impl<T> PackedQueue<T> {
         self.used_wrap = true;
         self.batch_head = None;
         self.added = 0;
+        self.batch_rest = None;
         self.shadow
             .iter_mut()
             .filter_map(|s| s.take().map(|f| f.token))
@@ -593,6 +684,94 @@ mod tests {
                 token += 1;
             }
         }
+    }
+
+    /// IN_ORDER as DPDK's vhost returns a transmit burst: one used descriptor at the batch's
+    /// first slot with the id of its last buffer, the other slots left as they were.
+    #[test]
+    fn in_order_batches_come_back_whole_across_laps() {
+        let mut q = queue(8, false).with_in_order(true);
+        let mut token = 0u32;
+        let mut back = 0u32;
+        for round in 0..12u16 {
+            // Bursts of 3 (one of them a two-descriptor chain), then one used descriptor.
+            let first = q.next_avail;
+            let wrap = q.avail_wrap;
+            for i in 0..3 {
+                let segs: &[Segment] = if i == 1 {
+                    &[seg(10, false), seg(20, false)]
+                } else {
+                    &[seg(60, false)]
+                };
+                q.add(segs, token).unwrap();
+                token += 1;
+            }
+            q.publish();
+            assert_eq!(q.in_flight(), 4);
+            let last_id = q.head_id[usize::from((first + 3) % 8)];
+            let lap_bits = if wrap { DESC_F_AVAIL | DESC_F_USED } else { 0 };
+            used(&q, first, last_id, 0, lap_bits);
+            for _ in 0..3 {
+                assert!(
+                    matches!(q.pop_used(), Some(Used::Done(t, 0)) if t == back),
+                    "round {round}"
+                );
+                back += 1;
+            }
+            assert!(q.pop_used().is_none(), "round {round}: the batch is over");
+            assert_eq!(q.in_flight(), 0);
+        }
+        assert_eq!(q.take_fault(), None);
+    }
+
+    #[test]
+    fn in_order_receive_batches_carry_the_last_length_and_single_uses_still_work() {
+        let mut q = queue(8, false).with_in_order(true);
+        for t in 0..4 {
+            q.add(&[seg(100, true)], t).unwrap();
+        }
+        q.publish();
+        // Buffer 0 on its own, then 1..=3 as one batch whose last wrote 64 bytes.
+        used(&q, 0, q.head_id[0], 70, USED_LAP1);
+        assert!(matches!(q.pop_used(), Some(Used::Done(0, 70))));
+        used(&q, 1, q.head_id[3], 64, USED_LAP1);
+        assert!(matches!(q.pop_used(), Some(Used::Done(1, 0))));
+        assert!(matches!(q.pop_used(), Some(Used::Done(2, 0))));
+        assert!(matches!(q.pop_used(), Some(Used::Done(3, 64))));
+        assert!(q.pop_used().is_none());
+        // Reset ends a batch midway.
+        for t in 4..7 {
+            q.add(&[seg(100, true)], t).unwrap();
+        }
+        q.publish();
+        used(&q, 4, q.head_id[6], 64, USED_LAP1);
+        assert!(matches!(q.pop_used(), Some(Used::Done(4, 0))));
+        let mut left: Vec<u32> = q.take_all().collect();
+        left.sort_unstable();
+        assert_eq!(left, [5, 6]);
+        assert!(q.batch_rest.is_none());
+    }
+
+    #[test]
+    fn in_order_batches_end_at_a_published_buffer_in_flight() {
+        let mut q = queue(8, false).with_in_order(true);
+        for t in 0..3 {
+            q.add(&[seg(100, true)], t).unwrap();
+        }
+        q.publish();
+        // Added, not yet published: a device cannot have used it.
+        q.add(&[seg(100, true)], 3).unwrap();
+        let unpublished = q.head_id[3];
+        used(&q, 0, unpublished, 10, USED_LAP1);
+        assert!(matches!(q.pop_used(), Some(Used::BadId(id)) if id == u32::from(unpublished)));
+        assert!(matches!(q.take_fault(), Some(UsedFault::BadId { .. })));
+        // Out of range, and free.
+        used(&q, 1, 99, 10, USED_LAP1);
+        assert!(matches!(q.pop_used(), Some(Used::BadId(99))));
+        let free = *q.free_ids.last().unwrap();
+        used(&q, 2, free, 10, USED_LAP1);
+        assert!(matches!(q.pop_used(), Some(Used::BadId(_))));
+        assert!(q.batch_rest.is_none(), "no batch was started");
     }
 
     #[test]

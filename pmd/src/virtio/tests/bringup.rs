@@ -87,8 +87,8 @@ fn access_platform_is_accepted_whenever_offered() {
 #[test]
 fn a_refused_feature_set_fails_with_the_features_named() {
     let pool = pool(256);
-    // IN_ORDER (bit 35): offered, insisted on, not something this driver takes.
-    let in_order = 1u64 << 35;
+    // IN_ORDER: offered, insisted on, not something this driver takes on split rings.
+    let in_order = feature::IN_ORDER;
     let mc = ModelConfig {
         features: ModelConfig::default().features | in_order,
         insists_on: in_order,

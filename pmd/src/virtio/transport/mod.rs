@@ -194,7 +194,8 @@ pub trait Transport: Send + Sync + 'static {
 /// The driver's part of device initialisation (virtio 1.2 §3.1.1 steps 1–6, before the
 /// queues): reset, ACKNOWLEDGE, DRIVER, then accepts `offered & (wanted | required)` plus
 /// ACCESS_PLATFORM whenever offered (behind an IOMMU a device refuses FEATURES_OK without
-/// it), sets FEATURES_OK and reads it back. Returns the accepted set.
+/// it), less IN_ORDER without RING_PACKED, sets FEATURES_OK and reads it back. Returns the
+/// accepted set.
 ///
 /// # Errors
 /// [`VirtioError::FeatureMissing`] naming the bits of `required` the device does not offer;
@@ -219,7 +220,13 @@ pub fn negotiate<T: Transport>(t: &T, wanted: u64, required: u64) -> Result<u64,
         }
         .into());
     }
-    let accepted = offered & (wanted | required | feature::ACCESS_PLATFORM);
+    let mut accepted = offered & (wanted | required | feature::ACCESS_PLATFORM);
+    // IN_ORDER on split rings binds the driver to use the descriptor table in order
+    // (virtio 1.2 §2.7.5.1); this driver's split rings take descriptors from a free list, so
+    // it takes IN_ORDER with packed rings only, where it asks nothing of the driver (§2.8.9).
+    if accepted & feature::RING_PACKED == 0 {
+        accepted &= !feature::IN_ORDER;
+    }
     t.set_driver_features(accepted)?;
     add_status(status::FEATURES_OK)?;
     let s = t.status()?;
