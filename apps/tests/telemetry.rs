@@ -482,7 +482,12 @@ fn dpdk_telemetry_py_reads_pktgens_counters() {
         .spawn()
         .unwrap();
     let (sent, lat) = poll(&mut child, "frames at the sink", || {
-        let r = query(&script, &dir, prefix, &["/ethdev/stats,0", "/sluice/latency"]);
+        let r = query(
+            &script,
+            &dir,
+            prefix,
+            &["/ethdev/stats,0", "/sluice/latency"],
+        );
         let sent = r.first()?["/ethdev/stats"]["opackets"].as_u64()?;
         let lat = r.get(1)?["/sluice/latency"].clone();
         (sent > 0 && lat["count"].as_u64()? > 0).then_some((sent, lat))
