@@ -254,3 +254,30 @@ pub fn cost_section(quick: bool) -> String {
     ));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_ticks_counts_the_cpu_of_threads_named_for_telemetry() {
+        let before = server_ticks();
+        let t = std::thread::Builder::new()
+            .name("telemetry-spin".into())
+            .spawn(move || {
+                // Spin until 50 ms of CPU show in the count; a parser that missed this
+                // thread would never see them, and fails at the (generous) wall bound.
+                let until = std::time::Instant::now() + Duration::from_secs(120);
+                let mut x = 0u64;
+                while server_ticks() < before + 5 && std::time::Instant::now() < until {
+                    for i in 0..100_000u64 {
+                        x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+                    }
+                }
+                server_ticks()
+            })
+            .unwrap();
+        let during = t.join().unwrap();
+        assert!(during >= before + 5, "{before} then {during}");
+    }
+}
