@@ -1155,7 +1155,9 @@ fn value_errors_have_no_file() {
 
 #[test]
 fn telemetry_prometheus_is_an_address_and_round_trips() {
-    let c = ok(&format!("{BASE}\n[telemetry]\nprometheus = \"127.0.0.1:9464\"\n"));
+    let c = ok(&format!(
+        "{BASE}\n[telemetry]\nprometheus = \"127.0.0.1:9464\"\n"
+    ));
     assert_eq!(c.prometheus(), Some("127.0.0.1:9464".parse().unwrap()));
     assert_eq!(ok(&c.to_toml()).prometheus(), c.prometheus());
     assert_eq!(ok(BASE).prometheus(), None);
