@@ -1150,3 +1150,25 @@ fn value_errors_have_no_file() {
     assert_eq!(err.file(), None);
     assert_eq!(err.key(), None);
 }
+
+// ---- [telemetry] ----
+
+#[test]
+fn telemetry_prometheus_is_an_address_and_round_trips() {
+    let c = ok(&format!(
+        "{BASE}\n[telemetry]\nprometheus = \"127.0.0.1:9464\"\n"
+    ));
+    assert_eq!(c.prometheus(), Some("127.0.0.1:9464".parse().unwrap()));
+    assert_eq!(ok(&c.to_toml()).prometheus(), c.prometheus());
+    assert_eq!(ok(BASE).prometheus(), None);
+    assert_rejected(
+        &format!("{BASE}\n[telemetry]\nprometheus = \"localhost:9464\"\n"),
+        "fwd.toml: telemetry.prometheus: ",
+        &["'localhost:9464'", "not an IP address and port"],
+    );
+    assert_rejected(
+        &format!("{BASE}\n[telemetry]\nsocket = true\n"),
+        "fwd.toml",
+        &["socket"],
+    );
+}
