@@ -50,6 +50,9 @@ pub enum AppError {
     /// A command-line argument that names something the configuration lacks.
     #[error("{0}")]
     Usage(String),
+    /// The telemetry socket or the Prometheus endpoint could not start.
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
     /// Installing the SIGINT/SIGTERM handler or starting the stats thread failed.
     #[error("{what}")]
     Os {

@@ -15,6 +15,7 @@ pub mod error;
 pub mod fwd;
 pub mod pktgen;
 pub mod ports;
+pub mod telemetry;
 pub mod traffic;
 
 pub use error::AppError;

@@ -10,6 +10,7 @@ use sluice_pmd::soft::ring_port::{RingPairConfig, ring_pair};
 use crate::error::AppError;
 
 mod af_xdp;
+mod vhost;
 mod virtio;
 
 /// Creates the configuration's mempools, in file order. A pool that asks for hugepages
@@ -98,6 +99,9 @@ pub fn open_ports(config: &Config, pools: &[PktPool]) -> Result<Vec<AnyPort>, Ap
             }
             PortDriver::VirtioUser { path, packed } => {
                 opened[i] = Some(virtio::open_user(pools, i, port, path, *packed)?);
+            }
+            PortDriver::VhostUser { path } => {
+                opened[i] = Some(vhost::open(pools, i, port, path)?);
             }
         }
     }

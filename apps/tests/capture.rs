@@ -191,6 +191,7 @@ fn captures_start_and_stop_while_the_forwarder_runs() {
             gen_count: None,
             tx_first: 0,
         },
+        telemetry: Default::default(),
     };
     let (first, second) = (d.join("first.pcapng"), d.join("second.pcapng"));
     std::thread::scope(|s| {

@@ -193,7 +193,7 @@ fn sluice_blkperf_on_the_ram_disk_reports_what_it_did_when_stopped() {
 }
 
 #[test]
-fn sluice_blkperf_json_ends_with_the_report_when_stopped() {
+fn sluice_blkperf_json_is_one_object_when_stopped() {
     let (out, err) = stop_twice(
         env!("CARGO_BIN_EXE_sluice-blkperf"),
         &[
@@ -211,14 +211,19 @@ fn sluice_blkperf_json_ends_with_the_report_when_stopped() {
         true,
         Twice::IntThenTerm,
     );
-    // One JSON object per line: a record each second, then the report.
+    // One JSON object per line: the records of each second, then the summary.
     let lines: Vec<serde_json::Value> = out
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {out}")))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}\n{out}")))
         .collect();
-    let (v, records) = lines.split_last().unwrap();
-    assert!(records.iter().all(|r| r["type"] == "interval"), "{out}");
+    let v = lines.last().unwrap_or_else(|| panic!("no output: {err}"));
     assert_eq!(v["type"], "summary", "{out}");
+    assert!(
+        lines[..lines.len() - 1]
+            .iter()
+            .all(|r| r["type"] == "interval"),
+        "{out}"
+    );
     assert_eq!(v["interrupted"], true, "{out}");
     assert_eq!(v["total"]["errors"], 0, "{out}");
     assert!(err.contains("running"), "{err}");

@@ -17,6 +17,7 @@
 #   SLUICE_GUEST_TAP_QUEUES  queue pairs per NIC with --tap-queues (0: hubport wiring)
 #   SLUICE_GUEST_CPUS  the number of vCPUs
 #   SLUICE_GUEST_NIC_OPTS  what --nic-opts added to every NIC (empty without it)
+#   SLUICE_GUEST_VHOST_MAC  the MAC of the --vhost-user NIC (empty without it)
 #
 # Options:
 #   --nics N             virtio-net NICs (default 2, at most 8)
@@ -27,6 +28,11 @@
 #                        to receive queues by flow. Needs root and /dev/net/tun.
 #   --nic-opts OPTS      properties appended to every NIC's -device virtio-net-pci, e.g.
 #                        packed=on (packed virtqueues offered)
+#   --vhost-user SOCK    one more virtio-net NIC (00:0c.0, MAC 52:54:00:5c:01:00, no IOMMU)
+#                        whose device is the vhost-user backend listening at SOCK (start it
+#                        first): the guest's RAM becomes a shared memfd (share=on) that the
+#                        backend maps; the guest's kernel virtio-net drives the NIC
+#   --vhost-user-opts OPTS  properties appended to that NIC, e.g. packed=on
 #   --cpus N             vCPUs (default 2)
 #   --no-nvme            no NVMe controller
 #   --mem MIB            guest memory (default 1024)
@@ -36,6 +42,15 @@
 #   --out DIR            host directory the guest may write (default: a fresh one under the
 #                        work dir, removed afterwards unless given)
 #   --keep               keep the run directory (console log, NVMe image)
+#   --hotplug            put each NIC and the NVMe controller on a pcie-root-port of its own
+#                        (hot-pluggable, so that QMP device_del works on q35): the NVMe
+#                        controller behind root port 00:03.0 at 0000:01:00.0, NIC i behind
+#                        00:(04+i).0 at bus 2+i (1+i with --no-nvme); QEMU ids nvme0, nic0,
+#                        nic1, ...; SLUICE_GUEST_NICS and SLUICE_GUEST_NVME list the addresses
+#   --qmp                open QEMU's QMP monitor and let COMMAND ask for hot-unplugs: it writes
+#                        "device_del ID" to $SLUICE_GUEST_OUT/qmp/N.req (bench/qemu/guest-qmp.sh
+#                        does), the host runs it (bench/qemu/qmp.py), waits for QEMU's
+#                        DEVICE_DELETED event and answers in N.done ("ok: ..." or "error: ...")
 #
 # On first use it installs what is missing from Debian (qemu-system-x86, busybox-static, kmod,
 # cpio) and downloads the kernel package (linux-image-amd64's current 6.1 image) with
@@ -48,7 +63,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 work=${SLUICE_QEMU_WORK:-$here/work}
-nics=2 nic_opts= tap_queues=0 cpus=2 nvme=1 mem=1024 hugepages=128 cmd_timeout=600 boot_timeout=120 out= keep=0
+nics=2 nic_opts= vhost_sock= vhost_opts= tap_queues=0 cpus=2 nvme=1 mem=1024 hugepages=128 cmd_timeout=600 boot_timeout=120 out= keep=0
+hotplug=0 qmp=0
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit "${1:-0}"; }
 fail() { echo "run-in-guest: $*" >&2; exit 125; }
@@ -57,6 +73,8 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --nics) nics=$2; shift 2 ;;
         --nic-opts) nic_opts=$2; shift 2 ;;
+        --vhost-user) vhost_sock=$2; shift 2 ;;
+        --vhost-user-opts) vhost_opts=$2; shift 2 ;;
         --tap-queues) tap_queues=$2; shift 2 ;;
         --cpus) cpus=$2; shift 2 ;;
         --no-nvme) nvme=0; shift ;;
@@ -67,6 +85,8 @@ while [ $# -gt 0 ]; do
         --boot-timeout) boot_timeout=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
         --keep) keep=1; shift ;;
+        --hotplug) hotplug=1; shift ;;
+        --qmp) qmp=1; shift ;;
         -h|--help) usage 0 ;;
         --) shift; break ;;
         *) echo "run-in-guest: unknown option $1" >&2; usage 2 ;;
@@ -78,6 +98,8 @@ for v in nics tap_queues cpus mem hugepages cmd_timeout boot_timeout; do
 done
 [ "$nics" -le 8 ] || fail "--nics $nics: at most 8"
 [[ $nic_opts =~ ^[A-Za-z0-9_.=,-]*$ ]] || fail "--nic-opts '$nic_opts': properties only (a=b,c=d)"
+[[ $vhost_opts =~ ^[A-Za-z0-9_.=,-]*$ ]] || fail "--vhost-user-opts '$vhost_opts': properties only (a=b,c=d)"
+[ -z "$vhost_sock" ] || [ -S "$vhost_sock" ] || fail "--vhost-user $vhost_sock: no socket there (start the backend first)"
 [ "$cpus" -ge 1 ] || fail "--cpus $cpus: at least 1"
 # QEMU 7.2's virtio-net takes at most 1024 queues; the driver uses at most 16 pairs.
 [ "$tap_queues" -le 16 ] || fail "--tap-queues $tap_queues: at most 16"
@@ -177,8 +199,13 @@ nic_addrs=() qemu_devs=()
 # shares at 00:10.0 and 00:11.0.
 if [ "$nvme" = 1 ]; then
     truncate -s 256M "$run/nvme.img"
-    qemu_devs+=(-drive "file=$run/nvme.img,if=none,id=nvm,format=raw"
-        -device "nvme,serial=sluice0,drive=nvm,addr=0x3")
+    qemu_devs+=(-drive "file=$run/nvme.img,if=none,id=nvm,format=raw")
+    if [ "$hotplug" = 1 ]; then
+        qemu_devs+=(-device "pcie-root-port,id=rp_nvme,chassis=1,slot=1,addr=0x3"
+            -device "nvme,serial=sluice0,drive=nvm,bus=rp_nvme,id=nvme0")
+    else
+        qemu_devs+=(-device "nvme,serial=sluice0,drive=nvm,addr=0x3")
+    fi
 fi
 in_netns=()
 if [ "$tap_queues" -gt 0 ]; then
@@ -198,6 +225,13 @@ for ((i = 0; i < nics; i++)); do
     slot=$((4 + i))
     nic_addrs+=("$(printf '0000:00:%02x.0' "$slot")")
     dev="virtio-net-pci,netdev=net$i,disable-legacy=on,iommu_platform=on,mac=52:54:00:5c:00:$(printf %02x $i),addr=$(printf 0x%x $slot)${nic_opts:+,$nic_opts}"
+    if [ "$hotplug" = 1 ]; then
+        # Its own root port at the NIC's usual slot; the firmware numbers the buses below
+        # root ports in slot order.
+        nic_addrs[i]=$(printf '0000:%02x:00.0' $((i + 1 + nvme)))
+        qemu_devs+=(-device "pcie-root-port,id=rp_nic$i,chassis=$((2 + i)),slot=$((2 + i)),addr=$(printf 0x%x $slot)")
+        dev="${dev/addr=$(printf 0x%x $slot)/bus=rp_nic$i,id=nic$i}"
+    fi
     if [ "$tap_queues" -gt 0 ]; then
         # Two taps per bridge: a wire through the host's kernel; a full tap queue drops.
         "${in_netns[@]}" ip tuntap add dev "tap$i" mode tap multi_queue ||
@@ -211,12 +245,24 @@ for ((i = 0; i < nics; i++)); do
     fi
 done
 
+vhost_mac= mem_opts=(-m "$mem")
+if [ -n "$vhost_sock" ]; then
+    # The backend maps the guest's RAM: it must be a shared file (vhost-user "memory table").
+    vhost_mac=52:54:00:5c:01:00
+    mem_opts=(-m "$mem" -object "memory-backend-memfd,id=mem,size=${mem}M,share=on"
+        -numa node,memdev=mem)
+    qemu_devs+=(-chardev "socket,id=vhu0,path=$vhost_sock"
+        -netdev vhost-user,id=vhu0net,chardev=vhu0
+        -device "virtio-net-pci,netdev=vhu0net,disable-legacy=on,mac=$vhost_mac,addr=0xc${vhost_opts:+,$vhost_opts}")
+fi
+
 {
+    echo "export SLUICE_GUEST_VHOST_MAC='$vhost_mac'"
     echo "export SLUICE_GUEST_NICS='${nic_addrs[*]}'"
     echo "export SLUICE_GUEST_TAP_QUEUES='$tap_queues'"
     echo "export SLUICE_GUEST_CPUS='$cpus'"
     echo "export SLUICE_GUEST_NIC_OPTS='$nic_opts'"
-    echo "export SLUICE_GUEST_NVME='$([ "$nvme" = 1 ] && echo 0000:00:03.0)'"
+    echo "export SLUICE_GUEST_NVME='$([ "$nvme" = 1 ] && { [ "$hotplug" = 1 ] && echo 0000:01:00.0 || echo 0000:00:03.0; })'"
     echo "export SLUICE_GUEST_OUT='$out'"
     echo "export PATH='/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'"
     echo "export HOME=/tmp TMPDIR=/tmp"
@@ -227,14 +273,15 @@ done
     echo
 } > "$run/cmd.sh"
 
-append="console=ttyS0 panic=-1 quiet loglevel=3 intel_iommu=on iommu=pt"
+# no_timer_check: on a loaded host TCG can miss the IO-APIC timer check and panic.
+append="console=ttyS0 panic=-1 quiet loglevel=3 intel_iommu=on iommu=pt no_timer_check"
 append+=" hugepagesz=2M hugepages=$hugepages"
 append+=" sluice.run=$run/cmd.sh sluice.out=$out sluice.timeout=$cmd_timeout"
 
 # The IOMMU is listed before the devices it translates for; aw-bits=48 so that IOVA = VA
 # fits; intremap needs the split irqchip.
 qemu=(qemu-system-x86_64
-    -machine q35,kernel-irqchip=split -accel tcg,thread=multi -cpu max -smp "$cpus" -m "$mem"
+    -machine q35,kernel-irqchip=split -accel tcg,thread=multi -cpu max -smp "$cpus" "${mem_opts[@]}"
     -nodefaults -no-user-config -display none -vga none -monitor none -no-reboot
     -serial "file:$run/console.log"
     -device intel-iommu,intremap=on,caching-mode=on,aw-bits=48
@@ -244,6 +291,10 @@ qemu=(qemu-system-x86_64
     -fsdev "local,id=out,path=$out,security_model=none,multidevs=remap"
     -device virtio-9p-pci,fsdev=out,mount_tag=out,addr=0x11
     "${qemu_devs[@]}")
+if [ "$qmp" = 1 ]; then
+    qemu+=(-qmp "unix:$run/qmp.sock,server=on,wait=off")
+    mkdir -p "$out/qmp"
+fi
 
 : > "$run/console.log"
 "${in_netns[@]}" "${qemu[@]}" > "$run/qemu.log" 2>&1 &
@@ -260,9 +311,29 @@ pump() {
     fi
 }
 
+# --qmp: runs the guest's requests (N.req in $out/qmp) one at a time, answering in N.done.
+serve_qmp() {
+    local req n cmd id
+    for req in "$out"/qmp/*.req; do
+        [ -f "$req" ] || continue
+        n=${req%.req}
+        read -r cmd id < "$req" || true
+        rm -f "$req"
+        if [ "$cmd" = device_del ] && [[ $id =~ ^[A-Za-z0-9_]+$ ]]; then
+            echo "run-in-guest: QMP device_del $id" >&2
+            python3 "$here/qmp.py" "$run/qmp.sock" device_del "$id" 300 > "$n.tmp" 2>&1 || true
+        else
+            echo "error: only 'device_del ID' is served, got '$cmd $id'" > "$n.tmp"
+        fi
+        cat "$n.tmp" >&2
+        mv "$n.tmp" "$n.done"
+    done
+}
+
 wait_for() { # PATTERN SECONDS: 0 when seen, 1 when QEMU exited, 2 on timeout
     local deadline=$((SECONDS + $2))
     while [ $SECONDS -lt $deadline ]; do
+        [ "$qmp" = 1 ] && serve_qmp
         pump
         grep -q -a "$1" "$run/console.log" && return 0
         if ! kill -0 "$qpid" 2>/dev/null; then

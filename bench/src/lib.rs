@@ -16,6 +16,7 @@ pub mod fwd_bench;
 pub mod latency;
 pub mod machine;
 pub mod mempool_bench;
+pub mod observe_bench;
 pub mod pages;
 pub mod peers;
 pub mod pin;

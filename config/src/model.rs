@@ -106,6 +106,13 @@ pub enum PortDriver {
         /// (`VIRTIO_F_RING_PACKED`); false keeps split rings, as DPDK's `packed_vq=0`.
         packed: bool,
     },
+    /// This process as a vhost-user backend: the virtio-net device of a QEMU guest or a
+    /// virtio-user container, which connects to the socket this port listens on. A stale
+    /// socket file at the path is replaced; one a live process listens on is an error.
+    VhostUser {
+        /// The socket to listen on, e.g. `/run/sluice/vm1.sock`.
+        path: std::path::PathBuf,
+    },
 }
 
 /// A network port (`[[ports]]`): `queues` rx/tx queue pairs on one driver.
@@ -143,7 +150,10 @@ impl Port {
 
 pub(crate) fn driver_max_queues(driver: &PortDriver) -> u16 {
     match driver {
-        PortDriver::Ring { .. } | PortDriver::Virtio { .. } | PortDriver::VirtioUser { .. } => 16,
+        PortDriver::Ring { .. }
+        | PortDriver::Virtio { .. }
+        | PortDriver::VirtioUser { .. }
+        | PortDriver::VhostUser { .. } => 16,
         PortDriver::AfXdp { .. } => 64,
     }
 }
@@ -266,6 +276,7 @@ pub struct Config {
     pub(crate) stats_interval: Option<Duration>,
     pub(crate) generator: Option<Generator>,
     pub(crate) sink: Option<Sink>,
+    pub(crate) prometheus: Option<std::net::SocketAddr>,
 }
 
 impl Config {
@@ -317,6 +328,11 @@ impl Config {
     /// The built-in sink, if configured.
     pub fn sink(&self) -> Option<&Sink> {
         self.sink.as_ref()
+    }
+
+    /// Where to serve Prometheus metrics (`[telemetry] prometheus`), if anywhere.
+    pub fn prometheus(&self) -> Option<std::net::SocketAddr> {
+        self.prometheus
     }
 
     /// The port with this id.

@@ -2,9 +2,10 @@
 //! `Config` (the property tests check this), so an app can print the configuration it runs.
 
 use crate::model::{Config, ForwardMode, Port, PortDriver};
+use crate::raw::RawTelemetry;
 use crate::raw::{
     AfXdpPort, RawConfig, RawForward, RawGenerator, RawLcore, RawMempool, RawMode, RawPipeline,
-    RawPort, RawSink, RawStats, RingPort, VirtioPort, VirtioUserPort,
+    RawPort, RawSink, RawStats, RingPort, VhostUserPort, VirtioPort, VirtioUserPort,
 };
 
 impl Config {
@@ -84,6 +85,9 @@ impl Config {
                 port: port_name(s.port),
                 core: s.core.into(),
             }),
+            telemetry: self.prometheus.map(|a| RawTelemetry {
+                prometheus: Some(a.to_string()),
+            }),
         }
     }
     fn raw_port(&self, p: &Port) -> RawPort {
@@ -129,6 +133,13 @@ impl Config {
                 queues,
                 rx_descriptors,
                 tx_descriptors,
+                mempool,
+                mac,
+            }),
+            PortDriver::VhostUser { path } => RawPort::VhostUser(VhostUserPort {
+                name,
+                path: Some(path.display().to_string()),
+                queues,
                 mempool,
                 mac,
             }),

@@ -147,3 +147,46 @@ fn virtio_user_example() {
             .all(|p| p.queues == 1 && p.rx_descriptors == 256)
     );
 }
+
+#[test]
+fn vhost_user_example() {
+    let c = example("vhost-user.toml");
+    let paths: Vec<_> = c
+        .ports()
+        .iter()
+        .map(|p| match &p.driver {
+            PortDriver::VhostUser { path } => path.display().to_string(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(paths, ["/run/sluice/vm1.sock", "/run/sluice/vm2.sock"]);
+    assert!(c.ports().iter().all(|p| p.queues == 1));
+    // Rendered and read back, it is the same configuration.
+    let again = sluice_config::Config::from_str_named(&c.to_toml(), "rendered.toml").unwrap();
+    assert_eq!(again.ports(), c.ports());
+}
+
+#[test]
+fn vhost_user_errors_name_the_key() {
+    let text = std::fs::read_to_string(examples_dir().join("vhost-user.toml")).unwrap();
+    let parse = |from: &str, to: &str| {
+        Config::from_str_named(&text.replacen(from, to, 1), "t.toml")
+            .unwrap_err()
+            .to_string()
+    };
+    let e = parse("path = \"/run/sluice/vm1.sock\"\n", "");
+    assert!(
+        e.contains("ports[0].path") && e.contains("vhost-user ports need path"),
+        "{e}"
+    );
+    let e = parse("queues = 1\n", "queues = 1\nrx_descriptors = 256\n");
+    assert!(
+        e.contains("rx_descriptors") && e.contains("vhost-user"),
+        "{e}"
+    );
+    let e = parse("vm2.sock", "vm1.sock");
+    assert!(
+        e.contains("ports[1].path") && e.contains("already used by vm1"),
+        "{e}"
+    );
+}

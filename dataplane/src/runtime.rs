@@ -46,7 +46,9 @@ pub struct RuntimeConfig {
     pub stall_timeout: Option<Duration>,
     /// How long each lcore may drain after the stop signal.
     pub drain_timeout: Duration,
-    /// How long [`Runtime::shutdown`] waits for all lcores to end, drain included.
+    /// How long [`Runtime::shutdown`] waits for all lcores to end, drain included: a bound
+    /// for an lcore that hangs, generous because a busy host can keep a thread off its CPU
+    /// for seconds (lcores sharing a CPU by `--lcores` take turns by time slices).
     pub stop_timeout: Duration,
     /// Pools whose per-lcore caches each lcore hands back when it ends.
     pub pools: Vec<PktPool>,
@@ -58,7 +60,7 @@ impl Default for RuntimeConfig {
             burst: sluice_pmd::DEFAULT_BURST,
             stall_timeout: Some(Duration::from_micros(100)),
             drain_timeout: Duration::from_millis(200),
-            stop_timeout: Duration::from_secs(2),
+            stop_timeout: Duration::from_secs(30),
             pools: Vec::new(),
         }
     }

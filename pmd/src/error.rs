@@ -58,6 +58,11 @@ pub enum Error {
     /// A virtio-net device or transport failed (see [`VirtioError`](crate::virtio::VirtioError)).
     #[error(transparent)]
     Virtio(#[from] crate::virtio::VirtioError),
+
+    /// A vhost-user backend port could not open (see
+    /// [`BackendError`](crate::virtio::backend::BackendError)).
+    #[error(transparent)]
+    VhostBackend(#[from] crate::virtio::backend::BackendError),
 }
 
 #[cfg(test)]

@@ -126,6 +126,14 @@ impl MmioRegion {
 
 impl Registers for MmioRegion {
     #[inline]
+    fn removed(&self) -> bool {
+        match &self.backing {
+            Backing::Mapped(m) => m.removed(),
+            Backing::Heap(_) => false,
+        }
+    }
+
+    #[inline]
     fn read8(&self, offset: usize) -> Result<u8, MmioError> {
         let p = self.at(offset, 1)?;
         // SAFETY: `at` checked that the byte lies inside the region, which stays mapped while

@@ -31,6 +31,15 @@ pub trait Registers: Send + Sync {
     /// Writes the 32-bit register at `offset`.
     fn write32(&self, offset: usize, value: u32) -> Result<(), MmioError>;
 
+    /// Whether the device behind the registers was removed and released (a VFIO device
+    /// whose kernel asked for it back, see [`Device::watch_removal`](crate::vfio::Device::watch_removal)):
+    /// reads then return all ones and writes reach nothing. One relaxed load: drivers may
+    /// call it per burst. A device that vanished without notice shows only as all-ones reads.
+    #[inline]
+    fn removed(&self) -> bool {
+        false
+    }
+
     /// Reads the 64-bit register at `offset` as two 32-bit reads, low half first.
     fn read64(&self, offset: usize) -> Result<u64, MmioError> {
         let lo = self.read32(offset)?;

@@ -22,11 +22,13 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use clap::Parser;
+use sluice_apps::AppError;
 use sluice_apps::blkperf::{
-    BlkperfArgs, BlkperfError, JobConfig, LcoreResult, Live, Progress, ProgressFormat, RAM_BLOCK,
-    Report, histogram_json, render_histogram, render_json, render_text, run_queue_live,
+    BlkperfArgs, BlkperfError, JobConfig, LcoreResult, Progress, ProgressFormat, RAM_BLOCK, Report,
+    histogram_json, render_histogram, render_json, render_text, run_queue_live,
 };
 use sluice_apps::cli;
+use sluice_apps::telemetry::{BlockQueueCounters, Endpoints, Running, Sources};
 use sluice_mempool::{HugePagePolicy, IdentityMapper, IovaMapper, Mempool, PageSize, PoolConfig};
 use sluice_pmd::block::{AnyBlockQueue, BlockQueue, RamDisk, UringConfig, UringQueue};
 use sluice_pmd::nvme::{ControllerConfig, VfioNvme};
@@ -73,7 +75,13 @@ fn run(cli: &BlkperfArgs) -> Result<Report, BlkperfError> {
     cli.check(cli::memory_bytes())?;
     // Before any device is touched: a signal from here on stops the run in order.
     let stop = cli::stop_on_signals("sluice-blkperf")?;
+    // Bound before any device is touched; served once the queues exist.
+    let endpoints = Endpoints::bind(&cli.telemetry.options(None)).map_err(AppError::from)?;
+    if let Some(d) = endpoints.describe() {
+        eprintln!("sluice-blkperf: {d}");
+    }
     let lcores = cli.lcores();
+    let live: Vec<Arc<BlockQueueCounters>> = (0..lcores).map(|_| Arc::default()).collect();
     let describe = cli.describe();
     if let Some(bdf) = cli.target.strip_prefix("nvme:") {
         let addr: PciAddr = bdf.parse()?;
@@ -117,19 +125,37 @@ fn run(cli: &BlkperfArgs) -> Result<Report, BlkperfError> {
         let mapper: Arc<dyn IovaMapper> = dev.container().clone();
         let job = cli.job(queues[0].info().block_size)?;
         let started = || announce(cli, &describe, &target);
-        let (results, queues) = run_lcores(cli, queues, &job, mapper, &stop, &started);
+        let _telemetry = serve(cli, endpoints, &live, &target)?;
+        let (results, queues, pools) =
+            run_lcores(cli, queues, &job, mapper, &stop, &started, &live);
         // Interrupted or not, the lcores drained their queues: delete them and shut the
-        // controller down (NVMe 1.4 §7.6.2) before reporting.
-        for q in queues {
-            if let AnyBlockQueue::Nvme(q) = q {
-                dev.ctrl.delete_io_qpair(q)?;
+        // controller down (NVMe 1.4 §7.6.2) before reporting. A controller removed during
+        // the run (hot-unplug) fails its lcores; that error, naming the device, is the one
+        // reported, after the teardown (which then touches nothing: every buffer comes home).
+        let teardown = (|| {
+            for q in queues {
+                if let AnyBlockQueue::Nvme(q) = q {
+                    dev.ctrl.delete_io_qpair(q)?;
+                }
             }
-        }
-        dev.shutdown()?;
+            dev.shutdown()
+        })();
+        // Only now: buffers a removed controller still had go back to their pools with the
+        // queues' teardown above.
+        drop(pools);
+        let results = results.map_err(|e| match e {
+            BlkperfError::Pmd(error) => BlkperfError::OnTarget {
+                target: target.clone(),
+                error,
+            },
+            e => e,
+        });
+        let results = results?;
+        teardown?;
         return Ok(Report {
             target,
             job: describe,
-            lcores: results?,
+            lcores: results,
             interrupted: stop.load(Ordering::Acquire),
         });
     }
@@ -164,13 +190,34 @@ fn run(cli: &BlkperfArgs) -> Result<Report, BlkperfError> {
     };
     let job = cli.job(queues[0].info().block_size)?;
     let started = || announce(cli, &describe, &target);
-    let (results, _) = run_lcores(cli, queues, &job, Arc::new(IdentityMapper), &stop, &started);
+    let _telemetry = serve(cli, endpoints, &live, &target)?;
+    let mapper = Arc::new(IdentityMapper);
+    let (results, _, _) = run_lcores(cli, queues, &job, mapper, &stop, &started, &live);
     Ok(Report {
         target,
         job: describe,
         lcores: results?,
         interrupted: stop.load(Ordering::Acquire),
     })
+}
+
+/// Serves the endpoints over the queues' live counters (`/sluice/nvme/queues`).
+fn serve(
+    cli: &BlkperfArgs,
+    endpoints: Endpoints,
+    live: &[Arc<BlockQueueCounters>],
+    target: &str,
+) -> Result<Running, BlkperfError> {
+    let sources = Sources {
+        block_queues: live
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("lcore {i} (cpu {})", cli.cores.0[i]), c.clone()))
+            .collect(),
+        block_target: target.to_string(),
+        ..Sources::default()
+    };
+    Ok(endpoints.serve(sources).map_err(AppError::from)?)
 }
 
 /// Says that every lcore is ready: on stdout, or on stderr with `--json` (whose stdout is
@@ -186,7 +233,13 @@ fn announce(cli: &BlkperfArgs, describe: &str, target: &str) {
     }
 }
 
-type LcoreOutcome = (Result<Vec<LcoreResult>, BlkperfError>, Vec<AnyBlockQueue>);
+/// The lcores' results, their queues and their buffer pools (kept until the queues are
+/// torn down: a queue whose device went away may still hold buffers).
+type LcoreOutcome = (
+    Result<Vec<LcoreResult>, BlkperfError>,
+    Vec<AnyBlockQueue>,
+    Vec<Mempool>,
+);
 
 /// One pinned thread per core, each with its queue and its pool; all start together, and
 /// `started` runs once they have. Each stops at the job's end or once `stop` is set.
@@ -197,11 +250,11 @@ fn run_lcores(
     mapper: Arc<dyn IovaMapper>,
     stop: &AtomicBool,
     started: &dyn Fn(),
+    live: &[Arc<BlockQueueCounters>],
 ) -> LcoreOutcome {
     let lcores = queues.len();
     // The lcores and this thread, which says when they are all ready.
     let barrier = Barrier::new(lcores + 1);
-    let lives: Vec<Arc<Live>> = (0..lcores).map(|_| Arc::default()).collect();
     let format = if cli.json {
         Some(ProgressFormat::Json)
     } else if cli.progress_lines() {
@@ -209,14 +262,18 @@ fn run_lcores(
     } else {
         None
     };
-    let outcomes: Vec<(Result<LcoreResult, BlkperfError>, AnyBlockQueue)> = std::thread::scope(
-        |s| {
-            let handles: Vec<_> = queues
+    type Outcome = (
+        Result<LcoreResult, BlkperfError>,
+        AnyBlockQueue,
+        Option<Mempool>,
+    );
+    let outcomes: Vec<Outcome> = std::thread::scope(|s| {
+        let handles: Vec<_> = queues
             .into_iter()
             .enumerate()
             .map(|(i, mut q)| {
                 let cpu = cli.cores.0[i];
-                let (barrier, mapper, live) = (&barrier, mapper.clone(), lives[i].clone());
+                let (barrier, mapper, live) = (&barrier, mapper.clone(), live[i].clone());
                 s.spawn(move || {
                     // CPUs are at most 1023 (`CoreList`), inside an affinity mask.
                     if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
@@ -229,36 +286,42 @@ fn run_lcores(
                         eprintln!("sluice-blkperf: lcore {i}: no fixed buffers ({e}); going on without");
                     }
                     barrier.wait();
-                    let r = pool.and_then(|pool| run_queue_live(&mut q, i, lcores, cpu, job, &pool, stop, Some(&live)));
-                    (r, q)
+                    match pool {
+                        Ok(pool) => {
+                            let r = run_queue_live(&mut q, (i, lcores, cpu), job, &pool, stop, &live);
+                            (r, q, Some(pool))
+                        }
+                        Err(e) => (Err(e), q, None),
+                    }
                 })
             })
             .collect();
-            barrier.wait();
-            started();
-            let progress = format.and_then(|f| {
-                Progress::spawn(lives.clone(), Duration::from_secs(1), f)
-                    .map_err(|e| eprintln!("sluice-blkperf: no progress lines: {e}"))
-                    .ok()
-            });
-            let outcomes = handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| panic!("an lcore thread panicked"))
-                })
-                .collect();
-            if let Some(p) = progress {
-                p.finish();
-            }
-            outcomes
-        },
-    );
+        barrier.wait();
+        started();
+        let progress = format.and_then(|f| {
+            Progress::spawn(live.to_vec(), Duration::from_secs(1), f)
+                .map_err(|e| eprintln!("sluice-blkperf: no progress lines: {e}"))
+                .ok()
+        });
+        let outcomes = handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| panic!("an lcore thread panicked"))
+            })
+            .collect();
+        if let Some(p) = progress {
+            p.finish();
+        }
+        outcomes
+    });
     let mut results = Vec::new();
     let mut qs = Vec::new();
+    let mut pools = Vec::new();
     let mut err = None;
-    for (r, q) in outcomes {
+    for (r, q, pool) in outcomes {
         qs.push(q);
+        pools.extend(pool);
         match r {
             Ok(r) => results.push(r),
             Err(e) => {
@@ -266,7 +329,7 @@ fn run_lcores(
             }
         }
     }
-    (err.map_or(Ok(results), Err), qs)
+    (err.map_or(Ok(results), Err), qs, pools)
 }
 
 fn make_pool(

@@ -96,6 +96,9 @@ pub struct BlkperfArgs {
     /// No progress lines.
     #[arg(long, overrides_with = "progress")]
     pub no_progress: bool,
+    /// Telemetry socket (`/sluice/nvme/queues`) and Prometheus endpoint.
+    #[command(flatten)]
+    pub telemetry: crate::telemetry::TelemetryArgs,
 }
 
 impl BlkperfArgs {

@@ -15,9 +15,7 @@ mod worker;
 
 pub use args::{CoreList, MAX_IO_SIZE, Workload, parse_size};
 pub use cli::{BlkperfArgs, MAX_QUEUE_DEPTH, MAX_RAM_MIB, MAX_SPAN_MIB, RAM_BLOCK};
-pub use progress::{
-    Live, Progress, ProgressFormat, histogram_buckets, histogram_json, render_histogram,
-};
+pub use progress::{Progress, ProgressFormat, histogram_buckets, histogram_json, render_histogram};
 pub use report::{Report, render_json, render_text};
 pub use worker::{
     JobConfig, LcoreResult, pattern_word, run_queue, run_queue_live, run_queue_until,
@@ -38,6 +36,15 @@ pub enum BlkperfError {
     /// What the apps share failed (installing the signal handlers).
     #[error(transparent)]
     App(#[from] crate::AppError),
+    /// A driver or device error during the run, with the target it happened on (a
+    /// controller removed mid-run, say).
+    #[error("{target}: {error}")]
+    OnTarget {
+        /// The target ("nvme 0000:01:00.0 (...)").
+        target: String,
+        /// What went wrong.
+        error: sluice_pmd::Error,
+    },
     /// The device misbehaved or stopped answering during the run.
     #[error("lcore {lcore}: {why}")]
     Device {

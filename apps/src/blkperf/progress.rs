@@ -2,15 +2,16 @@
 //! JSON record each second (`--progress`, `--json`), and the bucketed latency histogram of
 //! `-LL` (as `spdk_nvme_perf -LL` prints one).
 //!
-//! Each lcore publishes its running totals into its [`Live`] every 64 polls (plain stores of
-//! numbers it keeps anyway, and one `fetch_max`); a sampler thread reads them once a second.
+//! Each lcore counts its completions into its queue's [`BlockQueueCounters`] (the counters
+//! the telemetry socket and the Prometheus endpoint read too); a sampler thread reads them
+//! once a second.
 //! The sampler's last record covers the time from its previous one to the end of the run,
 //! taken after the lcores have drained: the records' `ios` add up to the report's total.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -18,26 +19,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use super::Report;
-
-/// One lcore's running totals, written by the lcore, read by the sampler.
-#[derive(Debug, Default)]
-pub struct Live {
-    ios: AtomicU64,
-    bytes: AtomicU64,
-    lat_sum_ns: AtomicU64,
-    lat_max_ns: AtomicU64,
-}
-
-impl Live {
-    /// Publishes the lcore's totals and the largest latency since its last publish.
-    #[inline]
-    pub(super) fn publish(&self, ios: u64, bytes: u64, lat_sum_ns: u64, lat_max_ns: u64) {
-        self.ios.store(ios, Ordering::Relaxed);
-        self.bytes.store(bytes, Ordering::Relaxed);
-        self.lat_sum_ns.store(lat_sum_ns, Ordering::Relaxed);
-        self.lat_max_ns.fetch_max(lat_max_ns, Ordering::Relaxed);
-    }
-}
+use crate::telemetry::BlockQueueCounters;
 
 /// How the sampler prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,14 +38,15 @@ struct Sample {
     lat_sum_ns: u64,
 }
 
-fn sample(lives: &[Arc<Live>]) -> (Sample, u64) {
+fn sample(lives: &[Arc<BlockQueueCounters>]) -> (Sample, u64) {
     let mut s = Sample::default();
     let mut max = 0;
     for l in lives {
-        s.ios += l.ios.load(Ordering::Relaxed);
-        s.bytes += l.bytes.load(Ordering::Relaxed);
-        s.lat_sum_ns += l.lat_sum_ns.load(Ordering::Relaxed);
-        max = max.max(l.lat_max_ns.swap(0, Ordering::Relaxed));
+        let (ios, bytes, _, _) = l.snapshot();
+        s.ios += ios;
+        s.bytes += bytes;
+        s.lat_sum_ns += l.latency_sum_ns();
+        max = max.max(l.take_max_ns());
     }
     (s, max)
 }
@@ -103,7 +86,7 @@ pub struct Progress {
 impl Progress {
     /// Starts sampling `lives` (the lcores have just started) into stdout.
     pub fn spawn(
-        lives: Vec<Arc<Live>>,
+        lives: Vec<Arc<BlockQueueCounters>>,
         every: Duration,
         fmt: ProgressFormat,
     ) -> std::io::Result<Self> {

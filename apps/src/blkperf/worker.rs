@@ -1,5 +1,6 @@
 //! One lcore's run: keep `queue_depth` requests in flight on one queue, record latencies.
 
+use crate::telemetry::BlockQueueCounters;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -7,7 +8,7 @@ use hdrhistogram::Histogram;
 use sluice_mempool::{DmaObj, Mempool};
 use sluice_pmd::block::{BlockCompletion, BlockOp, BlockQueue, BlockRequest, Rejected};
 
-use super::{BlkperfError, Live, Workload};
+use super::{BlkperfError, Workload};
 
 /// What every lcore runs.
 #[derive(Clone, Debug)]
@@ -120,9 +121,7 @@ struct Lcore<'a, Q: BlockQueue> {
     free_tags: Vec<usize>,
     bufs: Vec<DmaObj>,
     done: Vec<BlockCompletion>,
-    /// Latency sum and largest latency since the last publish, for [`Live`].
-    lat_sum: u64,
-    lat_max: u64,
+    live: &'a BlockQueueCounters,
 }
 
 impl<Q: BlockQueue> Lcore<'_, Q> {
@@ -223,8 +222,7 @@ impl<Q: BlockQueue> Lcore<'_, Q> {
                 }
                 let ns = now.saturating_duration_since(f.since).as_nanos() as u64;
                 let _ = r.latency.record(ns.max(1));
-                self.lat_sum += ns;
-                self.lat_max = self.lat_max.max(ns);
+                self.live.complete(self.job.io_size as u64, ns, ok);
                 r.ios += 1;
                 r.bytes += self.job.io_size as u64;
             } else if !ok {
@@ -289,25 +287,24 @@ pub fn run_queue_until<Q: BlockQueue>(
     pool: &Mempool,
     stop: &AtomicBool,
 ) -> Result<LcoreResult, BlkperfError> {
-    run_queue_live(q, lcore, lcores, cpu, job, pool, stop, None)
+    let live = BlockQueueCounters::default();
+    run_queue_live(q, (lcore, lcores, cpu), job, pool, stop, &live)
 }
 
-/// [`run_queue_until`], publishing the running totals into `live` (for the progress
-/// lines) every 64 polls and once more at the end.
+/// [`run_queue_until`], counting each completion in `live` too, for telemetry while it runs.
+/// `at` is (lcore, lcores, cpu).
 ///
 /// # Errors
 /// As [`run_queue`].
-#[allow(clippy::too_many_arguments)]
 pub fn run_queue_live<Q: BlockQueue>(
     q: &mut Q,
-    lcore: usize,
-    lcores: usize,
-    cpu: usize,
+    at: (usize, usize, usize),
     job: &JobConfig,
     pool: &Mempool,
     stop: &AtomicBool,
-    live: Option<&Live>,
+    live: &BlockQueueCounters,
 ) -> Result<LcoreResult, BlkperfError> {
+    let (lcore, lcores, cpu) = at;
     let info = q.info().clone();
     let bs = info.block_size as usize;
     if job.io_size == 0 || !job.io_size.is_multiple_of(bs) || job.io_size > info.max_transfer {
@@ -359,8 +356,7 @@ pub fn run_queue_live<Q: BlockQueue>(
         free_tags: (0..depth).rev().collect(),
         bufs,
         done: Vec::with_capacity(depth),
-        lat_sum: 0,
-        lat_max: 0,
+        live,
     };
     if job.verify {
         while w.seq < w.slots_per_span && !stop.load(Ordering::Relaxed) {
@@ -393,12 +389,9 @@ pub fn run_queue_live<Q: BlockQueue>(
     while !stop.load(Ordering::Relaxed) {
         w.fill(false)?;
         w.reap(Some(&mut res))?;
+        w.live.set_in_flight(w.q.outstanding() as u64);
         polls = polls.wrapping_add(1);
         if polls.is_multiple_of(64) {
-            if let Some(l) = live {
-                l.publish(res.ios, res.bytes, w.lat_sum, w.lat_max);
-                w.lat_max = 0;
-            }
             let now = Instant::now();
             if polls.is_multiple_of(4096) {
                 let t = w.q.expire_timeouts(now, &mut |_, _| ());
@@ -412,9 +405,6 @@ pub fn run_queue_live<Q: BlockQueue>(
     }
     w.drain(Some(&mut res))?;
     res.elapsed = start.elapsed();
-    if let Some(l) = live {
-        l.publish(res.ios, res.bytes, w.lat_sum, w.lat_max);
-    }
     res.doorbells = w.q.stats().doorbells - doorbells_before;
     Ok(res)
 }

@@ -7,6 +7,7 @@ use clap::Parser;
 
 use crate::capture::{CaptureRequest, CaptureSettings};
 use crate::fwd::{CoreMap, RunOptions};
+use crate::telemetry::TelemetryArgs;
 
 /// Examples at the end of `sluice-fwd --help`.
 const FWD_EXAMPLES: &str = "\
@@ -67,6 +68,9 @@ pub struct FwdArgs {
     /// warning), `2@0` core 2 on CPU 0. Cores not named keep their CPU.
     #[arg(long, value_name = "MAP", value_parser = CoreMap::parse)]
     pub lcores: Option<CoreMap>,
+    /// Telemetry socket and Prometheus endpoint.
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
 }
 
 fn parse_capture(s: &str) -> Result<CaptureRequest, String> {
@@ -83,6 +87,7 @@ impl FwdArgs {
         };
         opts.start.gen_count = self.count;
         opts.start.tx_first = self.tx_first;
+        opts.telemetry = self.telemetry.options(None);
         opts
     }
 

@@ -1,5 +1,6 @@
 //! `sluice-pktgen`'s command line.
 
+use crate::telemetry::TelemetryArgs;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -68,6 +69,9 @@ pub struct PktgenArgs {
     /// the run waits for them.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_in_flight: Option<u64>,
+    /// Telemetry socket and Prometheus endpoint.
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
 }
 
 impl PktgenArgs {
@@ -95,6 +99,7 @@ impl PktgenArgs {
             ..RunOptions::default()
         };
         run.start.gen_count = self.count;
+        run.telemetry = self.telemetry.options(None);
         if self.max_in_flight.is_some() {
             // Lossless: the stop waits for every frame sent to arrive (bounded).
             run.start.stall_timeout = None;

@@ -21,6 +21,7 @@ use sluice_pmd::net::NetPort;
 
 use crate::error::AppError;
 use crate::ports::{open_pools, open_ports};
+use crate::telemetry::{Endpoints, Sources, TelemetryOptions};
 pub use coremap::CoreMap;
 pub use layout::{Attach, StartOptions};
 pub use summary::{FwdSummary, PoolCheck};
@@ -36,6 +37,8 @@ pub struct RunOptions {
     pub json: bool,
     /// How lcores start.
     pub start: StartOptions,
+    /// The telemetry socket and the Prometheus endpoint (off by default).
+    pub telemetry: TelemetryOptions,
 }
 
 impl Default for RunOptions {
@@ -50,6 +53,45 @@ impl Default for RunOptions {
                 gen_count: None,
                 tx_first: 0,
             },
+            telemetry: TelemetryOptions::default(),
+        }
+    }
+}
+
+/// How often the run looks at every port's link while it runs.
+const LINK_EVERY: Duration = Duration::from_secs(1);
+
+/// Reports links that go down (or come back) during the run, once per change: a port whose
+/// device was removed (hot-unplug) goes down for good while the others keep forwarding.
+struct LinkWatch {
+    down: Vec<bool>,
+    last: Instant,
+}
+
+impl LinkWatch {
+    fn new(ports: &[sluice_pmd::net::any::AnyPort]) -> Self {
+        Self {
+            down: vec![false; ports.len()],
+            last: Instant::now(),
+        }
+    }
+
+    fn check(&mut self, ports: &[sluice_pmd::net::any::AnyPort]) {
+        if self.last.elapsed() < LINK_EVERY {
+            return;
+        }
+        self.last = Instant::now();
+        for (p, was_down) in ports.iter().zip(self.down.iter_mut()) {
+            let down = p.link() == sluice_pmd::net::LinkStatus::Down;
+            if down != *was_down {
+                eprintln!(
+                    "sluice-fwd: port {} ({}): link {}",
+                    p.info().name,
+                    p.info().driver,
+                    if down { "down" } else { "up again" }
+                );
+                *was_down = down;
+            }
         }
     }
 }
@@ -79,6 +121,11 @@ pub fn run_with(
     interrupt: Arc<AtomicBool>,
     attach: Attach<'_>,
 ) -> Result<FwdSummary, AppError> {
+    // Bound first: an endpoint that cannot be had stops the run before any packet moves.
+    let endpoints = Endpoints::bind(&opts.telemetry.with_config(config.prometheus()))?;
+    if let Some(d) = endpoints.describe().filter(|_| opts.print_stats) {
+        eprintln!("sluice-fwd: {d}");
+    }
     let pools = open_pools(config)?;
     let mut ports = open_ports(config, &pools)?;
     let started = layout::start_with(config, &mut ports, &pools, &opts.start, attach)?;
@@ -88,7 +135,7 @@ pub fn run_with(
         frame_size,
         stats_interval: config.stats_interval(),
     };
-    drive(&what, pools, ports, started, opts, interrupt)
+    drive_with(&what, pools, ports, started, opts, interrupt, endpoints)
 }
 
 /// What [`drive`] reports about.
@@ -100,6 +147,7 @@ pub(crate) struct Run<'a> {
 
 /// Runs started lcores until the duration, the interrupt or the generator's count; stops
 /// them in order; summarises.
+#[cfg(test)]
 pub(crate) fn drive(
     what: &Run<'_>,
     pools: Vec<sluice_pmd::PktPool>,
@@ -107,6 +155,20 @@ pub(crate) fn drive(
     started: layout::Started,
     opts: &RunOptions,
     interrupt: Arc<AtomicBool>,
+) -> Result<FwdSummary, AppError> {
+    let none = Endpoints::none();
+    drive_with(what, pools, ports, started, opts, interrupt, none)
+}
+
+/// [`drive`], with telemetry served over the run's counters on `endpoints`.
+pub(crate) fn drive_with(
+    what: &Run<'_>,
+    pools: Vec<sluice_pmd::PktPool>,
+    ports: Vec<sluice_pmd::net::any::AnyPort>,
+    started: layout::Started,
+    opts: &RunOptions,
+    interrupt: Arc<AtomicBool>,
+    endpoints: Endpoints,
 ) -> Result<FwdSummary, AppError> {
     // Traffic may flow as soon as the lcores start: the run's clock starts with them.
     let t0 = started.at;
@@ -126,6 +188,20 @@ pub(crate) fn drive(
     // The counters were created for this run: totals count from zero, including what moved
     // between the lcores' start and this point.
     let sampler = Sampler::from_zero(sources.clone(), t0);
+    let live = Sources {
+        stats: sources.clone(),
+        pools: pools.clone(),
+        latency: started.sink.as_ref().map(|s| s.live_latency().clone()),
+        ..Sources::default()
+    };
+    let telemetry = match endpoints.serve(live) {
+        Ok(t) => t,
+        Err(e) => {
+            started.runtime.shutdown()?;
+            return Err(e.into());
+        }
+    };
+    // More commands over this run's state register here, on `telemetry.telemetry`.
     let format = if opts.json {
         Format::Json
     } else {
@@ -147,8 +223,10 @@ pub(crate) fn drive(
     let generator = started.generator.clone();
     let sink = started.sink.clone();
     let mut interrupted = false;
+    let mut links = LinkWatch::new(&ports);
     loop {
         std::thread::sleep(Duration::from_millis(5));
+        links.check(&ports);
         if interrupt.load(Ordering::Acquire) {
             interrupted = true;
             break;
@@ -195,6 +273,7 @@ pub(crate) fn drive(
     }
     let (mode, burst) = (started.mode, started.burst);
     let lcores_total = sampler.total().lcores;
+    drop(telemetry);
     started.runtime.shutdown()?;
     if let Some(st) = stats {
         st.finish();

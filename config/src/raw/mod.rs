@@ -12,7 +12,9 @@ use crate::model::{LcoreRole, PageSize};
 
 mod ports;
 
-pub(crate) use ports::{AfXdpPort, Driver, RawPort, RingPort, VirtioPort, VirtioUserPort};
+pub(crate) use ports::{
+    AfXdpPort, Driver, RawPort, RingPort, VhostUserPort, VirtioPort, VirtioUserPort,
+};
 
 /// Why the text does not parse into [`RawConfig`]: the TOML parser's or serde's message, and
 /// the byte range of the text it is about.
@@ -85,6 +87,8 @@ pub(crate) struct RawConfig {
     pub generator: Option<RawGenerator>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sink: Option<RawSink>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<RawTelemetry>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -164,4 +168,11 @@ pub(crate) struct RawGenerator {
 pub(crate) struct RawSink {
     pub port: String,
     pub core: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTelemetry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<String>,
 }

@@ -32,6 +32,8 @@ pub(crate) enum RawPort {
     Virtio(VirtioPort),
     #[serde(rename = "virtio-user")]
     VirtioUser(VirtioUserPort),
+    #[serde(rename = "vhost-user")]
+    VhostUser(VhostUserPort),
 }
 
 /// The value of `driver`: which struct the rest of the entry is read into.
@@ -43,6 +45,8 @@ pub(crate) enum Driver {
     Virtio,
     #[serde(rename = "virtio-user")]
     VirtioUser,
+    #[serde(rename = "vhost-user")]
+    VhostUser,
 }
 
 impl Driver {
@@ -53,6 +57,7 @@ impl Driver {
             Driver::AfXdp => "af_xdp",
             Driver::Virtio => "virtio",
             Driver::VirtioUser => "virtio-user",
+            Driver::VhostUser => "vhost-user",
         }
     }
 }
@@ -143,6 +148,24 @@ pub(crate) struct VirtioUserPort {
     pub packed: Option<bool>,
 }
 
+/// `driver = "vhost-user"`: this process as the vhost-user backend (the virtio-net device)
+/// of a QEMU guest or a virtio-user container, listening on a unix socket. The ring sizes
+/// are the frontend's, so there are no descriptor keys.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VhostUserPort {
+    pub name: String,
+    /// Required; an `Option` so that validation can say so with an example.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queues: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mempool: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+}
+
 /// The keys that every driver's struct has (under the same names), borrowed from it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Common<'a> {
@@ -175,6 +198,7 @@ impl RawPort {
             RawPort::AfXdp(_) => Driver::AfXdp,
             RawPort::Virtio(_) => Driver::Virtio,
             RawPort::VirtioUser(_) => Driver::VirtioUser,
+            RawPort::VhostUser(_) => Driver::VhostUser,
         }
     }
 
@@ -184,6 +208,14 @@ impl RawPort {
             RawPort::AfXdp(p) => common!(p),
             RawPort::Virtio(p) => common!(p),
             RawPort::VirtioUser(p) => common!(p),
+            RawPort::VhostUser(p) => Common {
+                name: &p.name,
+                queues: p.queues,
+                rx_descriptors: None,
+                tx_descriptors: None,
+                mempool: p.mempool.as_deref(),
+                mac: p.mac.as_deref(),
+            },
         }
     }
 
@@ -205,6 +237,7 @@ impl RawPort {
             Driver::AfXdp => AfXdpPort::deserialize(rest).map(RawPort::AfXdp),
             Driver::Virtio => VirtioPort::deserialize(rest).map(RawPort::Virtio),
             Driver::VirtioUser => VirtioUserPort::deserialize(rest).map(RawPort::VirtioUser),
+            Driver::VhostUser => VhostUserPort::deserialize(rest).map(RawPort::VhostUser),
         };
         port.map_err(|e| {
             let mut e = ParseError::from(e);

@@ -18,7 +18,9 @@ impl Validator<'_> {
                 format!("{:?} is already the name of mempools[{j}]", m.name),
             ));
         }
-        let buffers = self.range(format_args!("{key}.buffers"), m.buffers, 1, u32::MAX.into())?;
+        // u32::MAX is the pools' end-of-list marker: one less is the most a pool holds.
+        let max_buffers = u64::from(u32::MAX - 1);
+        let buffers = self.range(format_args!("{key}.buffers"), m.buffers, 1, max_buffers)?;
         let buffer_size = self.range(
             format_args!("{key}.buffer_size"),
             m.buffer_size,
@@ -130,6 +132,18 @@ impl Validator<'_> {
                         ));
                     }
                 }
+                PortDriver::VhostUser { path } => {
+                    // One listener per socket.
+                    let dup = ports[..i].iter().position(
+                        |e| matches!(&e.driver, PortDriver::VhostUser { path: x } if x == path),
+                    );
+                    if let Some(j) = dup {
+                        return Err(self.err(
+                            format_args!("ports[{i}].path"),
+                            format!("{} is already used by {}", path.display(), ports[j].name),
+                        ));
+                    }
+                }
                 PortDriver::Virtio { pci } => {
                     let dup = ports[..i].iter().position(
                         |e| matches!(&e.driver, PortDriver::Virtio { pci: x } if x == pci),
@@ -159,6 +173,7 @@ impl Validator<'_> {
             RawPort::AfXdp(xdp) => self.af_xdp(&key, xdp)?,
             RawPort::Virtio(virtio) => self.virtio(&key, virtio)?,
             RawPort::VirtioUser(user) => self.virtio_user(&key, user)?,
+            RawPort::VhostUser(vhost) => self.vhost_user(&key, vhost)?,
         };
         let c = p.common();
         let limit = driver_max_queues(&driver);
@@ -296,6 +311,21 @@ impl Validator<'_> {
             path: path.into(),
             packed: p.packed.unwrap_or(true),
         })
+    }
+
+    fn vhost_user(&self, key: &str, p: &VhostUserPort) -> Result<PortDriver> {
+        let path = p.path.as_deref().ok_or_else(|| {
+            self.missing(key, Driver::VhostUser, "path", "\"/run/sluice/vm1.sock\"")
+        })?;
+        if path.is_empty() || path.len() > MAX_SOCKET_PATH || path.contains('\0') {
+            return Err(self.err(
+                format_args!("{key}.path"),
+                format!(
+                    "{path:?} is not a unix socket path (1 to {MAX_SOCKET_PATH} bytes, no NUL)"
+                ),
+            ));
+        }
+        Ok(PortDriver::VhostUser { path: path.into() })
     }
 
     fn port_mempool(

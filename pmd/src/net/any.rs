@@ -12,6 +12,7 @@ use sluice_mempool::{Batch, PktBuf};
 use super::{LinkStatus, NetPort, PortCounters, PortInfo, QueueCounters, Queues, RxQueue, TxQueue};
 use crate::soft::af_xdp::{AfXdpPort, AfXdpRxQueue, AfXdpTxQueue};
 use crate::soft::ring_port::{RingPort, RingRxQueue, RingTxQueue};
+use crate::virtio::backend::{VhostBackendRxQueue, VhostBackendTxQueue, VhostUserBackendPort};
 use crate::virtio::{VhostUserTransport, VirtioPort, VirtioRxQueue, VirtioTxQueue};
 
 /// A port of any driver.
@@ -28,6 +29,8 @@ pub enum AnyPort {
     Virtio(VirtioPort),
     /// A virtio-net port over vhost-user (a backend process on the host).
     VirtioUser(VirtioPort<VhostUserTransport>),
+    /// A vhost-user backend port (the device of a VM or a virtio-user container).
+    VhostUser(VhostUserBackendPort),
 }
 
 /// A receive queue of any driver.
@@ -44,6 +47,8 @@ pub enum AnyRxQueue {
     Virtio(VirtioRxQueue),
     /// Of a virtio-net port over vhost-user.
     VirtioUser(VirtioRxQueue<VhostUserTransport>),
+    /// Of a vhost-user backend port.
+    VhostUser(VhostBackendRxQueue),
 }
 
 /// A transmit queue of any driver.
@@ -60,6 +65,8 @@ pub enum AnyTxQueue {
     Virtio(VirtioTxQueue),
     /// Of a virtio-net port over vhost-user.
     VirtioUser(VirtioTxQueue<VhostUserTransport>),
+    /// Of a vhost-user backend port.
+    VhostUser(VhostBackendTxQueue),
 }
 
 impl From<RingPort> for AnyPort {
@@ -86,6 +93,12 @@ impl From<VirtioPort<VhostUserTransport>> for AnyPort {
     }
 }
 
+impl From<VhostUserBackendPort> for AnyPort {
+    fn from(p: VhostUserBackendPort) -> Self {
+        Self::VhostUser(p)
+    }
+}
+
 impl NetPort for AnyPort {
     type Rx = AnyRxQueue;
     type Tx = AnyTxQueue;
@@ -96,6 +109,7 @@ impl NetPort for AnyPort {
             Self::AfXdp(p) => p.info(),
             Self::Virtio(p) => p.info(),
             Self::VirtioUser(p) => p.info(),
+            Self::VhostUser(p) => p.info(),
         }
     }
 
@@ -105,6 +119,7 @@ impl NetPort for AnyPort {
             Self::AfXdp(p) => p.link(),
             Self::Virtio(p) => p.link(),
             Self::VirtioUser(p) => p.link(),
+            Self::VhostUser(p) => p.link(),
         }
     }
 
@@ -126,6 +141,10 @@ impl NetPort for AnyPort {
                 rx: q.rx.into_iter().map(AnyRxQueue::VirtioUser).collect(),
                 tx: q.tx.into_iter().map(AnyTxQueue::VirtioUser).collect(),
             }),
+            Self::VhostUser(p) => p.take_queues().map(|q| Queues {
+                rx: q.rx.into_iter().map(AnyRxQueue::VhostUser).collect(),
+                tx: q.tx.into_iter().map(AnyTxQueue::VhostUser).collect(),
+            }),
         }
     }
 
@@ -135,6 +154,7 @@ impl NetPort for AnyPort {
             Self::AfXdp(p) => p.counters(),
             Self::Virtio(p) => p.counters(),
             Self::VirtioUser(p) => p.counters(),
+            Self::VhostUser(p) => p.counters(),
         }
     }
 }
@@ -147,6 +167,7 @@ impl RxQueue for AnyRxQueue {
             Self::AfXdp(q) => q.rx_burst(out),
             Self::Virtio(q) => q.rx_burst(out),
             Self::VirtioUser(q) => q.rx_burst(out),
+            Self::VhostUser(q) => q.rx_burst(out),
         }
     }
 
@@ -156,6 +177,7 @@ impl RxQueue for AnyRxQueue {
             Self::AfXdp(q) => q.counters(),
             Self::Virtio(q) => q.counters(),
             Self::VirtioUser(q) => q.counters(),
+            Self::VhostUser(q) => q.counters(),
         }
     }
 }
@@ -168,6 +190,7 @@ impl TxQueue for AnyTxQueue {
             Self::AfXdp(q) => q.tx_burst(pkts),
             Self::Virtio(q) => q.tx_burst(pkts),
             Self::VirtioUser(q) => q.tx_burst(pkts),
+            Self::VhostUser(q) => q.tx_burst(pkts),
         }
     }
 
@@ -177,6 +200,7 @@ impl TxQueue for AnyTxQueue {
             Self::AfXdp(q) => q.counters(),
             Self::Virtio(q) => q.counters(),
             Self::VirtioUser(q) => q.counters(),
+            Self::VhostUser(q) => q.counters(),
         }
     }
 }

@@ -86,6 +86,21 @@ pub enum NvmeError {
         register: &'static str,
     },
 
+    /// The controller was removed from under a queue (hot-unplug, surprise removal): CSTS
+    /// reads all ones after a command timed out, or VFIO released the device when the
+    /// kernel asked for it back. The queue takes no more commands; its outstanding ones are
+    /// abandoned and their buffers go back once the device can no longer touch them (at
+    /// once for a released device, which vfio-pci disabled). Restart with the device back.
+    #[error("NVMe queue {qid}: the controller is gone: {why}; {outstanding} command(s) abandoned")]
+    Removed {
+        /// Queue id (0: admin).
+        qid: u16,
+        /// How it was found gone.
+        why: &'static str,
+        /// Commands outstanding when it was found gone.
+        outstanding: usize,
+    },
+
     /// The controller does not support the NVM command set (CAP.CSS bit 37 clear).
     #[error("NVMe: CAP {cap:#x}: no NVM command set")]
     NoNvmCommandSet {
@@ -99,6 +114,15 @@ pub enum NvmeError {
     PageSize {
         /// CAP.MPSMIN in bytes.
         min_bytes: u64,
+    },
+
+    /// CAP.MQES is 0: a controller must allow queues of at least 2 entries (MQES >= 1,
+    /// NVMe 1.4 §3.1.1, "a value of 0h is invalid"). The controller or its emulation is
+    /// broken: no I/O queue can be built on it.
+    #[error("NVMe: CAP {cap:#x}: MQES is 0 (invalid: queues need at least 2 entries)")]
+    NoQueueEntries {
+        /// CAP as read.
+        cap: u64,
     },
 
     /// The identify and shadow doorbell pages are not IOVA-contiguous (the memory's mapper

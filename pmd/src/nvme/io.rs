@@ -70,6 +70,12 @@ impl<R: Registers> IoQpair<R> {
         self.qp.stats()
     }
 
+    /// Whether the controller is known to be gone (removed): completions then fail with
+    /// [`NvmeError::Removed`](super::NvmeError::Removed).
+    pub fn is_gone(&self) -> bool {
+        self.qp.is_gone()
+    }
+
     /// The last device misbehaviour seen, cleared by the call.
     pub fn take_fault(&mut self) -> Option<QueueFault> {
         self.qp.take_fault()

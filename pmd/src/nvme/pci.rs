@@ -27,11 +27,14 @@ impl VfioNvme {
     /// Any VFIO error (not bound, no IOMMU group, ...) or bring-up error.
     pub fn open(addr: PciAddr, mode: IommuMode, cfg: ControllerConfig) -> Result<Self, Error> {
         let container = Container::new(mode)?;
-        let device = Device::open(&container, &Sysfs::system(), addr)?;
+        let mut device = Device::open(&container, &Sysfs::system(), addr)?;
         if device.can_reset() {
             device.reset()?;
         }
         device.enable_bus_master()?;
+        // Hot-unplug releases the device (its queues fail with NvmeError::Removed) instead
+        // of blocking the kernel.
+        device.watch_removal()?;
         let bar0 = device.map_bar(0)?;
         let ctrl = Controller::enable(Arc::new(bar0), container.clone(), cfg)?;
         Ok(VfioNvme {

@@ -81,6 +81,8 @@ pub struct QueuePair<R: Registers, C: Send + 'static> {
     free: VecDeque<u16>,
     stats: IoQueueStats,
     fault: Option<QueueFault>,
+    /// CSTS read all ones after a command timed out: the controller is gone.
+    gone: bool,
     /// Confirmed by the controller once the device can no longer touch this queue (deleted,
     /// or the controller disabled): only then may outstanding commands' contexts (their
     /// buffers) and the queue memory go.
@@ -142,6 +144,7 @@ impl<R: Registers, C: Send + 'static> QueuePair<R, C> {
             phase: true,
             shadow,
             slots: (0..cids).map(|_| Slot::Free { used: false }).collect(),
+            gone: false,
             free: (0..cids as u16).collect(),
             stats: IoQueueStats::default(),
             fault: None,
@@ -333,6 +336,9 @@ impl<R: Registers, C: Send + 'static> QueuePair<R, C> {
     /// included, which are counted and not passed to `f`).
     #[inline]
     pub fn poll(&mut self, max: usize, mut f: impl FnMut(Completion<C>)) -> Result<usize, Error> {
+        if self.gone || self.regs.removed() {
+            return Err(self.gone_error());
+        }
         let mut n = 0;
         while n < max {
             let off = self.cq_offset + usize::from(self.cq_head) * CQE_SIZE;
@@ -451,7 +457,37 @@ impl<R: Registers, C: Send + 'static> QueuePair<R, C> {
             }
         }
         self.stats.timeouts += n as u64;
+        // A command that never completes is how a controller that vanished shows on a queue
+        // that only polls memory: CSTS reading all ones says it is gone (not merely slow).
+        if n > 0
+            && self
+                .regs
+                .read32(regs::CSTS)
+                .is_ok_and(|v| v == regs::CSTS_GONE)
+        {
+            self.gone = true;
+        }
         n
+    }
+
+    /// Whether the controller is known to be gone (see [`NvmeError::Removed`]); `poll` then
+    /// fails.
+    pub fn is_gone(&self) -> bool {
+        self.gone || self.regs.removed()
+    }
+
+    #[cold]
+    fn gone_error(&self) -> Error {
+        NvmeError::Removed {
+            qid: self.layout.qid,
+            why: if self.regs.removed() {
+                "the kernel asked for the device back (hot-unplug) and it was released"
+            } else {
+                "CSTS reads all ones after a command timed out"
+            },
+            outstanding: self.outstanding(),
+        }
+        .into()
     }
 }
 

@@ -48,9 +48,13 @@ pub struct Device {
     flags: u32,
     num_irqs: u32,
     regions: Vec<RegionInfo>,
+    /// Its mapped BARs, replaced by all-ones memory if the kernel asks for the device back.
+    bars: Arc<super::sys_req::BarSet>,
+    /// Declared before `file`: the watcher thread ends before the descriptor closes.
+    watch: Option<super::removal::Watch>,
     // Declared before `container`: the device descriptor closes before the container (and
     // the group it owns) can go.
-    file: File,
+    file: Arc<File>,
     container: Arc<Container>,
 }
 
@@ -111,7 +115,9 @@ impl Device {
             flags: info.flags,
             num_irqs: info.num_irqs,
             regions,
-            file: File::from(fd),
+            bars: Arc::default(),
+            watch: None,
+            file: Arc::new(File::from(fd)),
             container: Arc::clone(container),
         })
     }
@@ -184,15 +190,51 @@ impl Device {
             .into());
         }
         let len = usize::try_from(r.size).map_err(|_| bar_err(BarProblem::TooLarge))?;
-        let map = sys::Mmap::map_shared(self.file.as_fd(), r.offset, len).map_err(|source| {
-            VfioError::Mmap {
-                addr: self.addr,
-                bar,
-                len,
-                source,
-            }
-        })?;
+        let mut map =
+            sys::Mmap::map_shared(self.file.as_fd(), r.offset, len).map_err(|source| {
+                VfioError::Mmap {
+                    addr: self.addr,
+                    bar,
+                    len,
+                    source,
+                }
+            })?;
+        map.join(&self.bars);
         Ok(MmioRegion::from_mmap(map))
+    }
+
+    /// Listens for the kernel's request to have the device back (`VFIO_PCI_REQ_IRQ_INDEX`:
+    /// hot-unplug, or an unbind from vfio-pci), as DPDK's "req notifier" does. When it comes,
+    /// a thread of this device's own prints a line naming the device, replaces every BAR
+    /// mapping of it (those made before and after this call) with memory that reads all ones
+    /// and points the device descriptor at `/dev/null`: the kernel can then finish the
+    /// removal (vfio-pci disables the device, so it does no more DMA), nothing faults
+    /// (SIGBUS), and drivers see [`Registers::removed`](crate::regs::Registers::removed) and
+    /// go down. Without this, the kernel's removal waits until the process closes the device.
+    ///
+    /// Returns `false` (and does nothing) when the kernel has no request channel for it.
+    ///
+    /// # Errors
+    /// [`VfioError::Ioctl`] (`VFIO_DEVICE_SET_IRQS`) or [`VfioError::Removal`] when the
+    /// eventfd or the thread cannot be had.
+    pub fn watch_removal(&mut self) -> Result<bool, Error> {
+        if self.watch.is_some() {
+            return Ok(true);
+        }
+        if self.num_irqs <= super::sys_req::REQ_IRQ_INDEX {
+            return Ok(false);
+        }
+        self.watch = Some(super::removal::Watch::start(
+            self.addr,
+            self.file.clone(),
+            self.bars.clone(),
+        )?);
+        Ok(true)
+    }
+
+    /// Whether the device was released after the kernel asked for it back.
+    pub fn is_removed(&self) -> bool {
+        self.bars.is_removed()
     }
 
     /// Sets COMMAND.MEMORY (bit 1) and COMMAND.BUS_MASTER (bit 2) if they are clear, so the

@@ -188,6 +188,18 @@ pub enum VfioError {
         problem: BarProblem,
     },
 
+    /// The removal watch of a device could not be set up (its eventfd or thread).
+    #[error("{addr}: cannot watch for removal requests: {what}")]
+    Removal {
+        /// The device.
+        addr: PciAddr,
+        /// What failed ("eventfd", "spawning the watcher thread").
+        what: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+
     /// `mmap` of a BAR failed.
     #[error("{addr}: mmap of BAR{bar} ({len:#x} bytes) failed")]
     Mmap {

@@ -19,7 +19,7 @@
 //! In **no-IOMMU mode** ([`IommuMode::NoIommu`]) groups are `noiommu-N`, nothing protects
 //! memory from the device, and DMA addresses are physical ones from `/proc/self/pagemap`.
 //!
-//! Every ioctl lives in the private `sys` module, one small function each; the layers above build typed errors
+//! Every ioctl lives in the private `sys` module (those of the removal watch in `sys_req`), one small function each; the layers above build typed errors
 //! naming the ioctl, the device and the errno, with what to do about it.
 
 mod container;
@@ -27,8 +27,11 @@ mod device;
 mod error;
 mod group;
 mod info;
+mod removal;
 #[allow(unsafe_code)]
 pub(crate) mod sys;
+#[allow(unsafe_code)]
+pub(crate) mod sys_req;
 
 pub use container::{Container, IommuMode};
 pub use device::{CONFIG_REGION, Device, VfioConfig};

@@ -32,6 +32,7 @@ const GROUP_SET_CONTAINER: libc::c_ulong = req(4);
 const GROUP_GET_DEVICE_FD: libc::c_ulong = req(6);
 const DEVICE_GET_INFO: libc::c_ulong = req(7);
 const DEVICE_GET_REGION_INFO: libc::c_ulong = req(8);
+pub(super) const DEVICE_SET_IRQS: libc::c_ulong = req(10);
 const DEVICE_RESET: libc::c_ulong = req(11);
 const IOMMU_GET_INFO: libc::c_ulong = req(12);
 const IOMMU_MAP_DMA: libc::c_ulong = req(13);
@@ -46,7 +47,7 @@ const _: () = assert!(GET_API_VERSION == 0x3b64 && IOMMU_UNMAP_DMA == 0x3b64 + 1
 const MAX_INFO_BYTES: u32 = 64 << 10;
 
 /// Converts an ioctl return value into a result, capturing errno.
-fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+pub(super) fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -234,6 +235,8 @@ pub(crate) fn iommu_unmap_dma(container: BorrowedFd<'_>, iova: u64, size: u64) -
 pub struct Mmap {
     ptr: NonNull<u8>,
     len: usize,
+    /// The device's live BAR mappings, which a removal replaces (see [`BarSet`]).
+    set: Option<std::sync::Arc<super::sys_req::BarSet>>,
 }
 
 // SAFETY: the mapping is owned by this value alone and accessed only through raw pointers by
@@ -267,7 +270,22 @@ impl Mmap {
         }
         let ptr =
             NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::from(io::ErrorKind::Other))?;
-        Ok(Mmap { ptr, len })
+        Ok(Mmap {
+            ptr,
+            len,
+            set: None,
+        })
+    }
+
+    /// Enters the mapping in `set`, so that a removal of the device replaces it.
+    pub(crate) fn join(&mut self, set: &std::sync::Arc<super::sys_req::BarSet>) {
+        set.lock().push((self.ptr.as_ptr() as usize, self.len));
+        self.set = Some(set.clone());
+    }
+
+    /// Whether the device behind the mapping was released after a removal request.
+    pub(crate) fn removed(&self) -> bool {
+        self.set.as_ref().is_some_and(|s| s.is_removed())
     }
 
     /// Start of the mapping.
@@ -283,8 +301,17 @@ impl Mmap {
 
 impl Drop for Mmap {
     fn drop(&mut self) {
-        // SAFETY: `ptr..ptr+len` is exactly the mapping `map_shared` created and nothing else
-        // unmaps it; `MmioRegion`, the only user, is being dropped with it.
+        // Out of the set first, under its lock: a removal never replaces an address range
+        // that is no longer this mapping's.
+        let set = self.set.take();
+        let mut guard = set.as_ref().map(|s| s.lock());
+        if let Some(maps) = guard.as_mut() {
+            let me = (self.ptr.as_ptr() as usize, self.len);
+            maps.retain(|m| *m != me);
+        }
+        // SAFETY: `ptr..ptr+len` is exactly the mapping `map_shared` created (or the
+        // anonymous one a removal put in its place) and nothing else unmaps it;
+        // `MmioRegion`, the only user, is being dropped with it.
         unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
     }
 }

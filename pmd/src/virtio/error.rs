@@ -30,6 +30,17 @@ pub enum VirtioError {
         waited_ms: u64,
     },
 
+    /// A register of the device reads all ones, or VFIO released the device after the
+    /// kernel asked for it back: it was removed (hot-unplug, surprise removal). Its port is
+    /// down for good; restart with the device back in place.
+    #[error("virtio {device}: {register} reads all ones: the device is gone (removed)")]
+    Gone {
+        /// The device.
+        device: String,
+        /// The register that read all ones ("device_status").
+        register: &'static str,
+    },
+
     /// The device does not offer a feature the driver requires (VERSION_1: it is not a
     /// modern device; use `disable-legacy=on` or a 1.x device).
     #[error(

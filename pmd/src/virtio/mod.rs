@@ -24,6 +24,8 @@
 //!   over its transport; [`shared`]: the transport and what the device may touch, freed
 //!   only after its reset (a [`DeviceHold`](crate::quiesce::DeviceHold)).
 //! - [`error`]: [`VirtioError`], what goes wrong.
+//! - [`backend`]: the other side of vhost-user, a port that *is* a virtio-net device for a
+//!   QEMU guest or a virtio-user container (`driver = "vhost-user"`).
 //! - [`vhost_user`]: the vhost-user frontend, a device in another process on the host
 //!   (not yet a [`Transport`]).
 //! - `model` (feature `test-utils`): a software virtio-net device for tests, whose receive
@@ -64,6 +66,7 @@
 //! before it is checked. The last fault of each queue is kept with its details, a
 //! [`UsedFault`], until [`VirtioRxQueue::take_fault`] or [`VirtioTxQueue::take_fault`].
 
+pub mod backend;
 pub mod ctrl;
 pub mod error;
 #[cfg(any(test, feature = "test-utils"))]

@@ -175,7 +175,7 @@ impl<T: Transport> VirtioPort<T> {
             setup.arena = Some(setup.arena()?);
         }
         let counters = PortCounters::new(cfg.queues.into(), cfg.queues.into());
-        let mut queues = setup.queues(pool, &counters, has(feature::GUEST_CSUM))?;
+        let mut queues = setup.queues(pool, &counters, features)?;
         let ctrl = if !has(feature::CTRL_VQ) {
             Control::None
         } else if t.device_control_queue() {
@@ -455,7 +455,7 @@ impl<T: Transport> SetUp<'_, T> {
         &self,
         pool: &PktPool,
         counters: &PortCounters,
-        guest_csum: bool,
+        features: u64,
     ) -> Result<Queues<VirtioRxQueue<T>, VirtioTxQueue<T>>, Error> {
         let cfg = self.cfg;
         let (mut rx, mut tx) = (Vec::new(), Vec::new());
@@ -466,7 +466,7 @@ impl<T: Transport> SetUp<'_, T> {
                 doorbell,
                 pool.clone(),
                 counters.rx[usize::from(q)].clone(),
-                guest_csum,
+                features,
                 cfg.port_id,
                 q,
                 self.shared.clone(),
@@ -492,8 +492,14 @@ impl<T: Transport> NetPort for VirtioPort<T> {
         &self.info
     }
 
-    /// From the device's `status` field when STATUS was negotiated; up otherwise.
+    /// From the device's `status` field when STATUS was negotiated; up otherwise. Down for
+    /// good once the device is gone (removed: its status byte reads all ones, or VFIO
+    /// released it).
     fn link(&self) -> LinkStatus {
+        let t = self.shared.transport();
+        if t.gone() || t.status().is_err() {
+            return LinkStatus::Down;
+        }
         if self.features & feature::STATUS == 0 {
             return LinkStatus::Up { speed_mbps: None };
         }

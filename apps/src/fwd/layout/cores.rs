@@ -8,26 +8,28 @@ use crate::error::AppError;
 use crate::fwd::CoreMap;
 
 /// Checks that every core the configuration pins to (lcores, generator, sink), as `map`
-/// places them, can be used; says once which lcores share a CPU.
+/// places them, can be used (the error names the config key without a map); says once
+/// which lcores share a CPU.
 pub(super) fn check(config: &Config, map: Option<&CoreMap>) -> Result<(), AppError> {
-    let cpu = |core: u32| map.map_or(core as usize, |m| m.cpu(core));
-    if let Some(m) = map {
-        let all: Vec<u32> = config
-            .lcores()
-            .iter()
-            .map(|l| l.core)
-            .chain(config.generator().map(|g| g.core))
-            .chain(config.sink().map(|s| s.core))
-            .collect();
-        for (on, cores) in m.sharing(&all) {
-            let names: Vec<String> = cores.iter().map(u32::to_string).collect();
-            eprintln!(
-                "sluice: warning: --lcores: cores {} of the configuration share CPU {on}: \
-                 busy-polling lcores on one CPU take turns by time slices (a fraction of the \
-                 rate, millisecond latencies)",
-                names.join(", ")
-            );
-        }
+    let Some(m) = map else {
+        return Ok(config.check_cores(&lcore::available_cores())?);
+    };
+    let cpu = |core: u32| m.cpu(core);
+    let all: Vec<u32> = config
+        .lcores()
+        .iter()
+        .map(|l| l.core)
+        .chain(config.generator().map(|g| g.core))
+        .chain(config.sink().map(|s| s.core))
+        .collect();
+    for (on, cores) in m.sharing(&all) {
+        let names: Vec<String> = cores.iter().map(u32::to_string).collect();
+        eprintln!(
+            "sluice: warning: --lcores: cores {} of the configuration share CPU {on}: \
+             busy-polling lcores on one CPU take turns by time slices (a fraction of the \
+             rate, millisecond latencies)",
+            names.join(", ")
+        );
     }
     let named = config
         .lcores()

@@ -197,4 +197,6 @@ fn runtime(config: &Config, pools: &[PktPool], opts: &StartOptions) -> Runtime {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod vhost_user_tests;
+#[cfg(test)]
 mod virtio_user_tests;

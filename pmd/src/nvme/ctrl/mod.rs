@@ -114,7 +114,8 @@ impl<R: Registers> Controller<R> {
     /// [`NvmeError::Timeout`] naming CSTS and its value when RDY does not follow EN within
     /// CAP.TO; [`NvmeError::Fatal`] on CSTS.CFS; [`NvmeError::Command`] or
     /// [`NvmeError::AdminTimeout`] when an admin command fails; [`NvmeError::Gone`],
-    /// [`NvmeError::NoNvmCommandSet`] or [`NvmeError::PageSize`] for a controller this driver
+    /// [`NvmeError::NoNvmCommandSet`], [`NvmeError::NoQueueEntries`] or
+    /// [`NvmeError::PageSize`] for a controller this driver
     /// cannot drive; [`NvmeError::Dma`] when queue memory cannot be had.
     pub fn enable(
         regs: Arc<R>,
@@ -127,6 +128,9 @@ impl<R: Registers> Controller<R> {
         }
         if !cap.supports_nvm() {
             return Err(NvmeError::NoNvmCommandSet { cap: cap.0 }.into());
+        }
+        if cap.max_queue_entries() < 2 {
+            return Err(NvmeError::NoQueueEntries { cap: cap.0 }.into());
         }
         if cap.min_page_shift() > 12 {
             return Err(NvmeError::PageSize {
@@ -325,6 +329,14 @@ impl<R: Registers> Controller<R> {
                 });
             }
             let csts = self.regs.read32(regs::CSTS)?;
+            if csts == regs::CSTS_GONE {
+                return Err(NvmeError::Removed {
+                    qid: 0,
+                    why: "CSTS reads all ones while an admin command waits",
+                    outstanding: 1,
+                }
+                .into());
+            }
             if csts & regs::CSTS_CFS != 0 {
                 return Err(NvmeError::Fatal {
                     register: "CSTS",
@@ -419,7 +431,8 @@ impl<R: Registers> Controller<R> {
             .ok_or(NvmeError::NoQueue {
                 granted: self.io_queues,
             })?;
-        let mqes = self.cap.max_queue_entries().min(4096) as u16;
+        // At least 2: `enable` refused MQES = 0.
+        let mqes = self.cap.max_queue_entries().clamp(2, 4096) as u16;
         let layout = QueueLayout {
             qid,
             entries: self.cfg.io_entries.clamp(2, mqes),
@@ -498,6 +511,9 @@ fn ready_timeout(cap: Cap) -> Duration {
     Duration::from_millis(cap.timeout_ms().max(500))
 }
 
+/// Consecutive all-ones CSTS reads, 1 ms apart, after which a wait gives the device up.
+const GONE_READS: u32 = 20;
+
 /// Polls CSTS until `done` holds, at most `timeout`; CFS (or all ones: the device is gone)
 /// ends the wait early. Returns the last value read.
 fn wait_csts<R: Registers + ?Sized>(
@@ -508,10 +524,26 @@ fn wait_csts<R: Registers + ?Sized>(
     done: impl Fn(u32) -> bool,
 ) -> Result<u32, Error> {
     let start = Instant::now();
+    let mut all_ones = 0u32;
     loop {
         let v = regs.read32(regs::CSTS)?;
         if v != regs::CSTS_GONE && done(v) {
             return Ok(v);
+        }
+        // A function coming out of reset may read all ones for a moment; one that keeps
+        // doing so (or that VFIO released) is gone, and waiting longer changes nothing.
+        all_ones = if v == regs::CSTS_GONE {
+            all_ones + 1
+        } else {
+            0
+        };
+        if regs.removed() || all_ones >= GONE_READS {
+            return Err(NvmeError::Removed {
+                qid: 0,
+                why: "CSTS keeps reading all ones (no device answers)",
+                outstanding: 0,
+            }
+            .into());
         }
         if v != regs::CSTS_GONE && v & regs::CSTS_CFS != 0 {
             return Err(NvmeError::Fatal {

@@ -55,6 +55,10 @@ impl<R: Registers> Controller<R> {
     /// [`NvmeError::Timeout`](crate::nvme::NvmeError::Timeout) naming CSTS and its value when
     /// shutdown does not complete; admin errors while deleting queues (shutdown still proceeds).
     pub fn shutdown(mut self) -> Result<(), Error> {
+        if self.regs.removed() {
+            // Released after a hot-unplug: nothing to shut down (see `disable`).
+            return self.disable();
+        }
         let mut first_err = None;
         let qids: Vec<u16> = self.live.iter().map(|l| l.qid).collect();
         for qid in qids {
@@ -86,6 +90,13 @@ impl<R: Registers> Controller<R> {
             return Ok(());
         }
         self.enabled = false;
+        if self.regs.removed() {
+            // VFIO released the device when the kernel asked for it back, and vfio-pci
+            // disabled it (bus mastering off) on release: it touches no memory any more.
+            self.admin.hold().confirm_stopped();
+            self.live.drain(..).for_each(LiveQueue::retire);
+            return Ok(());
+        }
         let cc = self.regs.read32(regs::CC)?;
         self.regs
             .write32(regs::CC, cc & !(regs::CC_EN | regs::CC_SHN_MASK))?;

@@ -123,6 +123,11 @@ struct State {
     dbbuf: Option<(u64, u64)>,
     disk: Vec<u8>,
     faults: Faults,
+    /// Commands swallowed by [`Faults::swallow_next_io`], as (CQ, SQ, CID), until
+    /// [`SoftNvme::complete_swallowed`] completes them late.
+    swallowed: Vec<(u16, u16, u16)>,
+    /// Removed from under the driver ([`SoftNvme::remove`]).
+    removed: Option<Removed>,
     auto: bool,
     stats: ModelStats,
 }
@@ -150,6 +155,8 @@ impl SoftNvme {
                 dbbuf: None,
                 disk,
                 faults: Faults::default(),
+                swallowed: Vec::new(),
+                removed: None,
                 auto: true,
                 stats: ModelStats::default(),
                 cfg,
@@ -187,6 +194,14 @@ impl SoftNvme {
         self.lock().stats
     }
 
+    /// Removes the controller from under the driver: from now on every register reads all
+    /// ones (as a PCIe read of a removed device does; CSTS = 0xffffffff), writes reach
+    /// nothing and no command is processed. [`Removed::Released`] also plays VFIO's release
+    /// after the kernel asked for the device back: [`Registers::removed`] turns true.
+    pub fn remove(&self, how: Removed) {
+        self.lock().removed = Some(how);
+    }
+
     /// Sets CSTS.CFS now.
     pub fn set_fatal(&self) {
         self.lock().csts |= regs::CSTS_CFS;
@@ -203,6 +218,56 @@ impl SoftNvme {
             .flatten()
             .map_or(0, |q| q.head);
         s.post(qid, qid, sqhd, cid, 0, 0);
+    }
+
+    /// Posts a completion with SQ head `sqhd` for `cid` on CQ `qid` (for faults: a head
+    /// outside the queue, or one that moves backwards).
+    pub fn inject_completion_sqhd(&self, qid: u16, cid: u16, sqhd: u16) {
+        self.lock().post(qid, qid, sqhd, cid, 0, 0);
+    }
+
+    /// Fault: writes `bytes` into completion queue `qid`'s memory at `offset` modulo its
+    /// length, cut at its end, as a broken or hostile controller would (any CID, status,
+    /// SQ head and phase). Returns how many bytes were written (0 for a queue not created).
+    pub fn scribble_cq(&self, qid: u16, offset: usize, bytes: &[u8]) -> usize {
+        let s = self.lock();
+        let Some(cq) = s.cqs.get(usize::from(qid)).copied().flatten() else {
+            return 0;
+        };
+        let len = 16 * usize::from(cq.size);
+        if len == 0 {
+            return 0;
+        }
+        let at = offset % len;
+        let n = bytes.len().min(len - at);
+        mem::scatter(&[(cq.base + at as u64, n)], &bytes[..n]);
+        n
+    }
+
+    /// The CIDs of the commands swallowed so far and not yet completed.
+    pub fn swallowed(&self) -> Vec<u16> {
+        self.lock()
+            .swallowed
+            .iter()
+            .map(|&(_, _, cid)| cid)
+            .collect()
+    }
+
+    /// Completes, successfully and late, every command that [`Faults::swallow_next_io`]
+    /// swallowed (as a device that was only slow would); returns how many.
+    pub fn complete_swallowed(&self) -> usize {
+        let mut s = self.lock();
+        let done = std::mem::take(&mut s.swallowed);
+        for &(cqid, sqid, cid) in &done {
+            let sqhd = s
+                .sqs
+                .get(usize::from(sqid))
+                .copied()
+                .flatten()
+                .map_or(0, |q| q.head);
+            s.post(cqid, sqid, sqhd, cid, 0, 0);
+        }
+        done.len()
     }
 
     /// Whether shadow doorbells are on.
@@ -236,7 +301,20 @@ fn dwords_only<T>(offset: usize, width: usize) -> Result<T, MmioError> {
     })
 }
 
+/// How a model controller was removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Removed {
+    /// Gone without notice: only all-ones reads (and commands that never complete) tell.
+    Surprise,
+    /// Gone after the kernel asked for it back and VFIO released it.
+    Released,
+}
+
 impl Registers for SoftNvme {
+    fn removed(&self) -> bool {
+        self.lock().removed == Some(Removed::Released)
+    }
+
     fn read8(&self, offset: usize) -> Result<u8, MmioError> {
         dwords_only(offset, 1)
     }
@@ -255,6 +333,9 @@ impl Registers for SoftNvme {
 
     fn read32(&self, offset: usize) -> Result<u32, MmioError> {
         let s = self.lock();
+        if s.removed.is_some() {
+            return Ok(u32::MAX);
+        }
         let cap = s.cap();
         Ok(match offset {
             regs::CAP => cap as u32,
@@ -273,6 +354,9 @@ impl Registers for SoftNvme {
 
     fn write32(&self, offset: usize, value: u32) -> Result<(), MmioError> {
         let mut s = self.lock();
+        if s.removed.is_some() {
+            return Ok(());
+        }
         match offset {
             regs::CC => s.write_cc(value),
             regs::AQA => s.aqa = value,
@@ -412,6 +496,9 @@ impl State {
     }
 
     fn process(&mut self) {
+        if self.removed.is_some() {
+            return;
+        }
         if self.csts & regs::CSTS_RDY == 0 || self.csts & regs::CSTS_CFS != 0 {
             return;
         }
@@ -446,7 +533,10 @@ impl State {
             } else {
                 match self.io_fault(&sqe) {
                     Some(Some(st)) => (st.to_raw(), 0),
-                    Some(None) => continue,
+                    Some(None) => {
+                        self.swallowed.push((sq.cqid, qid as u16, sqe.cid()));
+                        continue;
+                    }
                     None => (self.io(&sqe), 0),
                 }
             };

@@ -188,7 +188,11 @@ struct State {
     promisc: bool,
     allmulti: bool,
     active_pairs: u16,
+    /// Fault: the `num_buffers` written into received frames instead of the true count.
+    num_buffers: Option<u16>,
     stats: ModelStats,
+    /// Removed from under the driver ([`SoftVirtioNet::remove`]).
+    removed: Option<Removed>,
     /// The rust-vmm engine (runs no queue with [`RingEngine::Own`]).
     vmm: RustVmmRings,
 }
@@ -219,7 +223,9 @@ impl SoftVirtioNet {
                 promisc: true,
                 allmulti: false,
                 active_pairs: 1,
+                num_buffers: None,
                 stats: ModelStats::default(),
+                removed: None,
             }),
         })
     }
@@ -293,6 +299,14 @@ impl SoftVirtioNet {
         std::mem::take(&mut self.lock().sent)
     }
 
+    /// Removes the device from under the driver: from now on every register reads all ones
+    /// (as a PCIe read of a removed device does), writes reach nothing and no queue is
+    /// processed. [`Removed::Released`] also plays VFIO's release after the kernel asked for
+    /// the device back: [`Registers::removed`] turns true.
+    pub fn remove(&self, how: Removed) {
+        self.lock().removed = Some(how);
+    }
+
     /// The device status register.
     pub fn status(&self) -> u8 {
         self.lock().status
@@ -347,6 +361,57 @@ impl SoftVirtioNet {
         // (which QEMU never sets: see `push_used`).
         let flags = if len > 0 { DESC_F_WRITE } else { 0 };
         s.push_used_flags(q, id, len, descs, flags);
+    }
+
+    /// Fault: writes `n` as the `num_buffers` of every frame received from now on, whatever
+    /// the number of buffers it takes (and with or without `MRG_RXBUF`); `None` writes the
+    /// true count again.
+    ///
+    /// # Panics
+    /// As [`inject_used`](Self::inject_used).
+    pub fn set_num_buffers(&self, n: Option<u16>) {
+        let mut s = self.lock();
+        s.own_engine_only("set_num_buffers");
+        s.num_buffers = n;
+    }
+
+    /// Fault: writes `bytes` into the memory of queue `q` that the device writes — a split
+    /// ring's used ring (flags, index, entries, `avail_event`), a packed ring's descriptor
+    /// ring and device event area — at `offset` modulo its length, cut at its end, as a
+    /// broken or hostile device would. Returns how many bytes were written (0 for a queue
+    /// not set up).
+    ///
+    /// The model's own ring state is not updated: once a test scribbles, it should not let
+    /// the model walk the rings again ([`step`](Self::step), or notifies with
+    /// [`set_auto`](Self::set_auto) on), which would trust what it finds there.
+    pub fn scribble(&self, q: u16, offset: usize, bytes: &[u8]) -> usize {
+        let s = self.lock();
+        let Some(qu) = s.queues.get(usize::from(q)).filter(|qu| qu.enabled) else {
+            return 0;
+        };
+        let size = usize::from(qu.size);
+        let areas: [(u64, usize); 2] = if qu.packed {
+            [(qu.desc, 16 * size), (qu.used, 4)]
+        } else {
+            [(qu.used, 6 + 8 * size), (0, 0)]
+        };
+        let total: usize = areas.iter().map(|a| a.1).sum();
+        if total == 0 {
+            return 0;
+        }
+        let mut at = offset % total;
+        let mut done = 0;
+        for (base, len) in areas {
+            if at >= len {
+                at -= len;
+                continue;
+            }
+            let n = bytes.len().saturating_sub(done).min(len - at);
+            mem::write_bytes(base + at as u64, &bytes[done..done + n]);
+            done += n;
+            at = 0;
+        }
+        done
     }
 
     /// Fault: moves queue `q`'s used index `n` ahead without writing entries.
@@ -452,6 +517,9 @@ impl State {
     }
 
     fn process(&mut self, q: u16) {
+        if self.removed.is_some() {
+            return;
+        }
         if usize::from(q) >= self.queues.len() || !self.queues[usize::from(q)].enabled {
             return;
         }
@@ -660,6 +728,9 @@ impl State {
     }
 
     fn deliver(&mut self, pair: u16) {
+        if self.removed.is_some() {
+            return;
+        }
         let q = 2 * pair;
         if !self.queues[usize::from(q)].enabled || self.status & status::DRIVER_OK == 0 {
             return;
@@ -706,7 +777,8 @@ impl State {
                 self.set_avail_cursor(q, start);
                 continue;
             }
-            let data = rx_frame(&frame, self.cfg.rx_hdr_flags, taken.len() as u16);
+            let num_buffers = self.num_buffers.unwrap_or(taken.len() as u16);
+            let data = rx_frame(&frame, self.cfg.rx_hdr_flags, num_buffers);
             let mut at = 0;
             for (head, addr, len, descs) in taken {
                 let k = (len as usize).min(data.len() - at);
@@ -763,6 +835,9 @@ impl State {
     }
 
     fn read(&self, offset: usize, width: usize) -> u32 {
+        if self.removed.is_some() {
+            return u32::MAX >> (32 - 8 * width);
+        }
         let qu = self.queues.get(usize::from(self.queue_sel)).copied();
         match offset {
             reg::DEVICE_FEATURE => match self.dev_sel {
@@ -793,6 +868,9 @@ impl State {
     }
 
     fn write(&mut self, offset: usize, v: u32) {
+        if self.removed.is_some() {
+            return;
+        }
         let sel = usize::from(self.queue_sel);
         // A 64-bit field's low (at its offset) or high half (4 bytes on).
         let set_half = |cur: u64, at: usize| {
@@ -898,7 +976,19 @@ fn check(offset: usize, width: usize) -> Result<(), MmioError> {
     Ok(())
 }
 
+/// How a model device was removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Removed {
+    /// Gone without notice: only all-ones reads tell.
+    Surprise,
+    /// Gone after the kernel asked for it back and VFIO released it.
+    Released,
+}
+
 impl Registers for SoftVirtioNet {
+    fn removed(&self) -> bool {
+        self.lock().removed == Some(Removed::Released)
+    }
     fn read8(&self, offset: usize) -> Result<u8, MmioError> {
         check(offset, 1)?;
         Ok(self.lock().read(offset, 1) as u8)

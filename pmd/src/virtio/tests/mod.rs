@@ -38,7 +38,9 @@ macro_rules! on_all_rings {
 
 mod bringup;
 mod datapath;
+mod device_values;
 mod faults;
+mod removal;
 mod vhost_user;
 
 use std::sync::Arc;

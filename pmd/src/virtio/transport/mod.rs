@@ -158,6 +158,16 @@ pub trait Transport: Send + Sync + 'static {
     /// down.
     fn link_up(&self) -> Result<bool, Error>;
 
+    /// Whether the device is known to be gone (removed from under the driver): a register
+    /// read all ones, or VFIO released it ([`Registers::removed`](crate::regs::Registers::removed)).
+    /// Data path: one or two relaxed loads, no register access; the queues take and give
+    /// nothing once it is true. The default (a transport that cannot lose its device this
+    /// way): never.
+    #[inline]
+    fn gone(&self) -> bool {
+        false
+    }
+
     /// `max_virtqueue_pairs` (§5.1.4). Called only with MQ negotiated.
     fn max_queue_pairs(&self) -> Result<u16, Error>;
 

@@ -13,6 +13,7 @@ pub mod cfg;
 pub mod vfio;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub use cfg::{CommonCfg, Field, NetConfig, ReadOnly, ReadWrite, Readable, Value, Writable};
@@ -95,6 +96,8 @@ pub struct PciTransport<R = MmioRegion> {
     notify_mult: u32,
     device_cfg: Option<Block<R>>,
     timeout: Duration,
+    /// A register read all ones: the device was removed.
+    gone: AtomicBool,
     // Last: the VFIO device closes after its BAR mappings are gone.
     _vfio: Option<Device>,
 }
@@ -163,6 +166,7 @@ impl<R: Registers> PciTransport<R> {
             notify_mult,
             device_cfg,
             timeout,
+            gone: AtomicBool::new(false),
             _vfio: None,
         })
     }
@@ -234,6 +238,11 @@ impl<R: Registers + 'static> Transport for PciTransport<R> {
     /// # Errors
     /// [`VirtioError::Timeout`] naming `device_status` and its last value.
     fn reset(&self) -> Result<(), Error> {
+        if self.common.regs.removed() {
+            // VFIO released it after the kernel asked for it back, and vfio-pci disabled
+            // it (bus mastering off) on release: it touches no memory any more.
+            return Ok(());
+        }
         self.common.write(CommonCfg::DEVICE_STATUS, 0)?;
         let start = Instant::now();
         loop {
@@ -254,8 +263,20 @@ impl<R: Registers + 'static> Transport for PciTransport<R> {
         }
     }
 
+    /// # Errors
+    /// [`VirtioError::Gone`] when it reads 0xff (no device answers), noted for
+    /// [`gone`](Transport::gone).
     fn status(&self) -> Result<u8, Error> {
-        self.common.read(CommonCfg::DEVICE_STATUS)
+        let s = self.common.read(CommonCfg::DEVICE_STATUS)?;
+        if s == 0xFF {
+            self.gone.store(true, Ordering::Relaxed);
+            return Err(VirtioError::Gone {
+                device: self.device.clone(),
+                register: "device_status",
+            }
+            .into());
+        }
+        Ok(s)
     }
 
     fn set_status(&self, status: u8) -> Result<(), Error> {
@@ -328,8 +349,22 @@ impl<R: Registers + 'static> Transport for PciTransport<R> {
         self.config_consistent(NetConfig::MAC)
     }
 
+    /// Down once the device is gone; a `status` of all ones also means gone.
     fn link_up(&self) -> Result<bool, Error> {
-        Ok(self.config(NetConfig::STATUS)? & NetConfig::S_LINK_UP != 0)
+        if self.gone() {
+            return Ok(false);
+        }
+        let s = self.config(NetConfig::STATUS)?;
+        if s == u16::MAX {
+            self.gone.store(true, Ordering::Relaxed);
+            return Ok(false);
+        }
+        Ok(s & NetConfig::S_LINK_UP != 0)
+    }
+
+    #[inline]
+    fn gone(&self) -> bool {
+        self.gone.load(Ordering::Relaxed) || self.common.regs.removed()
     }
 
     fn max_queue_pairs(&self) -> Result<u16, Error> {

@@ -30,7 +30,7 @@ impl VirtioPort<PciTransport> {
         pool: &PktPool,
         container: &Arc<Container>,
     ) -> Result<Self, Error> {
-        let device = Device::open(container, &Sysfs::system(), addr)?;
+        let mut device = Device::open(container, &Sysfs::system(), addr)?;
         let vcaps = caps::virtio_caps(&device.config())?;
         let mut transport = PciTransport::new(
             addr.to_string(),
@@ -42,6 +42,8 @@ impl VirtioPort<PciTransport> {
         // bus (with memory decoding on, which MMIO needs, and its old IOVAs gone with the
         // old container).
         device.enable_bus_master()?;
+        // Hot-unplug releases the device (its port goes down) instead of blocking the kernel.
+        device.watch_removal()?;
         transport.reset()?;
         transport.own(device);
         let pool_map = map_pool(container, pool, addr)?;

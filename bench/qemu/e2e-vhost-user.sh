@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# A QEMU guest's kernel networking through sluice-fwd (issue #12, 4c), on the host, as root:
+#
+#   guest virtio-net (kernel) -> vhost-user SOCK -> [sluice-fwd vm0 -io-> xdp0] -> veth ->
+#   namespace 10.77.0.1 (busybox httpd and nc)  ... and back
+#
+# The guest (run-in-guest.sh --vhost-user, TCG) pings the namespace and moves a file each way
+# over TCP (bench/qemu/guest-vhost-user.sh); the host checks the file the guest sent, the
+# guest the one it fetched. Split rings, then packed (virtio-net-pci,packed=on).
+#
+#   bench/qemu/e2e-vhost-user.sh [DIR-WITH-sluice-fwd]   (default target/release)
+#
+# Needs root (a network namespace, a veth, AF_XDP) and what run-in-guest.sh needs. Removes
+# what it made on exit.
+#
+# Status: not in CI, does not pass yet. With Debian's QEMU 7.2 the backend serves QEMU's
+# bring-up (features, protocol features, queue count, owner, call/err fds; QEMU's early
+# SET_VRING_ENABLEs, sent before SET_FEATURES, are ignored) and then QEMU segfaults (a NULL
+# dereference, "segfault at 28" in dmesg) before it sends SET_FEATURES, as the guest's driver
+# starts the device. With --vhost-user-opts ctrl_vq=off QEMU survives but the guest shows no
+# interface. Not diagnosed further (no QEMU symbols on this host).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cd "$here/../.."
+bin=${1:-${CARGO_TARGET_DIR:-target}/release}
+rings=${SLUICE_VHOST_E2E_RINGS:-split packed}
+bytes=${SLUICE_VHOST_E2E_BYTES:-4000000}
+[ "$(id -u)" = 0 ] || { echo "skipped: e2e-vhost-user.sh needs root (netns, veth, AF_XDP)"; exit 0; }
+[ -x "$bin/sluice-fwd" ] || { echo "e2e-vhost-user: $bin/sluice-fwd is missing" >&2; exit 1; }
+
+work=$(mktemp -d /tmp/sluice-e2e-vhost.XXXXXX)
+ns=sluice-vh-$$
+pids=()
+cleanup() {
+    local p
+    for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do
+        local i=0
+        while kill -0 "$p" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+        kill -KILL "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
+    ip link del vh-sw 2>/dev/null || true
+    ip netns del "$ns" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+fail() {
+    echo "--- sluice-fwd's log ---" >&2
+    tail -30 "$work/fwd.log" >&2 2>/dev/null || true
+    echo "e2e-vhost-user: FAIL: $*" >&2
+    exit 1
+}
+
+# The wire: vh-sw (AF_XDP, sluice-fwd's side) <-> vh-ns (in the namespace, 10.77.0.1).
+ip netns add "$ns"
+ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+ip link add vh-sw type veth peer name vh-ns netns "$ns"
+sysctl -qw net.ipv6.conf.vh-sw.disable_ipv6=1
+ip link set vh-sw up
+ip -n "$ns" link set lo up
+ip -n "$ns" addr add 10.77.0.1/24 dev vh-ns
+ip -n "$ns" link set vh-ns up
+# veth's XDP needs the peer to have an XDP program or GRO for the redirect path; the copy
+# mode works without.
+
+mkdir -p "$work/www"
+head -c "$bytes" /dev/urandom > "$work/www/down.bin"
+ln -s www/down.bin "$work/down.bin"
+head -c "$bytes" /dev/urandom > "$work/up.bin"
+
+cat > "$work/fwd.toml" <<EOT
+[[mempools]]
+name = "pkt"
+buffers = 8191
+buffer_size = 2048
+cache_size = 256
+hugepages = "none"
+
+[[ports]]
+name = "vm0"
+driver = "vhost-user"
+path = "$work/vm0.sock"
+mempool = "pkt"
+
+[[ports]]
+name = "xdp0"
+driver = "af_xdp"
+interface = "vh-sw"
+xdp_mode = "copy"
+mempool = "pkt"
+
+[[lcores]]
+core = 1
+role = "rtc"
+rx = ["vm0/q0", "xdp0/q0"]
+
+[[forward]]
+from = "vm0"
+to = "xdp0"
+mode = "io"
+
+[[forward]]
+from = "xdp0"
+to = "vm0"
+mode = "io"
+
+[stats]
+interval_ms = 10000
+EOT
+
+status=0
+for ring in $rings; do
+    opts=
+    [ "$ring" = packed ] && opts=packed=on
+    printf '\n== %s rings: guest kernel <-> sluice-fwd <-> veth\n' "$ring"
+    rm -f "$work/vm0.sock" "$work/got-up.bin"
+    "$bin/sluice-fwd" --config "$work/fwd.toml" > "$work/fwd.log" 2>&1 &
+    fwd=$!
+    pids+=("$fwd")
+    i=0
+    until [ -S "$work/vm0.sock" ]; do
+        i=$((i + 1))
+        { [ $i -gt 600 ] || ! kill -0 "$fwd" 2>/dev/null; } && fail "sluice-fwd did not listen"
+        sleep 0.1
+    done
+    ip netns exec "$ns" busybox httpd -f -p 10.77.0.1:8080 -h "$work/www" &
+    pids+=("$!")
+    ip netns exec "$ns" timeout 900 busybox nc -l -p 5002 > "$work/got-up.bin" &
+    nc=$!
+    pids+=("$nc")
+    rc=0
+    "$here/run-in-guest.sh" --no-nvme --nics 0 --vhost-user "$work/vm0.sock" \
+        ${opts:+--vhost-user-opts "$opts"} --timeout 600 -- \
+        "$here/guest-vhost-user.sh" "$work" || rc=$?
+    # The listener ends when the guest's sender closes; a guest that failed never connects.
+    [ "$rc" = 0 ] || kill "$nc" 2>/dev/null || true
+    wait "$nc" || true
+    kill -INT "$fwd" 2>/dev/null || true
+    wait "$fwd" || true
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    pids=()
+    echo "--- sluice-fwd ---"
+    grep -v '^ *$' "$work/fwd.log" | tail -25
+    [ "$rc" = 0 ] || fail "$ring: the guest's test failed ($rc)"
+    want=$(md5sum < "$work/up.bin" | cut -d' ' -f1)
+    got=$(md5sum < "$work/got-up.bin" | cut -d' ' -f1)
+    [ "$got" = "$want" ] || fail "$ring: the host received $(wc -c < "$work/got-up.bin") bytes, md5 $got, not $want"
+    echo "ok: $ring: ping, $bytes bytes each way over TCP, checksums match"
+done
+echo
+echo "e2e-vhost-user: PASS"

@@ -1,0 +1,359 @@
+//! The lcores' side: a receive queue copies what the frontend transmits (its transmit ring)
+//! into [`PktBuf`]s; a transmit queue copies packets into the frontend's receive buffers,
+//! merging buffers for one packet with `MRG_RXBUF`. Both give the frontend's buffers back in
+//! one batch per burst and call it at most once per burst, when its event index (or flags)
+//! asks for it.
+//!
+//! Each burst `try_lock`s its ring once and skips the burst when the control thread holds it
+//! ([`vring`](super::vring)). Nothing here allocates, waits or formats; the one system call
+//! is the call eventfd's write, when the frontend asked for it.
+//!
+//! What the frontend gets wrong is counted as errors on the queue: a chain to give back
+//! unused ([`ChainFault`]) costs that chain (and the packet); a broken ring ([`RingFault`])
+//! stops the ring until the frontend sets it up again, its fault kept for
+//! [`VhostUserBackendPort::take_fault`](super::VhostUserBackendPort::take_fault).
+
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+
+use sluice_mempool::{Batch, PktBuf, PktPool};
+use vm_memory::{Bytes, GuestAddress};
+
+use super::error::RingFault;
+use super::ring::{ChainFault, GuestRing, Mem, Pop, Used};
+use super::vring::{Shared, Vring, signal};
+use crate::net::{QueueCounters, RxQueue, TxQueue};
+use crate::virtio::NET_HDR_LEN;
+
+/// Most buffers one packet is merged over (`MRG_RXBUF`); a packet that needs more is dropped.
+pub const MAX_MERGE: usize = 32;
+
+/// Used entries a queue gathers in one burst.
+pub(crate) const USED_BATCH: usize = 512;
+
+/// The lcore's try at ring `i`: `None` while the control thread holds it.
+fn try_ring(m: &Mutex<Vring>) -> Option<MutexGuard<'_, Vring>> {
+    match m.try_lock() {
+        Ok(g) => Some(g),
+        Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
+/// A receive queue of a [`VhostUserBackendPort`](super::VhostUserBackendPort): the
+/// frontend's transmit ring `2q + 1`.
+pub struct VhostBackendRxQueue {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) ring: usize,
+    pub(crate) pool: PktPool,
+    pub(crate) counters: Arc<QueueCounters>,
+    pub(crate) port: u16,
+    pub(crate) queue: u16,
+    pub(crate) used: Vec<Used>,
+}
+
+impl std::fmt::Debug for VhostBackendRxQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VhostBackendRxQueue")
+            .field("ring", &self.ring)
+            .field("queue", &self.queue)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Copies one readable buffer into `pkt`, past the `skip` header bytes still to skip.
+fn copy_in(
+    mem: &Mem,
+    pkt: &mut PktBuf,
+    skip: &mut usize,
+    addr: GuestAddress,
+    len: u32,
+) -> Result<(), ChainFault> {
+    let len = len as usize;
+    let s = (*skip).min(len);
+    *skip -= s;
+    if s == len {
+        return Ok(());
+    }
+    let at = addr.0.checked_add(s as u64).ok_or(ChainFault::Memory {
+        addr: addr.0,
+        len: len as u32,
+    })?;
+    let dst = pkt.append(len - s).ok_or(ChainFault::TooBig)?;
+    mem.read_slice(dst, GuestAddress(at))
+        .map_err(|_| ChainFault::Memory {
+            addr: addr.0,
+            len: len as u32,
+        })
+}
+
+impl RxQueue for VhostBackendRxQueue {
+    fn rx_burst<const N: usize>(&mut self, out: &mut Batch<PktBuf, N>) -> usize {
+        let Some(mut guard) = try_ring(&self.shared.rings[self.ring]) else {
+            return 0;
+        };
+        let v = &mut *guard;
+        let Some((ring, mem, call)) = v.walkable() else {
+            return 0;
+        };
+        // An empty poll costs one load, no buffer.
+        if !ring.has_avail(mem) {
+            return 0;
+        }
+        self.used.clear();
+        let (mut n, mut bytes, mut errors) = (0u64, 0u64, 0u64);
+        let (mut fault, mut bad) = (None, None);
+        while out.remaining() > 0 && self.used.len() < USED_BATCH {
+            let Some(mut pkt) = self.pool.alloc() else {
+                self.counters.add_rx_nombuf(1);
+                break;
+            };
+            let mut skip = NET_HDR_LEN;
+            match ring.pop(mem, false, |a, l| copy_in(mem, &mut pkt, &mut skip, a, l)) {
+                Ok(Pop::Empty) => break,
+                Ok(Pop::Chain(chain)) => {
+                    self.used.push(Used { chain, len: 0 });
+                    let meta = pkt.meta_mut();
+                    (meta.port, meta.queue) = (self.port, self.queue);
+                    bytes += pkt.len() as u64;
+                    n += 1;
+                    let _ = out.push(pkt);
+                }
+                Ok(Pop::Bad(chain, f)) => {
+                    self.used.push(Used { chain, len: 0 });
+                    bad = Some(f);
+                    errors += 1;
+                }
+                Err(f) => {
+                    fault = Some(f);
+                    break;
+                }
+            }
+        }
+        finish(ring, mem, call, &self.used, &mut fault);
+        v.chain_fault = bad.or(v.chain_fault);
+        if let Some(f) = fault {
+            v.fail(f);
+            errors += 1;
+        }
+        if n > 0 {
+            self.counters.add_packets(n, bytes);
+        }
+        if errors > 0 {
+            self.counters.add_errors(errors);
+        }
+        n as usize
+    }
+
+    fn counters(&self) -> &Arc<QueueCounters> {
+        &self.counters
+    }
+}
+
+/// Publishes a burst's used entries and calls the frontend if it asked.
+fn finish(
+    ring: &mut GuestRing,
+    mem: &Mem,
+    call: &mut Option<std::fs::File>,
+    used: &[Used],
+    fault: &mut Option<RingFault>,
+) {
+    if used.is_empty() {
+        return;
+    }
+    if let Err(f) = ring.publish(mem, used) {
+        fault.get_or_insert(f);
+        return;
+    }
+    if ring.needs_call(mem) {
+        signal(call);
+    }
+}
+
+/// A transmit queue of a [`VhostUserBackendPort`](super::VhostUserBackendPort): the
+/// frontend's receive ring `2q`.
+pub struct VhostBackendTxQueue {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) ring: usize,
+    pub(crate) counters: Arc<QueueCounters>,
+    pub(crate) used: Vec<Used>,
+}
+
+impl std::fmt::Debug for VhostBackendTxQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VhostBackendTxQueue")
+            .field("ring", &self.ring)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the bytes of one outgoing packet (`virtio_net_hdr_v1`, then the frame) stand.
+struct Outgoing<'a> {
+    hdr: [u8; NET_HDR_LEN],
+    data: &'a [u8],
+    off: usize,
+    /// Guest addresses of the header's `num_buffers` bytes, once written.
+    num_buffers: [u64; 2],
+}
+
+impl Outgoing<'_> {
+    fn total(&self) -> usize {
+        NET_HDR_LEN + self.data.len()
+    }
+
+    /// Writes what fits of the rest into one writable buffer.
+    fn write(&mut self, mem: &Mem, addr: GuestAddress, len: u32) -> Result<(), ChainFault> {
+        let fault = ChainFault::Memory { addr: addr.0, len };
+        let (mut at, mut room) = (addr.0, len as usize);
+        while room > 0 && self.off < self.total() {
+            let src = if self.off < NET_HDR_LEN {
+                &self.hdr[self.off..]
+            } else {
+                &self.data[self.off - NET_HDR_LEN..]
+            };
+            let n = room.min(src.len());
+            for (k, b) in [10usize, 11].into_iter().enumerate() {
+                if (self.off..self.off + n).contains(&b) {
+                    self.num_buffers[k] = at.wrapping_add((b - self.off) as u64);
+                }
+            }
+            mem.write_slice(&src[..n], GuestAddress(at))
+                .map_err(|_| fault)?;
+            self.off += n;
+            room -= n;
+            at = at.checked_add(n as u64).ok_or(fault)?;
+        }
+        Ok(())
+    }
+}
+
+/// How one packet went.
+enum Sent {
+    Done,
+    /// No (more) buffers: the packet stays for the next burst.
+    Full,
+    /// Dropped: it does not fit, or a buffer was bad.
+    Dropped(ChainFault),
+    Fault(RingFault),
+}
+
+impl VhostBackendTxQueue {
+    /// Copies `data` into as many receive buffers as it needs (one without `MRG_RXBUF`).
+    fn send(
+        ring: &mut GuestRing,
+        mem: &Mem,
+        used: &mut Vec<Used>,
+        data: &[u8],
+        merge: bool,
+    ) -> Sent {
+        let (start, cursor) = (used.len(), ring.cursor());
+        let most = if merge { MAX_MERGE } else { 1 };
+        let mut out = Outgoing {
+            hdr: [0; NET_HDR_LEN],
+            data,
+            off: 0,
+            num_buffers: [0; 2],
+        };
+        while out.off < out.total() {
+            if used.len() - start == most {
+                ring.rewind(cursor);
+                used.truncate(start);
+                return Sent::Dropped(ChainFault::TooBig);
+            }
+            let before = out.off;
+            match ring.pop(mem, true, |a, l| out.write(mem, a, l)) {
+                Ok(Pop::Empty) => {
+                    ring.rewind(cursor);
+                    used.truncate(start);
+                    return Sent::Full;
+                }
+                Ok(Pop::Chain(chain)) => used.push(Used {
+                    chain,
+                    len: (out.off - before) as u32,
+                }),
+                Ok(Pop::Bad(chain, f)) => {
+                    // Give back what this packet took, unused.
+                    used.push(Used { chain, len: 0 });
+                    used[start..].iter_mut().for_each(|u| u.len = 0);
+                    return Sent::Dropped(f);
+                }
+                Err(f) => {
+                    used.truncate(start);
+                    return Sent::Fault(f);
+                }
+            }
+        }
+        let count = ((used.len() - start) as u16).to_le_bytes();
+        for (addr, b) in out.num_buffers.into_iter().zip(count) {
+            if mem.write_obj(b, GuestAddress(addr)).is_err() {
+                used[start..].iter_mut().for_each(|u| u.len = 0);
+                return Sent::Dropped(ChainFault::Memory { addr, len: 1 });
+            }
+        }
+        Sent::Done
+    }
+}
+
+impl TxQueue for VhostBackendTxQueue {
+    fn tx_burst<const N: usize>(&mut self, pkts: &mut Batch<PktBuf, N>) -> usize {
+        if pkts.is_empty() {
+            return 0;
+        }
+        let Some(mut guard) = try_ring(&self.shared.rings[self.ring]) else {
+            return 0;
+        };
+        let v = &mut *guard;
+        let merge = v.live.as_ref().is_some_and(|l| l.mrg_rxbuf);
+        let Some((ring, mem, call)) = v.walkable() else {
+            // Nobody to send to (no frontend, ring stopped): dropped, as a link that is down.
+            let n = pkts.len();
+            pkts.clear();
+            self.counters.add_drops(n as u64);
+            return n;
+        };
+        self.used.clear();
+        let (mut taken, mut sent, mut bytes, mut dropped) = (0usize, 0u64, 0u64, 0u64);
+        let (mut fault, mut bad) = (None, None);
+        for pkt in pkts.as_slice() {
+            if self.used.len() + MAX_MERGE > USED_BATCH {
+                break;
+            }
+            match Self::send(ring, mem, &mut self.used, pkt.data(), merge) {
+                Sent::Done => {
+                    sent += 1;
+                    bytes += pkt.len() as u64;
+                }
+                Sent::Full => break,
+                Sent::Dropped(f) => {
+                    bad = Some(f);
+                    dropped += 1;
+                }
+                Sent::Fault(f) => {
+                    fault = Some(f);
+                    break;
+                }
+            }
+            taken += 1;
+        }
+        finish(ring, mem, call, &self.used, &mut fault);
+        v.chain_fault = bad.or(v.chain_fault);
+        if let Some(f) = fault {
+            v.fail(f);
+            self.counters.add_errors(1);
+        }
+        drop(pkts.drain_front(taken));
+        if !pkts.is_empty() && fault.is_none() {
+            self.counters.add_full(1);
+        }
+        if sent > 0 {
+            self.counters.add_packets(sent, bytes);
+        }
+        if dropped > 0 {
+            self.counters.add_errors(dropped);
+        }
+        taken
+    }
+
+    fn counters(&self) -> &Arc<QueueCounters> {
+        &self.counters
+    }
+}
