@@ -58,7 +58,7 @@ fn run(args: &FwdArgs) -> Result<ExitCode, AppError> {
         ));
     }
     // Capture files are created (and their errors reported) before any packet moves.
-    let capture = CaptureControl::new(&config, args.capture_settings())?;
+    let capture = std::sync::Arc::new(CaptureControl::new(&config, args.capture_settings())?);
     for req in &args.capture {
         capture.start(&req.points, &req.path)?;
     }
