@@ -5,7 +5,8 @@
 //!
 //! The binaries are thin: [`fwd::run`] is the forwarder, [`ports`] opens pools and ports
 //! from a config (the one place a driver is chosen), [`pktgen::run`] is the generator and
-//! sink app, [`traffic`] is the generator and sink code both binaries use.
+//! sink app, [`traffic`] is the generator and sink code both binaries use, [`capture`] is
+//! the forwarder's pcapng capture (`sluice-fwd --capture`).
 #![forbid(unsafe_code)]
 
 pub mod capture;

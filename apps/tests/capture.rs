@@ -179,7 +179,7 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 fn captures_start_and_stop_while_the_forwarder_runs() {
     let d = dir("runtime");
     let config = Config::builtin_default();
-    let control = CaptureControl::new(&config, CaptureSettings::default()).unwrap();
+    let control = Arc::new(CaptureControl::new(&config, CaptureSettings::default()).unwrap());
     let stop = Arc::new(AtomicBool::new(false));
     let opts = RunOptions {
         duration: None,

@@ -497,3 +497,47 @@ fn dpdk_telemetry_py_reads_pktgens_counters() {
     assert!(total(&summary, "gen0", "tx") >= sent, "{summary}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn captures_start_and_stop_through_the_telemetry_socket() {
+    let Some(script) = tool("dpdk-telemetry.py") else {
+        println!("skipped: dpdk-telemetry.py not found (Debian package dpdk)");
+        return;
+    };
+    let dir = scratch("capture");
+    let file = dir.join("fwd0.pcapng");
+    let prefix = "fwd-capture";
+    let mut child = fwd(&dir, &["--telemetry-prefix", prefix]);
+    let sock = dir.join("dpdk").join(prefix).join("dpdk_telemetry.v2");
+    poll(&mut child, "the socket", || sock.exists().then_some(()));
+    let start = format!("/sluice/capture,start,fwd0/q0:rx,{}", file.display());
+    let r = query(
+        &script,
+        &dir,
+        prefix,
+        &[&start, "/sluice/capture,start,nope,/x"],
+    );
+    assert_eq!(r[0]["/sluice/capture"]["id"], 1, "{r:?}");
+    let err = r[1]["/sluice/capture"]["error"].as_str().unwrap();
+    assert!(err.contains("no such port; known: fwd0/q0:rx"), "{err}");
+    poll(&mut child, "100 frames captured", || {
+        let r = query(&script, &dir, prefix, &["/sluice/capture,list"]);
+        (r.first()?["/sluice/capture"][0]["written"].as_u64()? >= 100).then_some(())
+    });
+    let r = query(&script, &dir, prefix, &["/sluice/capture,stop,1"]);
+    let tap = &r[0]["/sluice/capture"];
+    assert_eq!(tap["state"], "done", "{tap}");
+    let written = tap["written"].as_u64().unwrap();
+    // With a capture, the last line after the summary lists the captures.
+    let last = stop(child);
+    assert!(last["captures"][0]["written"] == written, "{last}");
+    // The file holds what the tap reported, no more, no less.
+    if let Some(tcpdump) = tool("tcpdump") {
+        let out = Command::new(tcpdump).arg("-r").arg(&file).output().unwrap();
+        assert!(out.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).lines().count() as u64,
+            written
+        );
+    }
+}

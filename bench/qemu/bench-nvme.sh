@@ -47,7 +47,8 @@ for qd in (1, 32):
     rows.append((f"fio io_uring, kernel nvme", qd, j["iops"], p["50.000000"] / 1e3, p["99.000000"] / 1e3, None))
 for qd, name, f in ((1, "sluice-blkperf, VFIO", "blkperf-qd1"), (32, "sluice-blkperf, VFIO", "blkperf-qd32"),
                     (32, "sluice-blkperf, no shadow db", "blkperf-qd32-noshadow")):
-    t = json.load(open(f"{out}/{f}.json"))["total"]
+    # --json: a record each second, then the report on the last line.
+    t = json.loads(open(f"{out}/{f}.json").read().splitlines()[-1])["total"]
     rows.append((name, qd, t["iops"], t["percentiles_us"]["50"], t["percentiles_us"]["99"], t["doorbells_per_io"]))
 print(f"\n{'':30} {'QD':>3} {'IOPS':>10} {'p50 us':>9} {'p99 us':>9} {'MMIO db/IO':>10}")
 for name, qd, iops, p50, p99, db in rows:

@@ -57,7 +57,7 @@ fn run(v: Variant, secs: f64) -> Result<(FwdSummary, Option<TapReport>), String>
         writer_core: core,
         ..CaptureSettings::default()
     };
-    let control = CaptureControl::new(&config, settings).map_err(|e| e.to_string())?;
+    let control = Arc::new(CaptureControl::new(&config, settings).map_err(|e| e.to_string())?);
     let spec = PointSpec::parse("fwd0/q0:rx").map_err(|e| e.to_string())?;
     control
         .start(&spec, Path::new("/dev/null"))

@@ -221,7 +221,7 @@ fn serve(
 }
 
 /// Says that every lcore is ready: on stdout, or on stderr with `--json` (whose stdout is
-/// one JSON object).
+/// one JSON object per line: the records of each second, then the report).
 fn announce(cli: &BlkperfArgs, describe: &str, target: &str) {
     let line = format!(
         "sluice-blkperf: running {describe} on {target}; Ctrl-C stops it with the report so far"

@@ -1,15 +1,17 @@
 //! `sluice-fwd`: the forwarder.
 //!
 //! ```text
-//! sluice-fwd [--config FILE] [--duration SECONDS] [--json] [--count N]
+//! sluice-fwd [--config FILE] [--duration SECONDS] [--json] [--count N] [--lcores MAP]
+//!            [--capture PORT[/qN][:rx|tx|both]=FILE.pcapng ...] [--capture-count N]
 //! ```
 //!
 //! With no `--config` it runs the built-in loopback configuration (in-memory ports, built-in
 //! generator and sink on core 0, forwarding lcore on core 1): no device, no hugepages, no
 //! privileges. SIGINT or SIGTERM stops it; more within a second are the same stop (a
 //! terminal or `timeout` signals the whole process group), one after that exits at once.
-//! The final summary prints rate, loss and latency percentiles. Errors are one line on
-//! stderr and exit 1.
+//! The final summary prints rate, loss and latency percentiles, and a line per capture
+//! (frames written, frames not captured). Capture files are created before any packet
+//! moves. Errors are one line on stderr and exit 1.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -56,7 +58,7 @@ fn run(args: &FwdArgs) -> Result<ExitCode, AppError> {
         ));
     }
     // Capture files are created (and their errors reported) before any packet moves.
-    let capture = CaptureControl::new(&config, args.capture_settings())?;
+    let capture = std::sync::Arc::new(CaptureControl::new(&config, args.capture_settings())?);
     for req in &args.capture {
         capture.start(&req.points, &req.path)?;
     }

@@ -132,6 +132,65 @@ fn thread_cpu() -> Option<Duration> {
     Some(Duration::from_nanos(ns))
 }
 
+/// The most bytes of one ring handled in one go.
+const MAX_DRAIN: usize = 1 << 20;
+
+/// Where the records of one drain go.
+struct Sink<'a> {
+    out: &'a mut BufWriter<File>,
+    scratch: &'a mut Vec<u8>,
+    clock: &'a WallClock,
+    count: u64,
+    report: &'a mut WriterReport,
+}
+
+impl Sink<'_> {
+    /// Writes the whole records at the start of the stream `a` then `b` (a ring's two
+    /// readable pieces); returns the bytes they took.
+    fn records(&mut self, iface: u32, a: &[u8], b: &[u8]) -> usize {
+        let total = a.len() + b.len();
+        let byte = |i: usize| if i < a.len() { a[i] } else { b[i - a.len()] };
+        let mut off = 0;
+        while off + HEADER <= total {
+            let mut h = [0u8; HEADER];
+            for (k, x) in h.iter_mut().enumerate() {
+                *x = byte(off + k);
+            }
+            let word = |at: usize, len: usize| {
+                let mut w = [0u8; 8];
+                w[..len].copy_from_slice(&h[at..at + len]);
+                u64::from_le_bytes(w)
+            };
+            let (ts, orig, cap) = (word(0, 8), word(8, 4), word(12, 4) as usize);
+            let (start, end) = (off + HEADER, off + HEADER + cap);
+            if end > total {
+                break; // the rest of this record is not there yet
+            }
+            let data: &[u8] = if end <= a.len() {
+                &a[start..end]
+            } else if start >= a.len() {
+                &b[start - a.len()..end - a.len()]
+            } else {
+                // Wraps around the ring's end: the one copy.
+                self.scratch.clear();
+                self.scratch.extend_from_slice(&a[start..]);
+                self.scratch.extend_from_slice(&b[..end - a.len()]);
+                self.scratch
+            };
+            off = end;
+            let r = &mut *self.report;
+            if r.error.is_some() || r.written >= self.count {
+                continue;
+            }
+            match write_epb(self.out, iface, self.clock.ns(ts), orig as u32, data) {
+                Ok(()) => r.written += 1,
+                Err(e) => r.error = Some(e.to_string()),
+            }
+        }
+        off
+    }
+}
+
 /// A pcapng file with its interfaces described, ready for packets.
 pub(super) struct Writer {
     out: PcapNgWriter<BufWriter<File>>,
@@ -199,25 +258,34 @@ impl Writer {
     }
 
     /// Drains the rings until every lcore has let go of its ring and it is empty.
+    ///
+    /// Records are read in place from the ring (at most [`MAX_DRAIN`] bytes at a time, so
+    /// that they are still in cache and the ring frees up early), not copied out first; a
+    /// record that wraps around the ring's end is the only one copied, into `scratch`.
     pub(super) fn run(mut self) -> WriterReport {
-        let biggest = self
-            .sources
-            .iter()
-            .map(|s| s.ring.buffer().capacity())
-            .max()
-            .unwrap_or(0);
-        let mut buf = vec![0u8; biggest];
         let mut report = WriterReport::default();
+        let mut scratch = Vec::new();
         loop {
             let (mut moved, mut done) = (false, true);
             for i in 0..self.sources.len() {
-                let s = &mut self.sources[i];
                 // Abandoned first: once it is, the slots read next are all there will be.
-                let gone = s.ring.is_abandoned();
-                let n = s.ring.slots();
-                if n > 0 && s.ring.pop_entire_slice(&mut buf[..n]).is_ok() {
+                let gone = self.sources[i].ring.is_abandoned();
+                let n = self.sources[i].ring.slots();
+                if n > 0 {
                     moved = true;
-                    self.packets(i as u32, &buf[..n], &mut report);
+                    let mut sink = Sink {
+                        out: self.out.get_mut(),
+                        scratch: &mut scratch,
+                        clock: &self.clock,
+                        count: self.count,
+                        report: &mut report,
+                    };
+                    if let Ok(chunk) = self.sources[i].ring.read_chunk(n.min(MAX_DRAIN)) {
+                        let (a, b) = chunk.as_slices();
+                        let used = sink.records(i as u32, a, b);
+                        chunk.commit(used);
+                    }
+                    self.written.store(report.written, Ordering::Relaxed);
                 }
                 done &= gone && n == 0;
             }
@@ -231,38 +299,6 @@ impl Writer {
         self.finish(&mut report);
         report.cpu = thread_cpu();
         report
-    }
-
-    /// Writes the records in `bytes` (whole records, as the lcore pushed them).
-    fn packets(&mut self, iface: u32, mut bytes: &[u8], report: &mut WriterReport) {
-        while bytes.len() >= HEADER {
-            let word = |at: usize, len: usize| {
-                let mut b = [0u8; 8];
-                b[..len].copy_from_slice(&bytes[at..at + len]);
-                u64::from_le_bytes(b)
-            };
-            let (ts, orig, cap) = (word(0, 8), word(8, 4), word(12, 4) as usize);
-            let Some(data) = bytes.get(HEADER..HEADER + cap) else {
-                break; // cannot happen: the lcore pushes whole records
-            };
-            bytes = &bytes[HEADER + cap..];
-            if report.error.is_some() || report.written >= self.count {
-                continue;
-            }
-            match write_epb(
-                self.out.get_mut(),
-                iface,
-                self.clock.ns(ts),
-                orig as u32,
-                data,
-            ) {
-                Ok(_) => {
-                    report.written += 1;
-                    self.written.store(report.written, Ordering::Relaxed);
-                }
-                Err(e) => report.error = Some(e.to_string()),
-            }
-        }
     }
 
     /// Interface statistics and the final flush.
@@ -295,6 +331,49 @@ mod tests {
     use pcap_file::pcapng::{Block, PcapNgReader};
 
     use super::*;
+
+    #[test]
+    fn records_wrapping_around_a_small_ring_are_written_whole_and_in_order() {
+        let path = std::env::temp_dir().join(format!("sluice-wrap-{}.pcapng", std::process::id()));
+        let out = Writer::create(&path, &["p/q0:rx".into()], 65535).unwrap();
+        // 301 bytes: records of 16 + 1..=40 bytes wrap at every offset in turn.
+        let (mut tx, rx) = rtrb::RingBuffer::new(301);
+        let frames: Vec<Vec<u8>> = (0..2000u32)
+            .map(|i| (0..1 + i % 40).map(|k| (i + k) as u8).collect())
+            .collect();
+        let feed = frames.clone();
+        let producer = std::thread::spawn(move || {
+            for (i, f) in feed.iter().enumerate() {
+                let mut rec = (i as u64).to_le_bytes().to_vec();
+                rec.extend_from_slice(&(f.len() as u32).to_le_bytes());
+                rec.extend_from_slice(&(f.len() as u32).to_le_bytes());
+                rec.extend_from_slice(f);
+                while tx.push_entire_slice(&rec).is_err() {
+                    std::thread::yield_now();
+                }
+            }
+        });
+        let lost = Arc::new(AtomicU64::new(0));
+        let w = Writer::new(
+            out,
+            vec![Source { ring: rx, lost }],
+            WallClock::calibrate(),
+            u64::MAX,
+            Arc::default(),
+        );
+        let report = w.run();
+        producer.join().unwrap();
+        assert_eq!((report.written, report.error), (2000, None));
+        let mut r = PcapNgReader::new(File::open(&path).unwrap()).unwrap();
+        let mut got = Vec::new();
+        while let Some(b) = r.next_block() {
+            if let Block::EnhancedPacket(p) = b.unwrap() {
+                got.push(p.data.into_owned());
+            }
+        }
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(got, frames);
+    }
 
     #[test]
     fn packet_blocks_of_every_padding_read_back_with_pcap_file() {

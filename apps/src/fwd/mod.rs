@@ -127,6 +127,19 @@ pub fn run_with(
     if let Some(d) = endpoints.describe().filter(|_| opts.print_stats) {
         eprintln!("sluice-fwd: {d}");
     }
+    if let Some(c) = attach.capture {
+        let c = Arc::clone(c);
+        endpoints.telemetry().register(
+            "/sluice/capture",
+            "pcapng captures: list | start,PORT[/qN][:dir],FILE | stop,ID",
+            move |p| {
+                Some(
+                    c.command(p.unwrap_or("list"))
+                        .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() })),
+                )
+            },
+        )?;
+    }
     let pools = open_pools(config)?;
     let mut ports = open_ports(config, &pools)?;
     let started = layout::start_with(config, &mut ports, &pools, &opts.start, attach)?;

@@ -114,7 +114,7 @@ pub fn start_with(
         opts,
         queues,
         rt: runtime(config, pools, opts),
-        capture: attach.capture,
+        capture: attach.capture.map(|c| &**c),
         cores: attach.cores,
     };
     // Sink first, forwarder next, generator last: each consumer runs before its producer. A
@@ -141,8 +141,9 @@ pub fn start_with(
 /// What a run can be given besides its configuration and options.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Attach<'a> {
-    /// Captures to start with and to switch while the run goes.
-    pub capture: Option<&'a CaptureControl>,
+    /// Captures to start with and to switch while the run goes (also through the
+    /// telemetry socket's `/sluice/capture`).
+    pub capture: Option<&'a Arc<CaptureControl>>,
     /// The CPU each configuration core runs on (`--lcores`); `None`: its own number.
     pub cores: Option<&'a CoreMap>,
 }
