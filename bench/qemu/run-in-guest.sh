@@ -14,9 +14,11 @@
 #   SLUICE_GUEST_NICS  PCI addresses of the NICs, in wiring order (space-separated)
 #   SLUICE_GUEST_NVME  PCI address of the NVMe controller (empty with --no-nvme)
 #   SLUICE_GUEST_OUT   a directory shared read-write with the host (see --out)
-#   SLUICE_GUEST_TAP_QUEUES  queue pairs per NIC with --tap-queues (0: hubport wiring)
+#   SLUICE_GUEST_TAP_QUEUES  queue pairs per NIC with --tap-queues (0: wired by --wire)
 #   SLUICE_GUEST_CPUS  the number of vCPUs
 #   SLUICE_GUEST_NIC_OPTS  what --nic-opts added to every NIC (empty without it)
+#   SLUICE_GUEST_WIRE  how the NIC pairs are wired: hub, stream or tap (--wire, --tap-queues)
+#   SLUICE_GUEST_IOMMU  intel (the emulated IOMMU) or none (--no-iommu)
 #
 # Options:
 #   --nics N             virtio-net NICs (default 2, at most 8)
@@ -27,6 +29,15 @@
 #                        to receive queues by flow. Needs root and /dev/net/tun.
 #   --nic-opts OPTS      properties appended to every NIC's -device virtio-net-pci, e.g.
 #                        packed=on (packed virtqueues offered)
+#   --wire hub|stream    how a NIC pair is joined without --tap-queues: hub (default), a
+#                        two-port QEMU hub; stream, a unix stream socket between the two
+#                        NICs' stream netdevs (one listens, the other connects), which keeps
+#                        frame order and pushes back when the peer does not drain (QEMU 7.2's
+#                        hub was seen to deliver a frame out of order on a loaded host)
+#   --no-iommu           no emulated IOMMU: the guest's vfio modules are rebuilt with
+#                        CONFIG_VFIO_NOIOMMU=y (build-vfio-noiommu.sh, cached under the work
+#                        dir) and vfio is loaded with enable_unsafe_noiommu_mode=1, so that
+#                        devices bound to vfio-pci get noiommu-N groups (IOVA = physical)
 #   --cpus N             vCPUs (default 2)
 #   --no-nvme            no NVMe controller
 #   --mem MIB            guest memory (default 1024)
@@ -48,7 +59,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 work=${SLUICE_QEMU_WORK:-$here/work}
-nics=2 nic_opts= tap_queues=0 cpus=2 nvme=1 mem=1024 hugepages=128 cmd_timeout=600 boot_timeout=120 out= keep=0
+nics=2 nic_opts= tap_queues=0 wire=hub iommu=intel cpus=2 nvme=1 mem=1024 hugepages=128 cmd_timeout=600 boot_timeout=120 out= keep=0
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit "${1:-0}"; }
 fail() { echo "run-in-guest: $*" >&2; exit 125; }
@@ -58,6 +69,8 @@ while [ $# -gt 0 ]; do
         --nics) nics=$2; shift 2 ;;
         --nic-opts) nic_opts=$2; shift 2 ;;
         --tap-queues) tap_queues=$2; shift 2 ;;
+        --wire) wire=$2; shift 2 ;;
+        --no-iommu) iommu=none; shift ;;
         --cpus) cpus=$2; shift 2 ;;
         --no-nvme) nvme=0; shift ;;
         --nvme) nvme=1; shift ;;
@@ -79,6 +92,7 @@ done
 [ "$nics" -le 8 ] || fail "--nics $nics: at most 8"
 [[ $nic_opts =~ ^[A-Za-z0-9_.=,-]*$ ]] || fail "--nic-opts '$nic_opts': properties only (a=b,c=d)"
 [ "$cpus" -ge 1 ] || fail "--cpus $cpus: at least 1"
+case $wire in hub|stream) ;; *) fail "--wire '$wire': hub or stream" ;; esac
 # QEMU 7.2's virtio-net takes at most 1024 queues; the driver uses at most 16 pairs.
 [ "$tap_queues" -le 16 ] || fail "--tap-queues $tap_queues: at most 16"
 if [ "$tap_queues" -gt 0 ]; then
@@ -125,9 +139,16 @@ vmlinuz=$(ls "$kdir"/boot/vmlinuz-* | head -1)
 kver=${vmlinuz##*/vmlinuz-}
 [ -f "$kdir/lib/modules/$kver/modules.dep" ] || depmod -b "$kdir" "$kver"
 
+# No IOMMU: the vfio modules rebuilt with CONFIG_VFIO_NOIOMMU=y replace Debian's.
+noiommu_mods=
+if [ "$iommu" = none ]; then
+    noiommu_mods=$("$here/build-vfio-noiommu.sh" "$kver") ||
+        fail "cannot build the vfio modules with CONFIG_VFIO_NOIOMMU (build-vfio-noiommu.sh)"
+fi
+
 # The initramfs holds busybox, the init script and the modules it loads (with their
 # dependencies); it is rebuilt when the init script or this script changes.
-initrd=$work/initramfs-$kver.cpio.gz
+initrd=$work/initramfs-$kver${noiommu_mods:+-noiommu}.cpio.gz
 if [ ! -f "$initrd" ] || [ "$here/guest-init.sh" -nt "$initrd" ] || [ "$0" -nt "$initrd" ]; then
     echo "run-in-guest: building the initramfs for $kver" >&2
     root=$(mktemp -d "$work/initramfs.XXXXXX")
@@ -144,6 +165,11 @@ if [ ! -f "$initrd" ] || [ "$here/guest-init.sh" -nt "$initrd" ] || [ "$0" -nt "
         mkdir -p "$root/$(dirname "$rel")"
         cp "$ko" "$root/$rel"
     done
+    if [ -n "$noiommu_mods" ]; then
+        (cd "$noiommu_mods" && find . -name '*.ko') | while read -r ko; do
+            cp "$noiommu_mods/$ko" "$root/lib/modules/$kver/kernel/drivers/vfio/$ko"
+        done
+    fi
     cp "$kdir/lib/modules/$kver"/modules.{order,builtin,builtin.modinfo} "$root/lib/modules/$kver/"
     depmod -b "$root" "$kver"
     (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$initrd.tmp.$$"
@@ -205,6 +231,16 @@ for ((i = 0; i < nics; i++)); do
         "${in_netns[@]}" ip link set "tap$i" master "br$((i / 2))" up
         qemu_devs+=(-netdev "tap,id=net$i,ifname=tap$i,script=no,downscript=no,vhost=off,queues=$tap_queues"
             -device "$dev,mq=on,vectors=$((2 * tap_queues + 2))")
+    elif [ "$wire" = stream ]; then
+        # A unix stream socket per pair: the even NIC's netdev listens, the odd one's
+        # connects (netdevs are created in order, so the listener is there first).
+        sock=$run/wire$((i / 2)).sock
+        if [ $((i % 2)) = 0 ]; then
+            qemu_devs+=(-netdev "stream,id=net$i,server=on,addr.type=unix,addr.path=$sock")
+        else
+            qemu_devs+=(-netdev "stream,id=net$i,server=off,addr.type=unix,addr.path=$sock")
+        fi
+        qemu_devs+=(-device "$dev")
     else
         # Two ports per hub: a point-to-point wire inside QEMU with back-pressure.
         qemu_devs+=(-netdev "hubport,id=net$i,hubid=$((i / 2))" -device "$dev")
@@ -216,6 +252,8 @@ done
     echo "export SLUICE_GUEST_TAP_QUEUES='$tap_queues'"
     echo "export SLUICE_GUEST_CPUS='$cpus'"
     echo "export SLUICE_GUEST_NIC_OPTS='$nic_opts'"
+    echo "export SLUICE_GUEST_WIRE='$([ "$tap_queues" -gt 0 ] && echo tap || echo "$wire")'"
+    echo "export SLUICE_GUEST_IOMMU='$iommu'"
     echo "export SLUICE_GUEST_NVME='$([ "$nvme" = 1 ] && echo 0000:00:03.0)'"
     echo "export SLUICE_GUEST_OUT='$out'"
     echo "export PATH='/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'"
@@ -227,7 +265,16 @@ done
     echo
 } > "$run/cmd.sh"
 
-append="console=ttyS0 panic=-1 quiet loglevel=3 intel_iommu=on iommu=pt"
+# no_timer_check: under TCG on a loaded host the timer interrupt check at boot can fail
+# (then the kernel falls back to a broken timer path); skip it.
+append="console=ttyS0 panic=-1 quiet loglevel=3 no_timer_check"
+iommu_dev=()
+if [ "$iommu" = intel ]; then
+    append+=" intel_iommu=on iommu=pt"
+    iommu_dev=(-device intel-iommu,intremap=on,caching-mode=on,aw-bits=48)
+else
+    append+=" sluice.noiommu=1"
+fi
 append+=" hugepagesz=2M hugepages=$hugepages"
 append+=" sluice.run=$run/cmd.sh sluice.out=$out sluice.timeout=$cmd_timeout"
 
@@ -237,7 +284,7 @@ qemu=(qemu-system-x86_64
     -machine q35,kernel-irqchip=split -accel tcg,thread=multi -cpu max -smp "$cpus" -m "$mem"
     -nodefaults -no-user-config -display none -vga none -monitor none -no-reboot
     -serial "file:$run/console.log"
-    -device intel-iommu,intremap=on,caching-mode=on,aw-bits=48
+    "${iommu_dev[@]}"
     -kernel "$vmlinuz" -initrd "$initrd" -append "$append"
     -fsdev local,id=hostroot,path=/,readonly=on,security_model=none,multidevs=remap
     -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot,addr=0x10
