@@ -15,11 +15,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sluice_pmd::mempool::{HugePagePolicy, IovaMapper, PagemapMapper};
 use sluice_pmd::net::{MacAddr, NetPort, RxQueue, TxQueue};
+use sluice_pmd::pci::{PciAddr, Sysfs};
 use sluice_pmd::vfio::{Container, IommuMode};
 use sluice_pmd::virtio::{VirtioConfig, VirtioPort};
-use sluice_pmd::mempool::{HugePagePolicy, IovaMapper, PagemapMapper};
-use sluice_pmd::pci::{PciAddr, Sysfs};
 use sluice_pmd::{Batch, IdentityMapper, PktBuf, PktPool, PktPoolConfig};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -57,7 +57,10 @@ fn run(args: &[String]) -> Result<()> {
         pool_cfg.huge_pages = HugePagePolicy::Require;
         (Container::new(IommuMode::NoIommu)?, Arc::new(PagemapMapper))
     } else {
-        (Container::new(IommuMode::Type1v2)?, Arc::new(IdentityMapper))
+        (
+            Container::new(IommuMode::Type1v2)?,
+            Arc::new(IdentityMapper),
+        )
     };
     let pool = PktPool::new(&pool_cfg, mapper)?;
     let cfg = VirtioConfig {
