@@ -30,10 +30,10 @@
 #   --nic-opts OPTS      properties appended to every NIC's -device virtio-net-pci, e.g.
 #                        packed=on (packed virtqueues offered)
 #   --wire hub|stream    how a NIC pair is joined without --tap-queues: hub (default), a
-#                        two-port QEMU hub; stream, a unix stream socket between the two
-#                        NICs' stream netdevs (one listens, the other connects), which keeps
-#                        frame order and pushes back when the peer does not drain (QEMU 7.2's
-#                        hub was seen to deliver a frame out of order on a loaded host)
+#                        two-port QEMU hub; stream, each NIC's stream netdev connected to
+#                        wire-relay.py, which copies the bytes between the two in order and
+#                        without loss (QEMU 7.2's hub was seen to deliver a frame out of order
+#                        on a loaded host; needs python3)
 #   --no-iommu           no emulated IOMMU: the guest's vfio modules are rebuilt with
 #                        CONFIG_VFIO_NOIOMMU=y (build-vfio-noiommu.sh, cached under the work
 #                        dir) and vfio is loaded with enable_unsafe_noiommu_mode=1, so that
@@ -180,9 +180,10 @@ fi
 # --- this run -----------------------------------------------------------------------------
 
 run=$(mktemp -d "$work/run.XXXXXX")
-qpid= netns=
+qpid= netns= relays=()
 cleanup() {
     [ -n "$qpid" ] && kill "$qpid" 2>/dev/null || true
+    for r in "${relays[@]}"; do kill "$r" 2>/dev/null || true; done
     [ -n "$qpid" ] && wait "$qpid" 2>/dev/null || true
     [ -n "$netns" ] && ip netns delete "$netns" 2>/dev/null || true
     if [ "$keep" = 1 ]; then
@@ -232,19 +233,25 @@ for ((i = 0; i < nics; i++)); do
         qemu_devs+=(-netdev "tap,id=net$i,ifname=tap$i,script=no,downscript=no,vhost=off,queues=$tap_queues"
             -device "$dev,mq=on,vectors=$((2 * tap_queues + 2))")
     elif [ "$wire" = stream ]; then
-        # A unix stream socket per pair: the even NIC's netdev listens, the odd one's
-        # connects (netdevs are created in order, so the listener is there first).
-        sock=$run/wire$((i / 2)).sock
+        # Each NIC's netdev connects to its end of the pair's relay (started below, before
+        # QEMU). Not one netdev listening for the other: QEMU writes to the socket blocking,
+        # so a full socket buffer would stop the main loop that has to drain it.
         if [ $((i % 2)) = 0 ]; then
-            qemu_devs+=(-netdev "stream,id=net$i,server=on,addr.type=unix,addr.path=$sock")
-        else
-            qemu_devs+=(-netdev "stream,id=net$i,server=off,addr.type=unix,addr.path=$sock")
+            python3 "$here/wire-relay.py" "$run/wire$i.sock" "$run/wire$((i + 1)).sock" &
+            relays+=($!)
         fi
-        qemu_devs+=(-device "$dev")
+        qemu_devs+=(-netdev "stream,id=net$i,server=off,addr.type=unix,addr.path=$run/wire$i.sock"
+            -device "$dev")
     else
         # Two ports per hub: a point-to-point wire inside QEMU with back-pressure.
         qemu_devs+=(-netdev "hubport,id=net$i,hubid=$((i / 2))" -device "$dev")
     fi
+done
+
+# The relays listen before QEMU connects.
+for ((i = 0; i < ${#relays[@]} * 2; i++)); do
+    for _ in $(seq 100); do [ -S "$run/wire$i.sock" ] && break; sleep 0.1; done
+    [ -S "$run/wire$i.sock" ] || fail "wire-relay.py did not listen on $run/wire$i.sock"
 done
 
 {
