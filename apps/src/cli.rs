@@ -10,6 +10,10 @@
 pub mod fwd;
 pub mod pktgen;
 
+/// The line every binary's `--help` opens with.
+pub const SUITE: &str =
+    "Sluice applications: forwarder, packet generator, block I/O tester, device binder";
+
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;

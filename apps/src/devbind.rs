@@ -41,6 +41,11 @@ pub enum DevbindError {
         ifaces: Vec<String>,
     },
 
+    /// The driver name is not one (a path, an option, odd characters): it would go into a
+    /// sysfs path and a `modprobe` command line.
+    #[error("{0}")]
+    BadDriverName(String),
+
     /// The driver is not registered and loading it failed.
     #[error("driver {driver} is not loaded and `modprobe {driver}` failed: {why}")]
     DriverMissing {
@@ -198,6 +203,7 @@ impl Devbind {
     ///
     /// # Errors
     ///
+    /// [`DevbindError::BadDriverName`] (checked before anything is read or written),
     /// [`DevbindError::InterfaceUp`], [`DevbindError::DriverMissing`],
     /// [`DevbindError::NotTaken`], or [`DevbindError::Pmd`] (no such device, IOMMU off,
     /// sysfs write refused).
@@ -207,6 +213,7 @@ impl Devbind {
         driver: &str,
         force: bool,
     ) -> Result<Vec<String>, DevbindError> {
+        parse_driver_name(driver).map_err(DevbindError::BadDriverName)?;
         let mut report = Vec::new();
         // Check every device before touching any.
         let mut todo = Vec::new();
@@ -360,5 +367,8 @@ fn interfaces(d: &PciDevice) -> String {
     format!("if={}  ", list.join(","))
 }
 
+mod args;
 #[cfg(test)]
 mod tests;
+
+pub use args::{DevbindArgs, DevbindCmd, MAX_DRIVER_NAME, parse_driver_name};

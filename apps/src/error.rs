@@ -50,6 +50,9 @@ pub enum AppError {
     /// A command-line argument that names something the configuration lacks.
     #[error("{0}")]
     Usage(String),
+    /// The telemetry socket or the Prometheus endpoint could not start.
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
     /// Installing the SIGINT/SIGTERM handler or starting the stats thread failed.
     #[error("{what}")]
     Os {
@@ -59,6 +62,9 @@ pub enum AppError {
         #[source]
         source: std::io::Error,
     },
+    /// A capture could not be set up (a bad tap point, a file that cannot be created).
+    #[error(transparent)]
+    Capture(#[from] crate::capture::CaptureError),
 }
 
 impl AppError {

@@ -8,11 +8,13 @@
 //! sink app, [`traffic`] is the generator and sink code both binaries use.
 #![forbid(unsafe_code)]
 
+pub mod capture;
 pub mod cli;
 pub mod error;
 pub mod fwd;
 pub mod pktgen;
 pub mod ports;
+pub mod telemetry;
 pub mod traffic;
 
 pub use error::AppError;

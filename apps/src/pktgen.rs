@@ -12,8 +12,9 @@ use sluice_pmd::net::any::{AnyRxQueue, AnyTxQueue};
 
 use crate::error::AppError;
 use crate::fwd::layout::Started;
-use crate::fwd::{FwdSummary, Run, RunOptions, drive};
+use crate::fwd::{FwdSummary, Run, RunOptions, drive_with};
 use crate::ports::{open_pools, open_ports};
+use crate::telemetry::Endpoints;
 use crate::traffic::{GenConfig, GenTask, SinkTask};
 
 /// What `sluice-pktgen` does.
@@ -87,6 +88,10 @@ pub fn run(
         if rx_id.is_some() {
             lcore::check_core("sink", rx_core)?;
         }
+    }
+    let endpoints = Endpoints::bind(&opts.run.telemetry.with_config(config.prometheus()))?;
+    if let Some(d) = endpoints.describe().filter(|_| opts.run.print_stats) {
+        eprintln!("sluice-pktgen: {d}");
     }
     let pools = open_pools(config)?;
     let mut ports = open_ports(config, &pools)?;
@@ -177,5 +182,7 @@ pub fn run(
         frame_size: tx_id.map(|_| opts.frame_size),
         stats_interval: config.stats_interval(),
     };
-    drive(&what, pools, ports, started, &opts.run, interrupt)
+    drive_with(
+        &what, pools, ports, started, &opts.run, interrupt, endpoints,
+    )
 }

@@ -207,6 +207,7 @@ fn forward_in_the_namespace() {
             gen_count: Some(FRAMES),
             tx_first: 0,
         },
+        telemetry: Default::default(),
     };
     let s = fwd::run(&config, &opts, Arc::new(AtomicBool::new(false))).unwrap();
     println!("{}", s.render());

@@ -198,3 +198,39 @@ fn sigint_and_sigterm_stop_with_a_summary() {
         assert!(stdout.contains("pkt 8191/8191 free"), "{sig}: {stdout}");
     }
 }
+
+#[test]
+fn every_binary_s_help_opens_with_the_suite_says_what_it_is_and_shows_an_example() {
+    for (bin, what) in [
+        (env!("CARGO_BIN_EXE_sluice-fwd"), "Sluice forwarder"),
+        (
+            env!("CARGO_BIN_EXE_sluice-pktgen"),
+            "Sluice packet generator",
+        ),
+        (
+            env!("CARGO_BIN_EXE_sluice-blkperf"),
+            "Sluice block I/O tester",
+        ),
+        (env!("CARGO_BIN_EXE_sluice-devbind"), "Sluice device binder"),
+    ] {
+        let out = Command::new(bin).arg("--help").output().unwrap();
+        assert!(out.status.success(), "{bin}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next(),
+            Some(
+                "Sluice applications: forwarder, packet generator, block I/O tester, device binder"
+            ),
+            "{bin}: {text}"
+        );
+        assert!(text.contains(what), "{bin}: {text}");
+        let name = std::path::Path::new(bin)
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap();
+        let examples = text.split("Examples:\n").nth(1).unwrap_or_default();
+        assert!(examples.contains(&format!("  {name} ")), "{bin}: {text}");
+    }
+}

@@ -27,6 +27,7 @@ fn exact(count: u64) -> RunOptions {
             gen_count: Some(count),
             tx_first: 0,
         },
+        telemetry: Default::default(),
     }
 }
 
@@ -186,7 +187,10 @@ fn a_core_that_does_not_exist_is_named() {
     opts.start.pin = true;
     let e = run(&config(&text), &opts).unwrap_err().one_line();
     assert!(
-        e.starts_with("lcore 4000 (rtc): core 4000 does not exist on this machine (cores here: "),
+        e.contains(
+            "test.toml: lcores[0].core: CPU 4000 does not exist or is not available to this \
+             process (available: "
+        ),
         "{e}"
     );
 }

@@ -114,5 +114,6 @@ pub fn fwd_section(quick: bool) -> String {
          by the transmit policy or still in a ring at the stop; bad: corrupted + reordered; \
          polls w/ pkts: share of an lcore's loop iterations that moved packets (a forwarder waiting on a full ring polls without moving any).\n"
     ));
+    out.push_str(&crate::observe_bench::cost_section(quick));
     out
 }

@@ -10,11 +10,13 @@
 //! methodology and the figures.
 #![forbid(unsafe_code)]
 
+pub mod capture_bench;
 pub mod dpdk;
 pub mod fwd_bench;
 pub mod latency;
 pub mod machine;
 pub mod mempool_bench;
+pub mod observe_bench;
 pub mod pages;
 pub mod peers;
 pub mod pin;

@@ -22,8 +22,10 @@ enum Section {
     Ring,
     /// The mempool table and the forwarder pattern.
     Mempool,
-    /// Forwarding rate at 64 B through sluice-fwd on in-memory ports.
+    /// Forwarding rate at 64 B through sluice-fwd on in-memory ports (and the capture cost).
     Fwd,
+    /// Only the capture cost of the forwarding section.
+    Capture,
     /// The virtio-net driver's cost per packet against the software device, beside the
     /// ring port.
     Virtio,
@@ -125,6 +127,12 @@ fn main() {
     }
     if fwd {
         println!("{}", sluice_bench::fwd_bench::fwd_section(args.quick));
+    }
+    if fwd || args.section == Section::Capture {
+        println!(
+            "{}",
+            sluice_bench::capture_bench::capture_section(args.quick)
+        );
     }
     if virtio {
         let plan = virtio_bench::Plan::new(args.quick, cores.producer, pages.pool_pages());

@@ -62,6 +62,15 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// The config file is longer than [`MAX_CONFIG_BYTES`](crate::MAX_CONFIG_BYTES) (or never
+    /// ends, like `/dev/zero`): it is not a config. Check the path.
+    #[error("{}: not read: a config file is at most {limit} bytes", path.display())]
+    TooLarge {
+        /// The path as given.
+        path: PathBuf,
+        /// The limit in bytes.
+        limit: u64,
+    },
 }
 
 impl ConfigError {
@@ -71,7 +80,9 @@ impl ConfigError {
             ConfigError::Syntax { file, .. } | ConfigError::Invalid { file, .. } => {
                 Some(file.clone())
             }
-            ConfigError::Io { path, .. } => Some(path.display().to_string()),
+            ConfigError::Io { path, .. } | ConfigError::TooLarge { path, .. } => {
+                Some(path.display().to_string())
+            }
             ConfigError::Value { .. } => None,
         }
     }

@@ -49,7 +49,7 @@
 //!
 //! [[mempools]]
 //! name = "pkt"                # unique; letters, digits, '_', '-', '.'
-//! buffers = 8191              # 1..=2^32-1; must cover the rx rings of its af_xdp and
+//! buffers = 8191              # 1..=2^32-2; must cover the rx rings of its af_xdp and
 //!                             ## virtio ports (queues x rx_descriptors, summed)
 //! buffer_size = 2048          # data room in bytes, 64..=16384 (9000 B jumbo frames fit);
 //!                             ## the pool adds headroom
@@ -130,6 +130,9 @@
 //!
 //! [stats]
 //! interval_ms = 1000          # counter print interval; 0 = off; default 1000
+//!
+//! [telemetry]                 # optional
+//! prometheus = "127.0.0.1:9464"  # serve Prometheus metrics at http://ADDR/metrics
 //! "#;
 //! let config = sluice_config::Config::from_str_named(text, "fwd.toml")?;
 //! assert_eq!(config.ports().len(), 4);
@@ -172,7 +175,17 @@
 //! - Keys that do not belong to a port's driver (`pci` on a ring port) are unknown keys of
 //!   that driver's `[[ports]]` table; keys that do not belong to a rule's mode (`dst_mac` in io
 //!   mode) are rejected too.
-//! - Core ids are not checked against the machine: that is the app's job when it pins threads.
+//! - Core ids are not checked against the machine by validation: the app calls
+//!   [`Config::check_cores`] with the CPUs it may run on before it pins threads, and the
+//!   error names the key.
+//! - Configs that are valid key by key but cannot work are rejected too, naming the key:
+//!   frames that would loop forever through ring peers (`forward[i].to`), a sink on a ring
+//!   port whose peer nothing transmits on (`sink.port`), a rule sending to the ring peer of the
+//!   generator's port, which only transmits, or an lcore polling the ring peer of the sink's
+//!   port, which only receives; sizes a driver would refuse at start-up (an `af_xdp` port's
+//!   `buffer_size` over 4096 − 256).
+//! - [`Config::from_file`] reads at most [`MAX_CONFIG_BYTES`]; a longer file (or
+//!   `/dev/zero`) is an error, not an exhausted memory.
 //!
 //! The examples in `config/examples/` are tested to validate; `loopback.toml` is
 //! [`LOOPBACK_EXAMPLE`].
@@ -193,12 +206,14 @@
 #![forbid(unsafe_code)]
 
 mod addr;
+mod cores;
 mod error;
 mod model;
 mod raw;
 mod render;
 mod validate;
 
+use std::io::Read;
 use std::path::Path;
 
 pub use addr::{MacAddr, PciAddr};
@@ -215,14 +230,30 @@ pub const LOOPBACK_EXAMPLE: &str = include_str!("../examples/loopback.toml");
 /// File name reported in errors about [`LOOPBACK_EXAMPLE`].
 const LOOPBACK_NAME: &str = "config/examples/loopback.toml";
 
+/// The largest config file [`Config::from_file`] reads: 1 MiB, far beyond any real config.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 impl Config {
     /// Reads and validates the config file at `path`. Errors name the path as given.
+    ///
+    /// Reads at most [`MAX_CONFIG_BYTES`]: a longer file, or one that never ends
+    /// (`/dev/zero`), is [`ConfigError::TooLarge`].
     pub fn from_file(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        let io = |source| ConfigError::Io {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text))
+            .map_err(io)?;
+        if text.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLarge {
+                path: path.to_owned(),
+                limit: MAX_CONFIG_BYTES,
+            });
+        }
         Config::from_str_named(&text, &path.display().to_string())
     }
 

@@ -283,6 +283,7 @@ pub struct Config {
     pub(crate) stats_interval: Option<Duration>,
     pub(crate) generator: Option<Generator>,
     pub(crate) sink: Option<Sink>,
+    pub(crate) prometheus: Option<std::net::SocketAddr>,
 }
 
 impl Config {
@@ -334,6 +335,11 @@ impl Config {
     /// The built-in sink, if configured.
     pub fn sink(&self) -> Option<&Sink> {
         self.sink.as_ref()
+    }
+
+    /// Where to serve Prometheus metrics (`[telemetry] prometheus`), if anywhere.
+    pub fn prometheus(&self) -> Option<std::net::SocketAddr> {
+        self.prometheus
     }
 
     /// The port with this id.

@@ -2,6 +2,7 @@
 //! `Config` (the property tests check this), so an app can print the configuration it runs.
 
 use crate::model::{Config, ForwardMode, Port, PortDriver};
+use crate::raw::RawTelemetry;
 use crate::raw::{
     AfXdpPort, RawConfig, RawForward, RawGenerator, RawLcore, RawMempool, RawMode, RawPipeline,
     RawPort, RawSink, RawStats, RingPort, VirtioPort, VirtioUserPort,
@@ -84,6 +85,9 @@ impl Config {
             sink: self.sink.map(|s| RawSink {
                 port: port_name(s.port),
                 core: s.core.into(),
+            }),
+            telemetry: self.prometheus.map(|a| RawTelemetry {
+                prometheus: Some(a.to_string()),
             }),
         }
     }

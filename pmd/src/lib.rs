@@ -36,7 +36,8 @@
 //! # Features
 //! - `test-utils`: `pci::fake::FakeSysfs`, a sysfs tree in a temporary directory, and
 //!   `nvme::model::SoftNvme`, a software NVMe controller, and `virtio::model::SoftVirtioNet`,
-//!   a software virtio-net device.
+//!   a software virtio-net device; `soft::af_xdp::fake_kernel::FakeKernel`, AF_XDP queues on
+//!   rings whose kernel side the caller plays. The fuzz targets (`fuzz/`) use them.
 #![deny(unsafe_code)]
 
 pub mod block;

@@ -19,13 +19,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
+use std::time::Duration;
 
 use clap::Parser;
+use sluice_apps::AppError;
 use sluice_apps::blkperf::{
-    BlkperfArgs, BlkperfError, JobConfig, LcoreResult, RAM_BLOCK, Report, render_json, render_text,
-    run_queue_until,
+    BlkperfArgs, BlkperfError, JobConfig, LcoreResult, Progress, ProgressFormat, RAM_BLOCK, Report,
+    histogram_json, render_histogram, render_json, render_text, run_queue_live,
 };
 use sluice_apps::cli;
+use sluice_apps::telemetry::{BlockQueueCounters, Endpoints, Running, Sources};
 use sluice_mempool::{HugePagePolicy, IdentityMapper, IovaMapper, Mempool, PageSize, PoolConfig};
 use sluice_pmd::block::{AnyBlockQueue, BlockQueue, RamDisk, UringConfig, UringQueue};
 use sluice_pmd::nvme::{ControllerConfig, VfioNvme};
@@ -37,9 +40,15 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(report) => {
             if cli.json {
+                if cli.latency >= 2 {
+                    println!("{}", histogram_json(&report));
+                }
                 println!("{}", render_json(&report));
             } else {
                 print!("{}", render_text(&report));
+                if cli.latency >= 2 {
+                    print!("{}", render_histogram(&report));
+                }
             }
             if report.failures() > 0 {
                 eprintln!(
@@ -66,7 +75,13 @@ fn run(cli: &BlkperfArgs) -> Result<Report, BlkperfError> {
     cli.check(cli::memory_bytes())?;
     // Before any device is touched: a signal from here on stops the run in order.
     let stop = cli::stop_on_signals("sluice-blkperf")?;
+    // Bound before any device is touched; served once the queues exist.
+    let endpoints = Endpoints::bind(&cli.telemetry.options(None)).map_err(AppError::from)?;
+    if let Some(d) = endpoints.describe() {
+        eprintln!("sluice-blkperf: {d}");
+    }
     let lcores = cli.lcores();
+    let live: Vec<Arc<BlockQueueCounters>> = (0..lcores).map(|_| Arc::default()).collect();
     let describe = cli.describe();
     if let Some(bdf) = cli.target.strip_prefix("nvme:") {
         let addr: PciAddr = bdf.parse()?;
@@ -110,7 +125,8 @@ fn run(cli: &BlkperfArgs) -> Result<Report, BlkperfError> {
         let mapper: Arc<dyn IovaMapper> = dev.container().clone();
         let job = cli.job(queues[0].info().block_size)?;
         let started = || announce(cli, &describe, &target);
-        let (results, queues) = run_lcores(cli, queues, &job, mapper, &stop, &started);
+        let _telemetry = serve(cli, endpoints, &live, &target)?;
+        let (results, queues) = run_lcores(cli, queues, &job, mapper, &stop, &started, &live);
         // Interrupted or not, the lcores drained their queues: delete them and shut the
         // controller down (NVMe 1.4 §7.6.2) before reporting.
         for q in queues {
@@ -157,13 +173,34 @@ fn run(cli: &BlkperfArgs) -> Result<Report, BlkperfError> {
     };
     let job = cli.job(queues[0].info().block_size)?;
     let started = || announce(cli, &describe, &target);
-    let (results, _) = run_lcores(cli, queues, &job, Arc::new(IdentityMapper), &stop, &started);
+    let _telemetry = serve(cli, endpoints, &live, &target)?;
+    let mapper = Arc::new(IdentityMapper);
+    let (results, _) = run_lcores(cli, queues, &job, mapper, &stop, &started, &live);
     Ok(Report {
         target,
         job: describe,
         lcores: results?,
         interrupted: stop.load(Ordering::Acquire),
     })
+}
+
+/// Serves the endpoints over the queues' live counters (`/sluice/nvme/queues`).
+fn serve(
+    cli: &BlkperfArgs,
+    endpoints: Endpoints,
+    live: &[Arc<BlockQueueCounters>],
+    target: &str,
+) -> Result<Running, BlkperfError> {
+    let sources = Sources {
+        block_queues: live
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("lcore {i} (cpu {})", cli.cores.0[i]), c.clone()))
+            .collect(),
+        block_target: target.to_string(),
+        ..Sources::default()
+    };
+    Ok(endpoints.serve(sources).map_err(AppError::from)?)
 }
 
 /// Says that every lcore is ready: on stdout, or on stderr with `--json` (whose stdout is
@@ -190,10 +227,18 @@ fn run_lcores(
     mapper: Arc<dyn IovaMapper>,
     stop: &AtomicBool,
     started: &dyn Fn(),
+    live: &[Arc<BlockQueueCounters>],
 ) -> LcoreOutcome {
     let lcores = queues.len();
     // The lcores and this thread, which says when they are all ready.
     let barrier = Barrier::new(lcores + 1);
+    let format = if cli.json {
+        Some(ProgressFormat::Json)
+    } else if cli.progress_lines() {
+        Some(ProgressFormat::Text)
+    } else {
+        None
+    };
     let outcomes: Vec<(Result<LcoreResult, BlkperfError>, AnyBlockQueue)> = std::thread::scope(
         |s| {
             let handles: Vec<_> = queues
@@ -201,7 +246,7 @@ fn run_lcores(
             .enumerate()
             .map(|(i, mut q)| {
                 let cpu = cli.cores.0[i];
-                let (barrier, mapper) = (&barrier, mapper.clone());
+                let (barrier, mapper, live) = (&barrier, mapper.clone(), live[i].clone());
                 s.spawn(move || {
                     // CPUs are at most 1023 (`CoreList`), inside an affinity mask.
                     if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
@@ -214,20 +259,29 @@ fn run_lcores(
                         eprintln!("sluice-blkperf: lcore {i}: no fixed buffers ({e}); going on without");
                     }
                     barrier.wait();
-                    let r = pool.and_then(|pool| run_queue_until(&mut q, i, lcores, cpu, job, &pool, stop));
+                    let r = pool.and_then(|pool| run_queue_live(&mut q, (i, lcores, cpu), job, &pool, stop, &live));
                     (r, q)
                 })
             })
             .collect();
             barrier.wait();
             started();
-            handles
+            let progress = format.and_then(|f| {
+                Progress::spawn(live.to_vec(), Duration::from_secs(1), f)
+                    .map_err(|e| eprintln!("sluice-blkperf: no progress lines: {e}"))
+                    .ok()
+            });
+            let outcomes = handles
                 .into_iter()
                 .map(|h| {
                     h.join()
                         .unwrap_or_else(|_| panic!("an lcore thread panicked"))
                 })
-                .collect()
+                .collect();
+            if let Some(p) = progress {
+                p.finish();
+            }
+            outcomes
         },
     );
     let mut results = Vec::new();

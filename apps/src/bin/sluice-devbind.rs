@@ -8,51 +8,13 @@
 //! ```
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use sluice_apps::devbind::Devbind;
-use sluice_pmd::pci::{PciAddr, VFIO_PCI};
-
-/// Show PCI network and storage devices and move them between kernel drivers and vfio-pci.
-#[derive(Parser, Debug)]
-#[command(version, about)]
-struct Cli {
-    #[command(subcommand)]
-    cmd: Cmd,
-    /// Root of the sysfs tree (tests point it at a fake tree).
-    #[arg(long, hide = true, default_value = "/sys", global = true)]
-    sysfs_root: PathBuf,
-}
-
-#[derive(Subcommand, Debug)]
-enum Cmd {
-    /// List network and storage devices with driver, IOMMU group and whether VFIO can take
-    /// them.
-    Status,
-    /// Bind devices to a driver (vfio-pci by default) through driver_override.
-    Bind {
-        /// PCI addresses (0000:00:04.0 or 00:04.0).
-        #[arg(required = true)]
-        addrs: Vec<PciAddr>,
-        /// The driver to bind to.
-        #[arg(long, default_value = VFIO_PCI)]
-        driver: String,
-        /// Take a NIC even when its kernel interface is up.
-        #[arg(long)]
-        force: bool,
-    },
-    /// Unbind devices from their driver and clear their driver_override.
-    Unbind {
-        /// PCI addresses.
-        #[arg(required = true)]
-        addrs: Vec<PciAddr>,
-    },
-}
+use clap::Parser;
+use sluice_apps::devbind::{Devbind, DevbindArgs, DevbindCmd as Cmd};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = DevbindArgs::parse();
     let devbind = Devbind::new(&cli.sysfs_root);
     let result = match &cli.cmd {
         Cmd::Status => devbind.status().map(|s| vec![s.trim_end().to_string()]),

@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use sluice_apps::AppError;
+use sluice_apps::capture::{CaptureControl, TapReport, TapState};
 use sluice_apps::cli::fwd::FwdArgs;
 use sluice_apps::cli::{self, say};
 use sluice_apps::fwd;
@@ -40,18 +41,50 @@ fn run(args: &FwdArgs) -> Result<ExitCode, AppError> {
             "sluice-fwd: {}: {} ports, lcores on cores {:?}{}\n",
             config.name(),
             config.ports().len(),
-            config.lcores().iter().map(|l| l.core).collect::<Vec<_>>(),
+            config
+                .lcores()
+                .iter()
+                .map(|l| args
+                    .lcores
+                    .as_ref()
+                    .map_or(l.core as usize, |m| m.cpu(l.core)))
+                .collect::<Vec<_>>(),
             match opts.duration {
                 Some(d) => format!(", {:.1} s", d.as_secs_f64()),
                 None => ", until Ctrl-C".to_string(),
             }
         ));
     }
-    let summary = fwd::run(&config, &opts, interrupt)?;
+    // Capture files are created (and their errors reported) before any packet moves.
+    let capture = CaptureControl::new(&config, args.capture_settings())?;
+    for req in &args.capture {
+        capture.start(&req.points, &req.path)?;
+    }
+    let attach = fwd::Attach {
+        capture: Some(&capture),
+        cores: args.lcores.as_ref(),
+    };
+    let result = fwd::run_with(&config, &opts, interrupt, attach);
+    let taps = capture.finish();
+    let summary = result?;
     if args.json {
         say(&(summary.to_json() + "\n"));
+        if !taps.is_empty() {
+            say(&(serde_json::json!({ "captures": taps }).to_string() + "\n"));
+        }
     } else {
         say(&summary.render());
+        for t in &taps {
+            say(&(capture_line(t) + "\n"));
+        }
+    }
+    if let Some(t) = taps.iter().find(|t| t.error.is_some()) {
+        eprintln!(
+            "sluice-fwd: error: capture file {}: {}",
+            t.path.display(),
+            t.error.as_deref().unwrap_or_default()
+        );
+        return Ok(ExitCode::FAILURE);
     }
     if !summary.no_leak() {
         eprintln!(
@@ -60,4 +93,21 @@ fn run(args: &FwdArgs) -> Result<ExitCode, AppError> {
         return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One capture in the text summary.
+fn capture_line(t: &TapReport) -> String {
+    format!(
+        "capture {}: {} -> {}: {} frames written, {} not captured (side ring full){}",
+        t.id,
+        t.points,
+        t.path.display(),
+        t.written,
+        t.not_captured,
+        if t.state == TapState::Running {
+            ", writer still running"
+        } else {
+            ""
+        }
+    )
 }

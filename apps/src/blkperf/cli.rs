@@ -21,10 +21,21 @@ const BUF_ALIGN: u128 = 4096;
 /// The RAM disk's block size.
 pub const RAM_BLOCK: u32 = 512;
 
-/// Measure block I/O (IOPS, bandwidth, latency percentiles) on an NVMe controller through
-/// Sluice's driver, on a file or block device through io_uring, or on a RAM disk.
+/// Examples at the end of `sluice-blkperf --help`.
+const BLKPERF_EXAMPLES: &str = "\
+Examples:
+  sluice-blkperf -q 32 -o 4096 -w randread -t 5 -L
+      4 KiB random reads at queue depth 32 on a RAM disk for 5 s, with latency percentiles
+  sluice-blkperf --target /tmp/disk.img -w randrw -M 70 -t 10 -LL --json
+      a file (io_uring, O_DIRECT), 70 % reads, a latency histogram, a JSON record each second
+  sluice-blkperf --target nvme:0000:00:04.0 -c 0,1 -t 30
+      an NVMe controller bound to vfio-pci (sluice-devbind bind 0000:00:04.0), two lcores";
+
+/// Sluice block I/O tester: measures block I/O (IOPS, bandwidth, latency) on an NVMe
+/// controller through Sluice's driver, on a file or block device through io_uring, or on a
+/// RAM disk.
 #[derive(Parser, Debug)]
-#[command(name = "sluice-blkperf", version)]
+#[command(name = "sluice-blkperf", version, before_help = crate::cli::SUITE, after_help = BLKPERF_EXAMPLES)]
 pub struct BlkperfArgs {
     /// Queue depth per lcore, 1..=65536.
     #[arg(short = 'q', long = "queue-depth", default_value_t = 32,
@@ -71,15 +82,36 @@ pub struct BlkperfArgs {
     /// Files: buffered I/O instead of O_DIRECT.
     #[arg(long)]
     pub buffered: bool,
-    /// Print JSON instead of the table.
+    /// Print JSON instead of the table: one object per line, a record each second
+    /// (`"type":"interval"`), then the report (`"type":"summary"`).
     #[arg(long)]
     pub json: bool,
+    /// Latency: -L the percentile summary (printed in any case), -LL also a bucketed
+    /// histogram, as spdk_nvme_perf's -LL.
+    #[arg(short = 'L', action = clap::ArgAction::Count)]
+    pub latency: u8,
+    /// A progress line each second (default: on when stdout is a terminal).
+    #[arg(long, overrides_with = "no_progress")]
+    pub progress: bool,
+    /// No progress lines.
+    #[arg(long, overrides_with = "progress")]
+    pub no_progress: bool,
+    /// Telemetry socket (`/sluice/nvme/queues`) and Prometheus endpoint.
+    #[command(flatten)]
+    pub telemetry: crate::telemetry::TelemetryArgs,
 }
 
 impl BlkperfArgs {
     /// How many lcores (one per core).
     pub fn lcores(&self) -> usize {
         self.cores.0.len()
+    }
+
+    /// Whether progress lines are printed: as asked, else when stdout is a terminal. (With
+    /// `--json` the records each second replace them.)
+    pub fn progress_lines(&self) -> bool {
+        use std::io::IsTerminal;
+        !self.json && !self.no_progress && (self.progress || std::io::stdout().is_terminal())
     }
 
     /// Whether the target is the RAM disk.

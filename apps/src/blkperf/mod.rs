@@ -9,13 +9,17 @@
 
 mod args;
 mod cli;
+mod progress;
 mod report;
 mod worker;
 
 pub use args::{CoreList, MAX_IO_SIZE, Workload, parse_size};
 pub use cli::{BlkperfArgs, MAX_QUEUE_DEPTH, MAX_RAM_MIB, MAX_SPAN_MIB, RAM_BLOCK};
+pub use progress::{Progress, ProgressFormat, histogram_buckets, histogram_json, render_histogram};
 pub use report::{Report, render_json, render_text};
-pub use worker::{JobConfig, LcoreResult, pattern_word, run_queue, run_queue_until};
+pub use worker::{
+    JobConfig, LcoreResult, pattern_word, run_queue, run_queue_live, run_queue_until,
+};
 
 /// What can stop a run.
 #[derive(Debug, thiserror::Error)]

@@ -171,7 +171,7 @@ pub fn render_json(r: &Report) -> String {
         })
         .collect();
     format!(
-        "{{\"target\":\"{}\",\"job\":\"{}\",\"lcores\":[{}],\"total\":{{\"ios\":{ios},{},\"errors\":{errs},\"verified_blocks\":{checked},\"mismatches\":{bad},\"percentiles_us\":{{{}}}}},\"interrupted\":{}}}",
+        "{{\"target\":\"{}\",\"job\":\"{}\",\"lcores\":[{}],\"total\":{{\"ios\":{ios},{},\"errors\":{errs},\"verified_blocks\":{checked},\"mismatches\":{bad},\"percentiles_us\":{{{}}}}},\"interrupted\":{},\"type\":\"summary\"}}",
         esc(&r.target),
         esc(&r.job),
         lcores.join(","),

@@ -1,5 +1,6 @@
 //! One lcore's run: keep `queue_depth` requests in flight on one queue, record latencies.
 
+use crate::telemetry::BlockQueueCounters;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -120,6 +121,7 @@ struct Lcore<'a, Q: BlockQueue> {
     free_tags: Vec<usize>,
     bufs: Vec<DmaObj>,
     done: Vec<BlockCompletion>,
+    live: &'a BlockQueueCounters,
 }
 
 impl<Q: BlockQueue> Lcore<'_, Q> {
@@ -220,6 +222,7 @@ impl<Q: BlockQueue> Lcore<'_, Q> {
                 }
                 let ns = now.saturating_duration_since(f.since).as_nanos() as u64;
                 let _ = r.latency.record(ns.max(1));
+                self.live.complete(self.job.io_size as u64, ns, ok);
                 r.ios += 1;
                 r.bytes += self.job.io_size as u64;
             } else if !ok {
@@ -284,6 +287,24 @@ pub fn run_queue_until<Q: BlockQueue>(
     pool: &Mempool,
     stop: &AtomicBool,
 ) -> Result<LcoreResult, BlkperfError> {
+    let live = BlockQueueCounters::default();
+    run_queue_live(q, (lcore, lcores, cpu), job, pool, stop, &live)
+}
+
+/// [`run_queue_until`], counting each completion in `live` too, for telemetry while it runs.
+/// `at` is (lcore, lcores, cpu).
+///
+/// # Errors
+/// As [`run_queue`].
+pub fn run_queue_live<Q: BlockQueue>(
+    q: &mut Q,
+    at: (usize, usize, usize),
+    job: &JobConfig,
+    pool: &Mempool,
+    stop: &AtomicBool,
+    live: &BlockQueueCounters,
+) -> Result<LcoreResult, BlkperfError> {
+    let (lcore, lcores, cpu) = at;
     let info = q.info().clone();
     let bs = info.block_size as usize;
     if job.io_size == 0 || !job.io_size.is_multiple_of(bs) || job.io_size > info.max_transfer {
@@ -335,6 +356,7 @@ pub fn run_queue_until<Q: BlockQueue>(
         free_tags: (0..depth).rev().collect(),
         bufs,
         done: Vec::with_capacity(depth),
+        live,
     };
     if job.verify {
         while w.seq < w.slots_per_span && !stop.load(Ordering::Relaxed) {
@@ -367,6 +389,7 @@ pub fn run_queue_until<Q: BlockQueue>(
     while !stop.load(Ordering::Relaxed) {
         w.fill(false)?;
         w.reap(Some(&mut res))?;
+        w.live.set_in_flight(w.q.outstanding() as u64);
         polls = polls.wrapping_add(1);
         if polls.is_multiple_of(64) {
             let now = Instant::now();

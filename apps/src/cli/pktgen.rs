@@ -1,5 +1,6 @@
 //! `sluice-pktgen`'s command line.
 
+use crate::telemetry::TelemetryArgs;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -14,9 +15,19 @@ use crate::traffic::frame;
 /// 400 Gb/s.
 pub const MAX_RATE_PPS: u64 = 1_000_000_000;
 
-/// Sluice packet generator and sink.
+/// Examples at the end of `sluice-pktgen --help`.
+const PKTGEN_EXAMPLES: &str = "\
+Examples:
+  sluice-pktgen --count 1000000
+      one million 64-byte frames over the built-in loopback configuration's in-memory ports,
+      checked byte by byte and timed at the sink
+  sluice-pktgen --config config/examples/afxdp-veth.toml --rate 100000 --duration 10";
+
+/// Sluice packet generator and sink: sends UDP frames with a sequence number and a
+/// timestamp on one port and checks and times what arrives on another (loss, order,
+/// corruption, latency percentiles).
 #[derive(Debug, Parser)]
-#[command(name = "sluice-pktgen", version)]
+#[command(name = "sluice-pktgen", version, before_help = super::SUITE, after_help = PKTGEN_EXAMPLES)]
 pub struct PktgenArgs {
     /// Configuration file whose ports to use; default: the built-in loopback configuration.
     #[arg(long, short)]
@@ -58,6 +69,9 @@ pub struct PktgenArgs {
     /// the run waits for them.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_in_flight: Option<u64>,
+    /// Telemetry socket and Prometheus endpoint.
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
 }
 
 impl PktgenArgs {
@@ -85,6 +99,7 @@ impl PktgenArgs {
             ..RunOptions::default()
         };
         run.start.gen_count = self.count;
+        run.telemetry = self.telemetry.options(None);
         if self.max_in_flight.is_some() {
             // Lossless: the stop waits for every frame sent to arrive (bounded).
             run.start.stall_timeout = None;

@@ -198,3 +198,83 @@ fn unbind_clears_override_and_unbinds() {
     assert_eq!(f.read("bus/pci/drivers/vfio-pci/unbind"), "0000:00:05.0");
     assert_eq!(f.read("bus/pci/devices/0000:00:05.0/driver_override"), "");
 }
+
+#[test]
+fn driver_names_only_no_paths_options_or_odd_characters() {
+    for ok in [
+        "vfio-pci",
+        "virtio_pci",
+        "nvme",
+        "ixgbe",
+        "uio_pci_generic",
+        "a",
+    ] {
+        assert_eq!(parse_driver_name(ok).as_deref(), Ok(ok));
+    }
+    let long = "a".repeat(MAX_DRIVER_NAME + 1);
+    for bad in [
+        "",
+        "../../../../dev/sda",
+        "..",
+        "vfio/pci",
+        "/sbin/evil",
+        "-r",
+        "--help",
+        "-",
+        "vfio pci",
+        "vfio\npci",
+        "nvme;reboot",
+        "vfio.pci",
+        "vfio\0",
+        "pcié",
+        &long,
+    ] {
+        let e = parse_driver_name(bad).expect_err(bad);
+        assert!(
+            e.starts_with(&format!("{bad:?} is not a driver name")),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn bind_refuses_a_driver_path_before_touching_sysfs() {
+    let f = FakeSysfs::q35_guest();
+    let d = Devbind::new(f.root());
+    let e = d
+        .bind(&[a("00:04.0")], "../../../../tmp/x", true)
+        .unwrap_err();
+    assert!(matches!(e, DevbindError::BadDriverName(_)), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "\"../../../../tmp/x\" is not a driver name: '.' is not allowed (letters, digits, '_' and '-')"
+    );
+    // Nothing was written: the device's override is as it was.
+    let over = f
+        .root()
+        .join("bus/pci/devices/0000:00:04.0/driver_override");
+    assert_eq!(std::fs::read_to_string(over).unwrap(), "(null)\n");
+}
+
+#[test]
+fn the_command_line_refuses_bad_driver_names() {
+    use clap::Parser;
+    let parse = |args: &[&str]| DevbindArgs::try_parse_from(args.iter().copied());
+    let ok = parse(&[
+        "sluice-devbind",
+        "bind",
+        "00:04.0",
+        "--driver",
+        "virtio-pci",
+    ])
+    .unwrap();
+    assert!(matches!(ok.cmd, DevbindCmd::Bind { ref driver, .. } if driver == "virtio-pci"));
+    let dflt = parse(&["sluice-devbind", "bind", "00:04.0"]).unwrap();
+    assert!(matches!(dflt.cmd, DevbindCmd::Bind { ref driver, .. } if driver == "vfio-pci"));
+    for bad in ["--driver=../x", "--driver=-r", "--driver=a/b", "--driver="] {
+        let e = parse(&["sluice-devbind", "bind", "00:04.0", bad]).unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("--driver"), "{text}");
+        assert!(text.contains("is not a driver name"), "{text}");
+    }
+}

@@ -6,6 +6,7 @@
 //! lcore is stopped and drained. A run with a lossless transmit policy then has
 //! `received == sent` exactly.
 
+pub mod coremap;
 pub mod layout;
 pub mod summary;
 
@@ -20,7 +21,9 @@ use sluice_pmd::net::NetPort;
 
 use crate::error::AppError;
 use crate::ports::{open_pools, open_ports};
-pub use layout::StartOptions;
+use crate::telemetry::{Endpoints, Sources, TelemetryOptions};
+pub use coremap::CoreMap;
+pub use layout::{Attach, StartOptions};
 pub use summary::{FwdSummary, PoolCheck};
 
 /// How a run goes.
@@ -34,6 +37,8 @@ pub struct RunOptions {
     pub json: bool,
     /// How lcores start.
     pub start: StartOptions,
+    /// The telemetry socket and the Prometheus endpoint (off by default).
+    pub telemetry: TelemetryOptions,
 }
 
 impl Default for RunOptions {
@@ -48,6 +53,7 @@ impl Default for RunOptions {
                 gen_count: None,
                 tx_first: 0,
             },
+            telemetry: TelemetryOptions::default(),
         }
     }
 }
@@ -65,16 +71,34 @@ pub fn run(
     opts: &RunOptions,
     interrupt: Arc<AtomicBool>,
 ) -> Result<FwdSummary, AppError> {
+    run_with(config, opts, interrupt, Attach::default())
+}
+
+/// [`run`], with what `attach` brings: the forwarding lcores' queues open to its captures
+/// (those already started capture from the first packet on, more can start and stop while
+/// the run goes; end them with [`crate::capture::CaptureControl::finish`] after this
+/// returns), its CPU map (`--lcores`).
+pub fn run_with(
+    config: &Config,
+    opts: &RunOptions,
+    interrupt: Arc<AtomicBool>,
+    attach: Attach<'_>,
+) -> Result<FwdSummary, AppError> {
+    // Bound first: an endpoint that cannot be had stops the run before any packet moves.
+    let endpoints = Endpoints::bind(&opts.telemetry.with_config(config.prometheus()))?;
+    if let Some(d) = endpoints.describe().filter(|_| opts.print_stats) {
+        eprintln!("sluice-fwd: {d}");
+    }
     let pools = open_pools(config)?;
     let mut ports = open_ports(config, &pools)?;
-    let started = layout::start(config, &mut ports, &pools, &opts.start)?;
+    let started = layout::start_with(config, &mut ports, &pools, &opts.start, attach)?;
     let frame_size = config.generator().map(|g| g.frame_size);
     let what = Run {
         name: config.name(),
         frame_size,
         stats_interval: config.stats_interval(),
     };
-    drive(&what, pools, ports, started, opts, interrupt)
+    drive_with(&what, pools, ports, started, opts, interrupt, endpoints)
 }
 
 /// What [`drive`] reports about.
@@ -86,6 +110,7 @@ pub(crate) struct Run<'a> {
 
 /// Runs started lcores until the duration, the interrupt or the generator's count; stops
 /// them in order; summarises.
+#[cfg(test)]
 pub(crate) fn drive(
     what: &Run<'_>,
     pools: Vec<sluice_pmd::PktPool>,
@@ -93,6 +118,20 @@ pub(crate) fn drive(
     started: layout::Started,
     opts: &RunOptions,
     interrupt: Arc<AtomicBool>,
+) -> Result<FwdSummary, AppError> {
+    let none = Endpoints::none();
+    drive_with(what, pools, ports, started, opts, interrupt, none)
+}
+
+/// [`drive`], with telemetry served over the run's counters on `endpoints`.
+pub(crate) fn drive_with(
+    what: &Run<'_>,
+    pools: Vec<sluice_pmd::PktPool>,
+    ports: Vec<sluice_pmd::net::any::AnyPort>,
+    started: layout::Started,
+    opts: &RunOptions,
+    interrupt: Arc<AtomicBool>,
+    endpoints: Endpoints,
 ) -> Result<FwdSummary, AppError> {
     // Traffic may flow as soon as the lcores start: the run's clock starts with them.
     let t0 = started.at;
@@ -112,6 +151,20 @@ pub(crate) fn drive(
     // The counters were created for this run: totals count from zero, including what moved
     // between the lcores' start and this point.
     let sampler = Sampler::from_zero(sources.clone(), t0);
+    let live = Sources {
+        stats: sources.clone(),
+        pools: pools.clone(),
+        latency: started.sink.as_ref().map(|s| s.live_latency().clone()),
+        ..Sources::default()
+    };
+    let telemetry = match endpoints.serve(live) {
+        Ok(t) => t,
+        Err(e) => {
+            started.runtime.shutdown()?;
+            return Err(e.into());
+        }
+    };
+    // More commands over this run's state register here, on `telemetry.telemetry`.
     let format = if opts.json {
         Format::Json
     } else {
@@ -185,6 +238,7 @@ pub(crate) fn drive(
     }
     let (mode, burst) = (started.mode, started.burst);
     let lcores_total = sampler.total().lcores;
+    drop(telemetry);
     started.runtime.shutdown()?;
     if let Some(st) = stats {
         st.finish();

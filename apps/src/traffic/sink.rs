@@ -15,6 +15,7 @@ use sluice_pmd::net::RxQueue;
 use sluice_pmd::{Batch, PktBuf};
 
 use super::frame;
+use crate::telemetry::LatencyBuckets;
 
 /// What the sink saw, final once the sink task is dropped.
 #[derive(Debug, Clone)]
@@ -59,6 +60,7 @@ pub struct SinkControl {
     received: AtomicU64,
     corrupted: AtomicU64,
     report: Mutex<Option<SinkReport>>,
+    live_latency: Arc<LatencyBuckets>,
 }
 
 impl SinkControl {
@@ -73,6 +75,10 @@ impl SinkControl {
     /// Corrupted frames so far.
     pub fn corrupted(&self) -> u64 {
         self.corrupted.load(Ordering::Relaxed)
+    }
+    /// Latency so far, readable while the sink runs (telemetry).
+    pub fn live_latency(&self) -> &Arc<LatencyBuckets> {
+        &self.live_latency
     }
     /// The final report, once the sink task has ended.
     pub fn report(&self) -> Option<SinkReport> {
@@ -101,6 +107,7 @@ pub struct SinkTask<R: RxQueue, const N: usize> {
     macs: Option<[u8; 12]>,
     mac_changes: u64,
     latency: Histogram<u64>,
+    live_latency: Arc<LatencyBuckets>,
 }
 
 /// Window of sequence numbers behind the highest one within which duplicates are told from
@@ -136,6 +143,7 @@ impl<R: RxQueue, const N: usize> SinkTask<R, N> {
                 macs: None,
                 mac_changes: 0,
                 latency,
+                live_latency: ctl.live_latency.clone(),
             },
             ctl,
         )
@@ -234,6 +242,7 @@ impl<R: RxQueue + 'static, const N: usize> Task for SinkTask<R, N> {
                     self.account(f.seq);
                     let ns = self.clock.ticks_to_ns(now.saturating_sub(f.tsc));
                     self.latency.saturating_record(ns.max(1));
+                    self.live_latency.record(ns);
                 }
                 None => self.corrupted += 1,
             }

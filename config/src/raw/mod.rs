@@ -85,6 +85,8 @@ pub(crate) struct RawConfig {
     pub generator: Option<RawGenerator>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sink: Option<RawSink>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<RawTelemetry>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -166,4 +168,11 @@ pub(crate) struct RawGenerator {
 pub(crate) struct RawSink {
     pub port: String,
     pub core: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTelemetry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<String>,
 }

@@ -14,14 +14,17 @@ use crate::model::{
     Config, ForwardMode, ForwardRule, Generator, Lcore, LcoreRole, Mempool, MempoolId, PageSize,
     Pipeline, Port, PortDriver, PortId, QueueRef, Sink, XdpMode, driver_max_queues,
 };
+use crate::raw::RawTelemetry;
 use crate::raw::{
     AfXdpPort, Driver, RawConfig, RawForward, RawGenerator, RawLcore, RawMode, RawPort, RawSink,
     RingPort, VirtioPort, VirtioUserPort,
 };
 
+mod flows;
 mod forward;
 mod lcores;
 mod ports;
+mod sizes;
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
@@ -56,6 +59,7 @@ pub(crate) fn validate(file: &str, raw: RawConfig) -> Result<Config> {
         .collect::<Result<Vec<_>>>()?;
     let ports = v.ports(&raw.ports, &mempools)?;
     v.pool_sizes(&mempools, &ports)?;
+    v.startup_sizes(&mempools, &ports)?;
     let names = Names(&ports);
     let generator = raw
         .generator
@@ -69,6 +73,9 @@ pub(crate) fn validate(file: &str, raw: RawConfig) -> Result<Config> {
     v.helper_cores(&owned, &lcores)?;
     let pipeline = v.pipeline(&raw, &lcores, &names, &forward)?;
     v.forward_sources_polled(&forward, &lcores, &names)?;
+    v.forward_loops(&forward, &names, &owned)?;
+    v.sink_reachable(&forward, &names, &owned)?;
+    v.role_conflicts(&forward, &lcores, &names, &owned)?;
     let stats_ms = raw
         .stats
         .as_ref()
@@ -85,6 +92,7 @@ pub(crate) fn validate(file: &str, raw: RawConfig) -> Result<Config> {
         stats_interval: (stats_ms > 0).then(|| Duration::from_millis(stats_ms)),
         generator,
         sink,
+        prometheus: v.prometheus(raw.telemetry.as_ref())?,
     })
 }
 
@@ -137,6 +145,18 @@ impl Owned {
 }
 
 impl Validator<'_> {
+    fn prometheus(&self, t: Option<&RawTelemetry>) -> Result<Option<std::net::SocketAddr>> {
+        let Some(addr) = t.and_then(|t| t.prometheus.as_deref()) else {
+            return Ok(None);
+        };
+        addr.parse().map(Some).map_err(|_| {
+            self.err(
+                "telemetry.prometheus",
+                format!("'{addr}' is not an IP address and port (e.g. \"127.0.0.1:9464\")"),
+            )
+        })
+    }
+
     fn err(&self, key: impl Display, message: impl Display) -> ConfigError {
         ConfigError::Invalid {
             file: self.file.to_owned(),

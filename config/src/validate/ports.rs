@@ -18,7 +18,9 @@ impl Validator<'_> {
                 format!("{:?} is already the name of mempools[{j}]", m.name),
             ));
         }
-        let buffers = self.range(format_args!("{key}.buffers"), m.buffers, 1, u32::MAX.into())?;
+        // u32::MAX is the pools' end-of-list marker: one less is the most a pool holds.
+        let max_buffers = u64::from(u32::MAX - 1);
+        let buffers = self.range(format_args!("{key}.buffers"), m.buffers, 1, max_buffers)?;
         let buffer_size = self.range(
             format_args!("{key}.buffer_size"),
             m.buffer_size,

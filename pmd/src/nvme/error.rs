@@ -101,6 +101,15 @@ pub enum NvmeError {
         min_bytes: u64,
     },
 
+    /// CAP.MQES is 0: a controller must allow queues of at least 2 entries (MQES >= 1,
+    /// NVMe 1.4 §3.1.1, "a value of 0h is invalid"). The controller or its emulation is
+    /// broken: no I/O queue can be built on it.
+    #[error("NVMe: CAP {cap:#x}: MQES is 0 (invalid: queues need at least 2 entries)")]
+    NoQueueEntries {
+        /// CAP as read.
+        cap: u64,
+    },
+
     /// The identify and shadow doorbell pages are not IOVA-contiguous (the memory's mapper
     /// split them): use a mapper that maps a region as one range.
     #[error("NVMe: scratch DMA pages not contiguous")]

@@ -9,7 +9,12 @@
 //!   With `MRG_RXBUF` a frame may span several buffers (`num_buffers` > 1); a [`PktBuf`]
 //!   holds one segment, so such a frame is dropped (counted in `drops`) and all of its
 //!   buffers go back to the pool — with the default 2 KiB data room this happens only for
-//!   frames above 2 KiB, which the ports do not carry.
+//!   frames above 2 KiB, which the ports do not carry. The continuation buffers skipped are
+//!   counted ([`VirtioRxQueue::skipped`]). `num_buffers` is the device's word, so it is
+//!   bounded: without `MRG_RXBUF` every frame is one buffer and a value other than 1 is a
+//!   device error (the frame is still delivered); with it, 0 or more buffers than the
+//!   largest frame needs ([`VirtioRxQueue::max_merge`]) is a device error, and that
+//!   buffer is dropped without skipping any of the frames that follow.
 //! - Transmit: a zero header is prepended into the headroom and header and frame go out as
 //!   one device-readable descriptor (VERSION_1 lets the header share it); the buffer stays
 //!   in the queue's shadow until the used ring returns it, and completions are reclaimed in
@@ -27,6 +32,11 @@ use crate::net::{QueueCounters, RxQueue, TxQueue};
 
 /// Buffers allocated from the pool per request when refilling.
 const REFILL_BURST: usize = 32;
+
+/// The most bytes a device writes for one received frame, header included: a 65 535-byte
+/// IP packet (the largest, even with GSO) behind an Ethernet and a VLAN header, and the
+/// virtio-net header. A merged frame never needs more buffers than it takes to hold this.
+const MAX_MERGED_BYTES: usize = 65_535 + 18 + NET_HDR_LEN;
 
 /// `struct virtio_net_hdr_v1` (virtio 1.2 §5.1.6), in front of every frame on the receive
 /// and transmit rings: little-endian, `num_buffers` always present with VERSION_1.
@@ -108,6 +118,12 @@ pub struct VirtioRxQueue<T: Transport = PciTransport> {
     counters: Arc<QueueCounters>,
     /// Used entries still to skip: the rest of a merged frame that was dropped.
     skip: u16,
+    /// Continuation buffers skipped so far (the rest of merged frames that were dropped).
+    skipped: u64,
+    /// Whether `MRG_RXBUF` was negotiated: without it every frame is one buffer.
+    mrg_rxbuf: bool,
+    /// The most buffers one frame may span (1 without `MRG_RXBUF`).
+    max_merge: u16,
     /// Refill once this many descriptors are free (a burst, or a quarter of a small ring).
     refill_at: usize,
     guest_csum: bool,
@@ -133,11 +149,21 @@ impl<T: Transport> VirtioRxQueue<T> {
         doorbell: T::Doorbell,
         pool: PktPool,
         counters: Arc<QueueCounters>,
-        guest_csum: bool,
+        features: u64,
         port: u16,
         queue: u16,
         shared: Arc<Shared<T>>,
     ) -> Self {
+        let mrg_rxbuf = features & super::feature::MRG_RXBUF != 0;
+        // Each buffer takes the header and the data room: see `fill`.
+        let room = (pool.buf_len() - pool.headroom() + NET_HDR_LEN).max(1);
+        let max_merge = if mrg_rxbuf {
+            MAX_MERGED_BYTES
+                .div_ceil(room)
+                .clamp(1, usize::from(vq.size())) as u16
+        } else {
+            1
+        };
         Self {
             refill_at: (usize::from(vq.size()) / 4).clamp(1, REFILL_BURST),
             vq,
@@ -145,7 +171,10 @@ impl<T: Transport> VirtioRxQueue<T> {
             pool,
             counters,
             skip: 0,
-            guest_csum,
+            skipped: 0,
+            mrg_rxbuf,
+            max_merge,
+            guest_csum: features & super::feature::GUEST_CSUM != 0,
             port,
             queue,
             shared,
@@ -168,6 +197,19 @@ impl<T: Transport> VirtioRxQueue<T> {
         self.vq.take_fault()
     }
 
+    /// Continuation buffers skipped: the rest of merged frames (`num_buffers` > 1) that were
+    /// dropped, each buffer counted once.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// The most buffers this queue lets one frame span: 1 without `MRG_RXBUF`; with it,
+    /// what the largest frame a device may write takes, at most the queue size. A larger
+    /// `num_buffers` is a device error.
+    pub fn max_merge(&self) -> u16 {
+        self.max_merge
+    }
+
     /// Posts as many buffers as there are free descriptors and pool buffers (in bursts),
     /// publishes them once, and notifies the device if it asks. Returns how many were posted.
     pub fn refill(&mut self) -> usize {
@@ -186,10 +228,13 @@ impl<T: Transport> VirtioRxQueue<T> {
     /// to be notified.
     pub(super) fn fill(&mut self) -> (usize, bool) {
         let mut done = 0;
-        while self.vq.free_descs() > 0 {
+        // A broken ring takes no buffer (`add` refuses them), though it has free descriptors:
+        // stop at the first refusal rather than allocate and free forever.
+        while self.vq.free_descs() > 0 && !self.vq.is_broken() {
             let ask = REFILL_BURST.min(self.vq.free_descs());
             let mut bufs: Batch<PktBuf, REFILL_BURST> = Batch::new();
             let got = self.pool.alloc_burst(&mut bufs, ask);
+            let mut refused = false;
             for pkt in bufs.drain() {
                 let head = pkt.headroom();
                 // A fresh buffer's data offset is the pool's headroom (>= 128): the header
@@ -201,7 +246,12 @@ impl<T: Transport> VirtioRxQueue<T> {
                 };
                 if self.vq.add(&[seg], pkt).is_ok() {
                     done += 1;
+                } else {
+                    refused = true;
                 }
+            }
+            if refused {
+                break;
             }
             if got < ask {
                 self.counters.add_rx_nombuf((ask - got) as u64);
@@ -245,6 +295,7 @@ impl<T: Transport> RxQueue for VirtioRxQueue<T> {
             if self.skip > 0 {
                 // A continuation of a merged frame already dropped.
                 self.skip -= 1;
+                self.skipped += 1;
                 continue;
             }
             let hdr_at = pkt.headroom() - NET_HDR_LEN;
@@ -257,7 +308,18 @@ impl<T: Transport> RxQueue for VirtioRxQueue<T> {
                 bad += 1;
                 continue;
             };
-            if hdr.num_buffers > 1 {
+            if !self.mrg_rxbuf {
+                // One buffer per frame whatever the device says (it must say 1): count a
+                // device error for anything else, and skip nothing.
+                if hdr.num_buffers != 1 {
+                    bad += 1;
+                }
+            } else if hdr.num_buffers == 0 || hdr.num_buffers > self.max_merge {
+                // No frame spans 0 buffers or more than the largest frame needs: the header
+                // is not to be trusted, and neither is the frame.
+                bad += 1;
+                continue;
+            } else if hdr.num_buffers > 1 {
                 self.skip = hdr.num_buffers - 1;
                 drops += 1;
                 continue;

@@ -175,7 +175,7 @@ impl<T: Transport> VirtioPort<T> {
             setup.arena = Some(setup.arena()?);
         }
         let counters = PortCounters::new(cfg.queues.into(), cfg.queues.into());
-        let mut queues = setup.queues(pool, &counters, has(feature::GUEST_CSUM))?;
+        let mut queues = setup.queues(pool, &counters, features)?;
         let ctrl = if !has(feature::CTRL_VQ) {
             Control::None
         } else if t.device_control_queue() {
@@ -455,7 +455,7 @@ impl<T: Transport> SetUp<'_, T> {
         &self,
         pool: &PktPool,
         counters: &PortCounters,
-        guest_csum: bool,
+        features: u64,
     ) -> Result<Queues<VirtioRxQueue<T>, VirtioTxQueue<T>>, Error> {
         let cfg = self.cfg;
         let (mut rx, mut tx) = (Vec::new(), Vec::new());
@@ -466,7 +466,7 @@ impl<T: Transport> SetUp<'_, T> {
                 doorbell,
                 pool.clone(),
                 counters.rx[usize::from(q)].clone(),
-                guest_csum,
+                features,
                 cfg.port_id,
                 q,
                 self.shared.clone(),

@@ -40,7 +40,7 @@ impl Launch<'_> {
             return Ok(None);
         };
         let rx = self.queues.rx(self.config, queue0(s.port))?;
-        let spec = spec("sink".into(), s.core, self.opts.pin);
+        let spec = spec("sink".into(), self.cpu(s.core), self.opts.pin);
         with_burst!(self.rt.burst(), N => {
             let (task, ctl) = SinkTask::<AnyRxQueue, N>::new(rx);
             self.rt.spawn(spec, task)?;
@@ -69,7 +69,7 @@ impl Launch<'_> {
             pool,
             cfg: self.gen_config(g),
             max_frame: self.ports[g.port.index()].info().max_frame,
-            core: g.core,
+            core: self.cpu(g.core),
             sink,
         };
         with_burst!(self.rt.burst(), N => self.spawn_generator_with::<N>(parts))

@@ -5,9 +5,32 @@ use sluice_config::{Config, LcoreRole};
 use sluice_dataplane::{LcoreSpec, lcore};
 
 use crate::error::AppError;
+use crate::fwd::CoreMap;
 
-/// Checks that every core the configuration pins to (lcores, generator, sink) can be used.
-pub(super) fn check(config: &Config) -> Result<(), AppError> {
+/// Checks that every core the configuration pins to (lcores, generator, sink), as `map`
+/// places them, can be used (the error names the config key without a map); says once
+/// which lcores share a CPU.
+pub(super) fn check(config: &Config, map: Option<&CoreMap>) -> Result<(), AppError> {
+    let Some(m) = map else {
+        return Ok(config.check_cores(&lcore::available_cores())?);
+    };
+    let cpu = |core: u32| m.cpu(core);
+    let all: Vec<u32> = config
+        .lcores()
+        .iter()
+        .map(|l| l.core)
+        .chain(config.generator().map(|g| g.core))
+        .chain(config.sink().map(|s| s.core))
+        .collect();
+    for (on, cores) in m.sharing(&all) {
+        let names: Vec<String> = cores.iter().map(u32::to_string).collect();
+        eprintln!(
+            "sluice: warning: --lcores: cores {} of the configuration share CPU {on}: \
+             busy-polling lcores on one CPU take turns by time slices (a fraction of the \
+             rate, millisecond latencies)",
+            names.join(", ")
+        );
+    }
     let named = config
         .lcores()
         .iter()
@@ -19,7 +42,12 @@ pub(super) fn check(config: &Config) -> Result<(), AppError> {
         )
         .chain(config.sink().map(|s| ("sink".to_string(), s.core)));
     for (name, core) in named {
-        lcore::check_core(&name, core as usize)?;
+        let name = if cpu(core) == core as usize {
+            name
+        } else {
+            format!("{name}, on CPU {} by --lcores", cpu(core))
+        };
+        lcore::check_core(&name, cpu(core))?;
     }
     Ok(())
 }

@@ -19,8 +19,10 @@ use std::time::Instant;
 use sluice_config::{Config, LcoreRole, TxPolicy};
 use sluice_dataplane::{Runtime, RuntimeConfig};
 use sluice_pmd::PktPool;
-use sluice_pmd::net::any::AnyPort;
+use sluice_pmd::net::any::{AnyPort, AnyRxQueue, AnyTxQueue};
 
+use super::CoreMap;
+use crate::capture::{CaptureControl, Direction, Tap, TapRx, TapTx};
 use crate::error::AppError;
 use crate::traffic::{GenControl, SinkControl};
 use queues::QueueTable;
@@ -69,6 +71,8 @@ struct Launch<'a> {
     opts: &'a StartOptions,
     queues: QueueTable,
     rt: Runtime,
+    capture: Option<&'a CaptureControl>,
+    cores: Option<&'a CoreMap>,
 }
 
 /// Starts every lcore of `config` on `ports` (as [`crate::ports::open_ports`] returned them).
@@ -80,8 +84,20 @@ pub fn start(
     pools: &[PktPool],
     opts: &StartOptions,
 ) -> Result<Started, AppError> {
+    start_with(config, ports, pools, opts, Attach::default())
+}
+
+/// [`start`], with what `attach` brings: the forwarding lcores' queues open to its captures
+/// (those already started capture from the first packet on), its CPU map.
+pub fn start_with(
+    config: &Config,
+    ports: &mut [AnyPort],
+    pools: &[PktPool],
+    opts: &StartOptions,
+    attach: Attach<'_>,
+) -> Result<Started, AppError> {
     if opts.pin {
-        cores::check(config)?;
+        cores::check(config, attach.cores)?;
     }
     let pipeline = config
         .lcores()
@@ -101,6 +117,8 @@ pub fn start(
         opts,
         queues,
         rt: runtime(config, pools, opts),
+        capture: attach.capture,
+        cores: attach.cores,
     };
     // Sink first, forwarder next, generator last: each consumer runs before its producer. A
     // sink on the generator's core shares the generator's lcore, so it starts with it.
@@ -126,6 +144,43 @@ pub fn start(
                 .iter()
                 .all(|l| l.tx_policy == TxPolicy::Lossless),
     })
+}
+
+/// What a run can be given besides its configuration and options.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Attach<'a> {
+    /// Captures to start with and to switch while the run goes.
+    pub capture: Option<&'a CaptureControl>,
+    /// The CPU each configuration core runs on (`--lcores`); `None`: its own number.
+    pub cores: Option<&'a CoreMap>,
+}
+
+impl Launch<'_> {
+    /// The CPU configuration core `core` runs on.
+    fn cpu(&self, core: u32) -> u32 {
+        // CoreMap's CPUs are at most MAX_CORE (1023).
+        self.cores.map_or(core, |m| m.cpu(core) as u32)
+    }
+
+    /// The tap point of queue `q` in direction `dir`.
+    fn tap(&self, q: sluice_config::QueueRef, dir: Direction) -> Tap {
+        match self.capture {
+            Some(c) => c.attach(&self.config.port(q.port).name, q.queue, dir),
+            None => CaptureControl::off(),
+        }
+    }
+
+    /// Rx queue `q`, open to capture.
+    fn rx_tapped(&mut self, q: sluice_config::QueueRef) -> Result<TapRx<AnyRxQueue>, AppError> {
+        let queue = self.queues.rx(self.config, q)?;
+        Ok(TapRx::new(queue, self.tap(q, Direction::Rx)))
+    }
+
+    /// Tx queue `q`, open to capture.
+    fn tx_tapped(&mut self, q: sluice_config::QueueRef) -> Result<TapTx<AnyTxQueue>, AppError> {
+        let queue = self.queues.tx(self.config, q)?;
+        Ok(TapTx::new(queue, self.tap(q, Direction::Tx)))
+    }
 }
 
 /// A runtime with the configuration's burst, noting when that burst has to be rounded.

@@ -8,6 +8,7 @@ use sluice_pmd::net::any::{AnyRxQueue, AnyTxQueue};
 use super::Launch;
 use super::cores::{role_name, spec};
 use super::rules::rewrite;
+use crate::capture::{TapRx, TapTx};
 use crate::error::AppError;
 
 impl Launch<'_> {
@@ -40,17 +41,18 @@ impl Launch<'_> {
     /// Adds each lcore to its stage of `layout`, with the queues it owns.
     fn stages(
         &mut self,
-        layout: &mut PipelineLayout<AnyRxQueue, AnyTxQueue>,
+        layout: &mut PipelineLayout<TapRx<AnyRxQueue>, TapTx<AnyTxQueue>>,
     ) -> Result<(), AppError> {
         let (config, pin) = (self.config, self.opts.pin);
         for l in config.lcores() {
             let name = format!("lcore {} ({})", l.core, role_name(l.role));
-            let lcore = spec(name.clone(), l.core, pin).lossless(l.tx_policy == TxPolicy::Lossless);
+            let lcore = spec(name.clone(), self.cpu(l.core), pin)
+                .lossless(l.tx_policy == TxPolicy::Lossless);
             match l.role {
                 LcoreRole::Rx => {
                     let qs =
                         l.rx.iter()
-                            .map(|&q| Ok((self.queues.rx(config, q)?, q.port.index() as u16)))
+                            .map(|&q| Ok((self.rx_tapped(q)?, q.port.index() as u16)))
                             .collect::<Result<Vec<_>, AppError>>()?;
                     layout.rx.push((lcore, qs));
                 }
@@ -58,7 +60,7 @@ impl Launch<'_> {
                 LcoreRole::Tx => {
                     let qs =
                         l.tx.iter()
-                            .map(|&q| Ok((self.queues.tx(config, q)?, q.port.index() as u16)))
+                            .map(|&q| Ok((self.tx_tapped(q)?, q.port.index() as u16)))
                             .collect::<Result<Vec<_>, AppError>>()?;
                     layout.tx.push((lcore, qs));
                 }

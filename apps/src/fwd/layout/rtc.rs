@@ -8,6 +8,7 @@ use super::Launch;
 use super::cores::spec;
 use super::rules::{mac_of, rewrite};
 use super::seed::seed;
+use crate::capture::TapRx;
 use crate::error::AppError;
 
 impl Launch<'_> {
@@ -22,15 +23,15 @@ impl Launch<'_> {
                     .collect::<Result<Vec<_>, _>>()?;
             let mut tx =
                 l.tx.iter()
-                    .map(|&t| self.queues.tx(config, t))
+                    .map(|&t| self.tx_tapped(t))
                     .collect::<Result<Vec<_>, _>>()?;
             if self.opts.tx_first > 0 {
                 for (q, &t) in tx.iter_mut().zip(&l.tx) {
-                    self.seed(q, t)?;
+                    self.seed(q.inner_mut(), t)?;
                 }
             }
             self.rt.spawn_rtc(RtcLayout {
-                lcore: spec(name, l.core, self.opts.pin)
+                lcore: spec(name, self.cpu(l.core), self.opts.pin)
                     .lossless(l.tx_policy == TxPolicy::Lossless),
                 rx,
                 tx,
@@ -68,7 +69,7 @@ impl Launch<'_> {
         name: &str,
         q: QueueRef,
         tx: &[QueueRef],
-    ) -> Result<RxPath<AnyRxQueue>, AppError> {
+    ) -> Result<RxPath<TapRx<AnyRxQueue>>, AppError> {
         let config = self.config;
         let (to, rw) = rewrite(config, self.ports, q.port).ok_or_else(|| {
             AppError::Usage(format!(
@@ -84,7 +85,7 @@ impl Launch<'_> {
                 AppError::Usage(format!("{name}: no tx queue on {}", config.port(to).name))
             })?;
         Ok(RxPath {
-            queue: self.queues.rx(config, q)?,
+            queue: self.rx_tapped(q)?,
             rewrite: rw,
             tx,
         })

@@ -25,6 +25,7 @@ fn options() -> RunOptions {
             gen_count: Some(FRAMES),
             tx_first: 0,
         },
+        telemetry: Default::default(),
     }
 }
 

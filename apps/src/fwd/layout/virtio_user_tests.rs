@@ -121,6 +121,7 @@ fn the_forwarder_moves_every_frame_through_a_vhost_user_backend() {
             gen_count: Some(FRAMES),
             tx_first: 0,
         },
+        telemetry: Default::default(),
     };
     let started = start(&config, &mut ports, &pools, &opts.start).unwrap();
     let run = Run {

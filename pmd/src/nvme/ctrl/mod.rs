@@ -114,7 +114,8 @@ impl<R: Registers> Controller<R> {
     /// [`NvmeError::Timeout`] naming CSTS and its value when RDY does not follow EN within
     /// CAP.TO; [`NvmeError::Fatal`] on CSTS.CFS; [`NvmeError::Command`] or
     /// [`NvmeError::AdminTimeout`] when an admin command fails; [`NvmeError::Gone`],
-    /// [`NvmeError::NoNvmCommandSet`] or [`NvmeError::PageSize`] for a controller this driver
+    /// [`NvmeError::NoNvmCommandSet`], [`NvmeError::NoQueueEntries`] or
+    /// [`NvmeError::PageSize`] for a controller this driver
     /// cannot drive; [`NvmeError::Dma`] when queue memory cannot be had.
     pub fn enable(
         regs: Arc<R>,
@@ -127,6 +128,9 @@ impl<R: Registers> Controller<R> {
         }
         if !cap.supports_nvm() {
             return Err(NvmeError::NoNvmCommandSet { cap: cap.0 }.into());
+        }
+        if cap.max_queue_entries() < 2 {
+            return Err(NvmeError::NoQueueEntries { cap: cap.0 }.into());
         }
         if cap.min_page_shift() > 12 {
             return Err(NvmeError::PageSize {
@@ -419,7 +423,8 @@ impl<R: Registers> Controller<R> {
             .ok_or(NvmeError::NoQueue {
                 granted: self.io_queues,
             })?;
-        let mqes = self.cap.max_queue_entries().min(4096) as u16;
+        // At least 2: `enable` refused MQES = 0.
+        let mqes = self.cap.max_queue_entries().clamp(2, 4096) as u16;
         let layout = QueueLayout {
             qid,
             entries: self.cfg.io_entries.clamp(2, mqes),

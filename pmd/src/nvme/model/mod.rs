@@ -123,6 +123,9 @@ struct State {
     dbbuf: Option<(u64, u64)>,
     disk: Vec<u8>,
     faults: Faults,
+    /// Commands swallowed by [`Faults::swallow_next_io`], as (CQ, SQ, CID), until
+    /// [`SoftNvme::complete_swallowed`] completes them late.
+    swallowed: Vec<(u16, u16, u16)>,
     auto: bool,
     stats: ModelStats,
 }
@@ -150,6 +153,7 @@ impl SoftNvme {
                 dbbuf: None,
                 disk,
                 faults: Faults::default(),
+                swallowed: Vec::new(),
                 auto: true,
                 stats: ModelStats::default(),
                 cfg,
@@ -203,6 +207,56 @@ impl SoftNvme {
             .flatten()
             .map_or(0, |q| q.head);
         s.post(qid, qid, sqhd, cid, 0, 0);
+    }
+
+    /// Posts a completion with SQ head `sqhd` for `cid` on CQ `qid` (for faults: a head
+    /// outside the queue, or one that moves backwards).
+    pub fn inject_completion_sqhd(&self, qid: u16, cid: u16, sqhd: u16) {
+        self.lock().post(qid, qid, sqhd, cid, 0, 0);
+    }
+
+    /// Fault: writes `bytes` into completion queue `qid`'s memory at `offset` modulo its
+    /// length, cut at its end, as a broken or hostile controller would (any CID, status,
+    /// SQ head and phase). Returns how many bytes were written (0 for a queue not created).
+    pub fn scribble_cq(&self, qid: u16, offset: usize, bytes: &[u8]) -> usize {
+        let s = self.lock();
+        let Some(cq) = s.cqs.get(usize::from(qid)).copied().flatten() else {
+            return 0;
+        };
+        let len = 16 * usize::from(cq.size);
+        if len == 0 {
+            return 0;
+        }
+        let at = offset % len;
+        let n = bytes.len().min(len - at);
+        mem::scatter(&[(cq.base + at as u64, n)], &bytes[..n]);
+        n
+    }
+
+    /// The CIDs of the commands swallowed so far and not yet completed.
+    pub fn swallowed(&self) -> Vec<u16> {
+        self.lock()
+            .swallowed
+            .iter()
+            .map(|&(_, _, cid)| cid)
+            .collect()
+    }
+
+    /// Completes, successfully and late, every command that [`Faults::swallow_next_io`]
+    /// swallowed (as a device that was only slow would); returns how many.
+    pub fn complete_swallowed(&self) -> usize {
+        let mut s = self.lock();
+        let done = std::mem::take(&mut s.swallowed);
+        for &(cqid, sqid, cid) in &done {
+            let sqhd = s
+                .sqs
+                .get(usize::from(sqid))
+                .copied()
+                .flatten()
+                .map_or(0, |q| q.head);
+            s.post(cqid, sqid, sqhd, cid, 0, 0);
+        }
+        done.len()
     }
 
     /// Whether shadow doorbells are on.
@@ -446,7 +500,10 @@ impl State {
             } else {
                 match self.io_fault(&sqe) {
                     Some(Some(st)) => (st.to_raw(), 0),
-                    Some(None) => continue,
+                    Some(None) => {
+                        self.swallowed.push((sq.cqid, qid as u16, sqe.cid()));
+                        continue;
+                    }
                     None => (self.io(&sqe), 0),
                 }
             };

@@ -6,8 +6,11 @@
 //!   model on its own thread, randomized sequences.
 //! - `faults`: unknown and duplicated CIDs, error statuses, lost commands, buffers of queues
 //!   dropped while live.
+//! - `device_values`: register and completion values that once panicked or were untested
+//!   (CAP.MQES = 0, an SQ head out of range, a completion after its command timed out).
 
 mod bringup;
+mod device_values;
 mod faults;
 mod io;
 

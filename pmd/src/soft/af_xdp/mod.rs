@@ -48,6 +48,8 @@
 //! ```
 
 mod error;
+#[cfg(feature = "test-utils")]
+pub mod fake_kernel;
 mod prog;
 mod ring;
 mod rx;

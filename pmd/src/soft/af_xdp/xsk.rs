@@ -48,7 +48,7 @@ impl Xsk {
 
     /// A socket object around any descriptor, with no program, for tests that play the
     /// kernel on the rings.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "test-utils"))]
     pub(super) fn fake(fd: OwnedFd, umem: Arc<Umem>) -> Self {
         Self {
             fd: Arc::new(fd),

@@ -188,6 +188,8 @@ struct State {
     promisc: bool,
     allmulti: bool,
     active_pairs: u16,
+    /// Fault: the `num_buffers` written into received frames instead of the true count.
+    num_buffers: Option<u16>,
     stats: ModelStats,
     /// The rust-vmm engine (runs no queue with [`RingEngine::Own`]).
     vmm: RustVmmRings,
@@ -219,6 +221,7 @@ impl SoftVirtioNet {
                 promisc: true,
                 allmulti: false,
                 active_pairs: 1,
+                num_buffers: None,
                 stats: ModelStats::default(),
             }),
         })
@@ -347,6 +350,57 @@ impl SoftVirtioNet {
         // (which QEMU never sets: see `push_used`).
         let flags = if len > 0 { DESC_F_WRITE } else { 0 };
         s.push_used_flags(q, id, len, descs, flags);
+    }
+
+    /// Fault: writes `n` as the `num_buffers` of every frame received from now on, whatever
+    /// the number of buffers it takes (and with or without `MRG_RXBUF`); `None` writes the
+    /// true count again.
+    ///
+    /// # Panics
+    /// As [`inject_used`](Self::inject_used).
+    pub fn set_num_buffers(&self, n: Option<u16>) {
+        let mut s = self.lock();
+        s.own_engine_only("set_num_buffers");
+        s.num_buffers = n;
+    }
+
+    /// Fault: writes `bytes` into the memory of queue `q` that the device writes — a split
+    /// ring's used ring (flags, index, entries, `avail_event`), a packed ring's descriptor
+    /// ring and device event area — at `offset` modulo its length, cut at its end, as a
+    /// broken or hostile device would. Returns how many bytes were written (0 for a queue
+    /// not set up).
+    ///
+    /// The model's own ring state is not updated: once a test scribbles, it should not let
+    /// the model walk the rings again ([`step`](Self::step), or notifies with
+    /// [`set_auto`](Self::set_auto) on), which would trust what it finds there.
+    pub fn scribble(&self, q: u16, offset: usize, bytes: &[u8]) -> usize {
+        let s = self.lock();
+        let Some(qu) = s.queues.get(usize::from(q)).filter(|qu| qu.enabled) else {
+            return 0;
+        };
+        let size = usize::from(qu.size);
+        let areas: [(u64, usize); 2] = if qu.packed {
+            [(qu.desc, 16 * size), (qu.used, 4)]
+        } else {
+            [(qu.used, 6 + 8 * size), (0, 0)]
+        };
+        let total: usize = areas.iter().map(|a| a.1).sum();
+        if total == 0 {
+            return 0;
+        }
+        let mut at = offset % total;
+        let mut done = 0;
+        for (base, len) in areas {
+            if at >= len {
+                at -= len;
+                continue;
+            }
+            let n = bytes.len().saturating_sub(done).min(len - at);
+            mem::write_bytes(base + at as u64, &bytes[done..done + n]);
+            done += n;
+            at = 0;
+        }
+        done
     }
 
     /// Fault: moves queue `q`'s used index `n` ahead without writing entries.
@@ -706,7 +760,8 @@ impl State {
                 self.set_avail_cursor(q, start);
                 continue;
             }
-            let data = rx_frame(&frame, self.cfg.rx_hdr_flags, taken.len() as u16);
+            let num_buffers = self.num_buffers.unwrap_or(taken.len() as u16);
+            let data = rx_frame(&frame, self.cfg.rx_hdr_flags, num_buffers);
             let mut at = 0;
             for (head, addr, len, descs) in taken {
                 let k = (len as usize).min(data.len() - at);

@@ -526,6 +526,51 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_id_inside_a_multi_descriptor_chain_frees_nothing_twice() {
+        let mut q = queue(8, false);
+        // Chain A: 3 descriptors (id 0, slots 0-2); chain B: 2 (id 1, slots 3-4); C: 1
+        // (id 2, slot 5).
+        q.add(&[seg(10, false), seg(20, false), seg(30, true)], 100)
+            .unwrap();
+        q.add(&[seg(10, false), seg(40, true)], 101).unwrap();
+        q.add(&[seg(50, true)], 102).unwrap();
+        q.publish();
+        assert_eq!(q.free_descs(), 2);
+        // The device returns B's id at A's head: the driver follows its own record of B
+        // (2 descriptors), which leaves its used position inside chain A.
+        used(&q, 0, 1, 40, USED_LAP1);
+        assert!(matches!(q.pop_used(), Some(Used::Done(101, 40))));
+        assert_eq!(q.free_descs(), 4);
+        // A used descriptor there, inside A, naming an id out of range, then B's again (no
+        // longer in flight): each is one bad descriptor, nothing is freed.
+        used(&q, 2, 9, 0, USED_LAP1);
+        assert!(matches!(q.pop_used(), Some(Used::BadId(9))));
+        used(&q, 3, 1, 0, USED_LAP1);
+        assert!(matches!(q.pop_used(), Some(Used::BadId(1))));
+        assert_eq!(q.free_descs(), 4, "a bad id frees no descriptor");
+        assert_eq!(
+            q.take_fault(),
+            Some(UsedFault::BadId {
+                queue: 3,
+                id: 1,
+                size: 8
+            })
+        );
+        // A, returned now, frees its 3 descriptors once.
+        used(&q, 4, 0, 30, USED_LAP1);
+        assert!(matches!(q.pop_used(), Some(Used::Done(100, 30))));
+        assert_eq!(q.free_descs(), 7);
+        assert!(q.pop_used().is_none(), "slot 7 is not used");
+        assert_eq!(q.in_flight(), 1);
+        // The ring goes on: a new chain fits the free descriptors.
+        q.add(&[seg(1, true); 7], 103).unwrap();
+        assert_eq!(q.free_descs(), 0);
+        let mut left: Vec<u32> = q.take_all().collect();
+        left.sort_unstable();
+        assert_eq!(left, [102, 103], "every token back once");
+    }
+
+    #[test]
     fn the_wrap_counters_flip_at_the_end_of_the_ring() {
         let mut q = queue(4, false);
         let mut token = 0u32;

@@ -38,6 +38,7 @@ macro_rules! on_all_rings {
 
 mod bringup;
 mod datapath;
+mod device_values;
 mod faults;
 mod vhost_user;
 

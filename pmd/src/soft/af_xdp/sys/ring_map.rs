@@ -4,7 +4,7 @@ use core::marker::PhantomData;
 use core::mem::size_of;
 use core::ptr::NonNull;
 use std::io;
-#[cfg(test)]
+#[cfg(any(test, feature = "test-utils"))]
 use std::os::fd::FromRawFd;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::AtomicU32;
@@ -12,7 +12,7 @@ use std::sync::atomic::AtomicU32;
 use libc::c_void;
 
 use super::RingEntry;
-#[cfg(test)]
+#[cfg(any(test, feature = "test-utils"))]
 use super::check;
 
 /// One mapped XDP ring: producer, consumer and flags words and `size` entries of `E`, in
@@ -93,7 +93,7 @@ impl<E: RingEntry> RingMap<E> {
     /// Two views of one ring in shared memory (a memfd mapped twice), for tests in which
     /// one view plays the kernel: like the real rings, each side sees the other's writes
     /// only through the memory, never through a Rust reference.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "test-utils"))]
     pub(crate) fn pair(size: u32) -> io::Result<(Self, Self)> {
         let desc = 192;
         let map_len = desc + size as usize * size_of::<E>();
