@@ -26,7 +26,6 @@ Examples:
 #[command(
     name = "sluice-devbind",
     version,
-    about,
     before_help = crate::cli::SUITE,
     after_help = EXAMPLES
 )]
