@@ -193,7 +193,7 @@ fn sluice_blkperf_on_the_ram_disk_reports_what_it_did_when_stopped() {
 }
 
 #[test]
-fn sluice_blkperf_json_is_one_object_when_stopped() {
+fn sluice_blkperf_json_lines_end_with_the_summary_when_stopped() {
     let (out, err) = stop_twice(
         env!("CARGO_BIN_EXE_sluice-blkperf"),
         &[
@@ -211,8 +211,13 @@ fn sluice_blkperf_json_is_one_object_when_stopped() {
         true,
         Twice::IntThenTerm,
     );
-    let v: serde_json::Value =
-        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    // One JSON object per line (the interval records, then the summary).
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {out}")))
+        .collect();
+    let v = lines.last().unwrap_or_else(|| panic!("no output: {err}"));
+    assert_eq!(v["type"], "summary", "{out}");
     assert_eq!(v["interrupted"], true, "{out}");
     assert_eq!(v["total"]["errors"], 0, "{out}");
     assert!(err.contains("running"), "{err}");
