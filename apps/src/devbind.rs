@@ -103,7 +103,12 @@ impl Devbind {
     pub fn status(&self) -> Result<String, DevbindError> {
         let devices = self.sysfs.devices()?;
         let mut out = String::new();
-        if !self.sysfs.has_iommu_groups() {
+        if self.noiommu_mode() {
+            out.push_str(
+                "VFIO no-IOMMU mode is on: vfio-pci gives each device a noiommu-N group and \
+                 nothing protects memory from its DMA (IOVA = physical address).\n\n",
+            );
+        } else if !self.sysfs.has_iommu_groups() {
             out.push_str(
                 "No IOMMU groups: the IOMMU is off. Boot with intel_iommu=on (or amd_iommu=on), or \
                  enable no-IOMMU mode (`modprobe vfio enable_unsafe_noiommu_mode=1`, needs \
@@ -151,6 +156,9 @@ impl Devbind {
     /// Whether VFIO can take `d`, and if not, why.
     fn verdict(&self, d: &PciDevice) -> String {
         let Some(group) = &d.iommu_group else {
+            if self.noiommu_mode() {
+                return "vfio: yes (no-IOMMU mode)".into();
+            }
             return "vfio: no (no IOMMU group: IOMMU off)".into();
         };
         let blockers: Vec<String> = self
@@ -224,7 +232,8 @@ impl Devbind {
             if !up.is_empty() && !force {
                 return Err(DevbindError::InterfaceUp { addr, ifaces: up });
             }
-            if driver == VFIO_PCI && d.iommu_group.is_none() {
+            // In no-IOMMU mode a device has no group until vfio-pci makes one (`noiommu-N`).
+            if driver == VFIO_PCI && d.iommu_group.is_none() && !self.noiommu_mode() {
                 return Err(sluice_pmd::Error::from(VfioError::NoIommuGroup { addr }).into());
             }
             todo.push(d);
@@ -276,6 +285,17 @@ impl Devbind {
             ));
         }
         Ok(report)
+    }
+
+    /// Whether VFIO's unsafe no-IOMMU mode is on (the `vfio` module loaded with
+    /// `enable_unsafe_noiommu_mode=1`, a kernel with `CONFIG_VFIO_NOIOMMU`): then vfio-pci
+    /// gives a device without an IOMMU group a `noiommu-N` group of its own when it binds.
+    fn noiommu_mode(&self) -> bool {
+        let param = self
+            .sysfs
+            .root()
+            .join("module/vfio/parameters/enable_unsafe_noiommu_mode");
+        std::fs::read_to_string(param).is_ok_and(|v| matches!(v.trim(), "Y" | "1"))
     }
 
     /// Loads `driver` with `modprobe` if it is not registered (live system only).

@@ -174,6 +174,8 @@ pub fn run(
         mode: "generator",
         burst,
         at,
+        // No forwarding lcores: the generator never drops what its queue refuses.
+        lossless: opts.run.start.stall_timeout.is_none(),
     };
     let what = Run {
         name: config.name(),

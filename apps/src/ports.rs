@@ -19,6 +19,7 @@ mod virtio;
 /// what their rings need (`ports/af_xdp.rs`); one that `virtio-user` ports use is in a memfd
 /// that their vhost-user backends can map (`ports/virtio.rs`).
 pub fn open_pools(config: &Config) -> Result<Vec<PktPool>, AppError> {
+    let iommu = virtio::iommu_mode(config)?;
     config
         .mempools()
         .iter()
@@ -37,6 +38,9 @@ pub fn open_pools(config: &Config) -> Result<Vec<PktPool>, AppError> {
             }
             let pool = if virtio::shared_with_a_backend(config, id) {
                 PktPool::new_shareable(&cfg)
+            } else if virtio::needs_physical_iovas(config, id, iommu) {
+                // No IOMMU: the device sees physical addresses (hugepages required).
+                PktPool::new(&cfg, Arc::new(sluice_mempool::PagemapMapper))
             } else {
                 PktPool::new(&cfg, Arc::new(IdentityMapper))
             };
@@ -57,7 +61,7 @@ pub fn open_pools(config: &Config) -> Result<Vec<PktPool>, AppError> {
 pub fn open_ports(config: &Config, pools: &[PktPool]) -> Result<Vec<AnyPort>, AppError> {
     let ports = config.ports();
     let mut umems = af_xdp::Umems::default();
-    let mut vfio = virtio::Vfio::default();
+    let mut vfio = virtio::Vfio::for_config(config)?;
     let mut opened: Vec<Option<AnyPort>> = ports.iter().map(|_| None).collect();
     for (i, port) in ports.iter().enumerate() {
         match &port.driver {

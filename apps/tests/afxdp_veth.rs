@@ -13,7 +13,6 @@
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 use sluice_apps::config::Config;
 use sluice_apps::fwd::{self, RunOptions, StartOptions};
@@ -199,7 +198,7 @@ fn forward_in_the_namespace() {
     }
     let config = Config::from_str_named(CONFIG, "afxdp-e2e.toml").unwrap();
     let opts = RunOptions {
-        duration: Some(Duration::from_secs(30)),
+        duration: None, // the count ends the run
         print_stats: false,
         json: false,
         start: StartOptions {

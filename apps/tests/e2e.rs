@@ -14,10 +14,11 @@ fn config(text: &str) -> Config {
     Config::from_str_named(text, "test.toml").unwrap()
 }
 
-/// Lossless (no stall drops) and unpinned: tests share two cores with each other.
+/// Lossless (no stall drops) and unpinned: tests share two cores with each other. The count
+/// ends the run, not a duration: a loaded machine makes it slower, not shorter.
 fn exact(count: u64) -> RunOptions {
     RunOptions {
-        duration: Some(Duration::from_secs(60)),
+        duration: None,
         print_stats: false,
         json: false,
         start: StartOptions {
@@ -65,6 +66,20 @@ fn rtc_io_delivers_exactly_what_was_sent() {
     assert_eq!(s.mode, "rtc");
     // io: frames keep the generator's addresses (to its peer fwd0, from gen0).
     assert_eq!(macs(&s), (FWD0.into(), GEN0.into()));
+}
+
+#[test]
+fn tx_policy_lossless_in_the_config_delivers_exactly_under_the_dropping_default() {
+    // The run's default policy drops after 100 µs without progress (the loopback example
+    // loses frames that way at full rate); `tx_policy = "lossless"` on the forwarding lcore
+    // turns that into back-pressure: every frame arrives.
+    let text =
+        LOOPBACK_EXAMPLE.replace("role = \"rtc\"", "role = \"rtc\"\ntx_policy = \"lossless\"");
+    let mut opts = exact(200_000);
+    opts.start.stall_timeout = RunOptions::default().start.stall_timeout;
+    assert!(opts.start.stall_timeout.is_some());
+    let s = run(&config(&text), &opts).unwrap();
+    assert_exact(&s, 200_000);
 }
 
 #[test]

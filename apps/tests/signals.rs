@@ -193,7 +193,7 @@ fn sluice_blkperf_on_the_ram_disk_reports_what_it_did_when_stopped() {
 }
 
 #[test]
-fn sluice_blkperf_json_is_one_object_when_stopped() {
+fn sluice_blkperf_json_lines_end_with_the_summary_when_stopped() {
     let (out, err) = stop_twice(
         env!("CARGO_BIN_EXE_sluice-blkperf"),
         &[

@@ -1,7 +1,7 @@
 #!/bin/sh
 # End-to-end test of the NVMe driver, run INSIDE the guest of run-in-guest.sh:
 #
-#   bench/qemu/run-in-guest.sh --nics 0 -- bench/qemu/e2e-nvme.sh TARGET/release
+#   bench/qemu/run-in-guest.sh --nics 0 [--no-iommu] -- bench/qemu/e2e-nvme.sh TARGET/release
 #
 # TARGET/release must hold sluice-devbind, sluice-blkperf and examples/nvme_service (cargo
 # build --release -p sluice-apps --bin sluice-devbind --bin sluice-blkperf -p sluice-pmd
@@ -43,15 +43,24 @@ echo "wrote /tmp/k2s.bin to $dev"
 
 step "sluice-devbind bind $nvme (to vfio-pci)"
 "$devbind" bind "$nvme"
+# run-in-guest.sh --no-iommu: VFIO's no-IOMMU mode (group noiommu-N, IOVA = physical
+# address); sluice-blkperf is told, nvme_service finds it from the group.
+noiommu=
+if [ "${SLUICE_GUEST_IOMMU:-intel}" = none ]; then
+    noiommu=--no-iommu
+    group=$(basename "$(readlink /sys/bus/pci/devices/"$nvme"/iommu_group)")
+    [ -c "/dev/vfio/noiommu-$group" ] || fail "no /dev/vfio/noiommu-$group for $nvme in no-IOMMU mode"
+    echo "ok: $nvme is in VFIO group noiommu-$group"
+fi
 
 step "sluice-blkperf --verify: 4 KiB randrw, QD 16, through VFIO"
-"$perf" --target "nvme:$nvme" --verify -w randrw -M 50 -q 16 -t 2 --span-mib 4
+"$perf" --target "nvme:$nvme" $noiommu --verify -w randrw -M 50 -q 16 -t 2 --span-mib 4
 
 step "sluice-blkperf --verify: 128 KiB sequential rw (PRP lists), QD 4"
-"$perf" --target "nvme:$nvme" --verify -w rw -M 50 -o 128k -q 4 -t 1 --span-mib 4
+"$perf" --target "nvme:$nvme" $noiommu --verify -w rw -M 50 -o 128k -q 4 -t 1 --span-mib 4
 
 step "sluice-blkperf --verify: two lcores, two queue pairs, shadow doorbells off"
-"$perf" --target "nvme:$nvme" --verify -w randrw -M 30 -q 8 -t 1 -c 0,1 --span-mib 2 \
+"$perf" --target "nvme:$nvme" $noiommu --verify -w randrw -M 30 -q 8 -t 1 -c 0,1 --span-mib 2 \
     --no-shadow-doorbells
 
 step "Sluice reads what the kernel wrote"

@@ -61,7 +61,7 @@ EOT
     port sink0 "$nic3" 1
     q=0
     while [ $q -lt "$queues" ]; do
-        printf '\n[[lcores]]\ncore = %s\nrole = "rtc"\nrx = ["fwd0/q%s"]\n' $((q + 1)) $q
+        printf '\n[[lcores]]\ncore = %s\nrole = "rtc"\nrx = ["fwd0/q%s"]\ntx_policy = "lossless"\n' $((q + 1)) $q
         q=$((q + 1))
     done
     cat <<EOT

@@ -10,12 +10,13 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 
-run= out= limit=600
+run= out= limit=600 noiommu=0
 for arg in $(cat /proc/cmdline); do
     case "$arg" in
         sluice.run=*) run=${arg#sluice.run=} ;;
         sluice.out=*) out=${arg#sluice.out=} ;;
         sluice.timeout=*) limit=${arg#sluice.timeout=} ;;
+        sluice.noiommu=1) noiommu=1 ;;
     esac
 done
 
@@ -27,6 +28,13 @@ die() {
     echo o > /proc/sysrq-trigger
 }
 
+# No IOMMU (run-in-guest.sh --no-iommu): vfio, rebuilt with CONFIG_VFIO_NOIOMMU, in its
+# unsafe no-IOMMU mode, before vfio_pci pulls it in without the option.
+if [ "$noiommu" = 1 ]; then
+    modprobe vfio enable_unsafe_noiommu_mode=1 || die "modprobe vfio enable_unsafe_noiommu_mode=1 failed"
+    [ "$(cat /sys/module/vfio/parameters/enable_unsafe_noiommu_mode)" = Y ] ||
+        die "vfio is not in no-IOMMU mode (built without CONFIG_VFIO_NOIOMMU?)"
+fi
 # The 9p transport and the drivers the devices start on (the test unbinds them), then VFIO.
 for m in virtio_pci 9pnet_virtio 9p nvme virtio_net lpc_ich vfio_pci vfio_iommu_type1; do
     modprobe "$m" || die "modprobe $m failed"

@@ -14,10 +14,12 @@
 #   SLUICE_GUEST_NICS  PCI addresses of the NICs, in wiring order (space-separated)
 #   SLUICE_GUEST_NVME  PCI address of the NVMe controller (empty with --no-nvme)
 #   SLUICE_GUEST_OUT   a directory shared read-write with the host (see --out)
-#   SLUICE_GUEST_TAP_QUEUES  queue pairs per NIC with --tap-queues (0: hubport wiring)
+#   SLUICE_GUEST_TAP_QUEUES  queue pairs per NIC with --tap-queues (0: wired by --wire)
 #   SLUICE_GUEST_CPUS  the number of vCPUs
 #   SLUICE_GUEST_NIC_OPTS  what --nic-opts added to every NIC (empty without it)
 #   SLUICE_GUEST_VHOST_MAC  the MAC of the --vhost-user NIC (empty without it)
+#   SLUICE_GUEST_WIRE  how the NIC pairs are wired: hub, stream or tap (--wire, --tap-queues)
+#   SLUICE_GUEST_IOMMU  intel (the emulated IOMMU) or none (--no-iommu)
 #
 # Options:
 #   --nics N             virtio-net NICs (default 2, at most 8)
@@ -33,6 +35,15 @@
 #                        first): the guest's RAM becomes a shared memfd (share=on) that the
 #                        backend maps; the guest's kernel virtio-net drives the NIC
 #   --vhost-user-opts OPTS  properties appended to that NIC, e.g. packed=on
+#   --wire hub|stream    how a NIC pair is joined without --tap-queues: hub (default), a
+#                        two-port QEMU hub; stream, each NIC's stream netdev connected to
+#                        wire-relay.py, which copies the bytes between the two in order and
+#                        without loss (QEMU 7.2's hub was seen to deliver a frame out of order
+#                        on a loaded host; needs python3)
+#   --no-iommu           no emulated IOMMU: the guest's vfio modules are rebuilt with
+#                        CONFIG_VFIO_NOIOMMU=y (build-vfio-noiommu.sh, cached under the work
+#                        dir) and vfio is loaded with enable_unsafe_noiommu_mode=1, so that
+#                        devices bound to vfio-pci get noiommu-N groups (IOVA = physical)
 #   --cpus N             vCPUs (default 2)
 #   --no-nvme            no NVMe controller
 #   --mem MIB            guest memory (default 1024)
@@ -63,7 +74,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 work=${SLUICE_QEMU_WORK:-$here/work}
-nics=2 nic_opts= vhost_sock= vhost_opts= tap_queues=0 cpus=2 nvme=1 mem=1024 hugepages=128 cmd_timeout=600 boot_timeout=120 out= keep=0
+nics=2 nic_opts= vhost_sock= vhost_opts= tap_queues=0 wire=hub iommu=intel cpus=2 nvme=1 mem=1024 hugepages=128 cmd_timeout=600 boot_timeout=120 out= keep=0
 hotplug=0 qmp=0
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit "${1:-0}"; }
@@ -76,6 +87,8 @@ while [ $# -gt 0 ]; do
         --vhost-user) vhost_sock=$2; shift 2 ;;
         --vhost-user-opts) vhost_opts=$2; shift 2 ;;
         --tap-queues) tap_queues=$2; shift 2 ;;
+        --wire) wire=$2; shift 2 ;;
+        --no-iommu) iommu=none; shift ;;
         --cpus) cpus=$2; shift 2 ;;
         --no-nvme) nvme=0; shift ;;
         --nvme) nvme=1; shift ;;
@@ -101,6 +114,7 @@ done
 [[ $vhost_opts =~ ^[A-Za-z0-9_.=,-]*$ ]] || fail "--vhost-user-opts '$vhost_opts': properties only (a=b,c=d)"
 [ -z "$vhost_sock" ] || [ -S "$vhost_sock" ] || fail "--vhost-user $vhost_sock: no socket there (start the backend first)"
 [ "$cpus" -ge 1 ] || fail "--cpus $cpus: at least 1"
+case $wire in hub|stream) ;; *) fail "--wire '$wire': hub or stream" ;; esac
 # QEMU 7.2's virtio-net takes at most 1024 queues; the driver uses at most 16 pairs.
 [ "$tap_queues" -le 16 ] || fail "--tap-queues $tap_queues: at most 16"
 if [ "$tap_queues" -gt 0 ]; then
@@ -147,9 +161,16 @@ vmlinuz=$(ls "$kdir"/boot/vmlinuz-* | head -1)
 kver=${vmlinuz##*/vmlinuz-}
 [ -f "$kdir/lib/modules/$kver/modules.dep" ] || depmod -b "$kdir" "$kver"
 
+# No IOMMU: the vfio modules rebuilt with CONFIG_VFIO_NOIOMMU=y replace Debian's.
+noiommu_mods=
+if [ "$iommu" = none ]; then
+    noiommu_mods=$("$here/build-vfio-noiommu.sh" "$kver") ||
+        fail "cannot build the vfio modules with CONFIG_VFIO_NOIOMMU (build-vfio-noiommu.sh)"
+fi
+
 # The initramfs holds busybox, the init script and the modules it loads (with their
 # dependencies); it is rebuilt when the init script or this script changes.
-initrd=$work/initramfs-$kver.cpio.gz
+initrd=$work/initramfs-$kver${noiommu_mods:+-noiommu}.cpio.gz
 if [ ! -f "$initrd" ] || [ "$here/guest-init.sh" -nt "$initrd" ] || [ "$0" -nt "$initrd" ]; then
     echo "run-in-guest: building the initramfs for $kver" >&2
     root=$(mktemp -d "$work/initramfs.XXXXXX")
@@ -166,6 +187,11 @@ if [ ! -f "$initrd" ] || [ "$here/guest-init.sh" -nt "$initrd" ] || [ "$0" -nt "
         mkdir -p "$root/$(dirname "$rel")"
         cp "$ko" "$root/$rel"
     done
+    if [ -n "$noiommu_mods" ]; then
+        (cd "$noiommu_mods" && find . -name '*.ko') | while read -r ko; do
+            cp "$noiommu_mods/$ko" "$root/lib/modules/$kver/kernel/drivers/vfio/$ko"
+        done
+    fi
     cp "$kdir/lib/modules/$kver"/modules.{order,builtin,builtin.modinfo} "$root/lib/modules/$kver/"
     depmod -b "$root" "$kver"
     (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$initrd.tmp.$$"
@@ -176,9 +202,10 @@ fi
 # --- this run -----------------------------------------------------------------------------
 
 run=$(mktemp -d "$work/run.XXXXXX")
-qpid= netns=
+qpid= netns= relays=()
 cleanup() {
     [ -n "$qpid" ] && kill "$qpid" 2>/dev/null || true
+    for r in "${relays[@]}"; do kill "$r" 2>/dev/null || true; done
     [ -n "$qpid" ] && wait "$qpid" 2>/dev/null || true
     [ -n "$netns" ] && ip netns delete "$netns" 2>/dev/null || true
     if [ "$keep" = 1 ]; then
@@ -239,6 +266,16 @@ for ((i = 0; i < nics; i++)); do
         "${in_netns[@]}" ip link set "tap$i" master "br$((i / 2))" up
         qemu_devs+=(-netdev "tap,id=net$i,ifname=tap$i,script=no,downscript=no,vhost=off,queues=$tap_queues"
             -device "$dev,mq=on,vectors=$((2 * tap_queues + 2))")
+    elif [ "$wire" = stream ]; then
+        # Each NIC's netdev connects to its end of the pair's relay (started below, before
+        # QEMU). Not one netdev listening for the other: QEMU writes to the socket blocking,
+        # so a full socket buffer would stop the main loop that has to drain it.
+        if [ $((i % 2)) = 0 ]; then
+            python3 "$here/wire-relay.py" "$run/wire$i.sock" "$run/wire$((i + 1)).sock" &
+            relays+=($!)
+        fi
+        qemu_devs+=(-netdev "stream,id=net$i,server=off,addr.type=unix,addr.path=$run/wire$i.sock"
+            -device "$dev")
     else
         # Two ports per hub: a point-to-point wire inside QEMU with back-pressure.
         qemu_devs+=(-netdev "hubport,id=net$i,hubid=$((i / 2))" -device "$dev")
@@ -255,6 +292,11 @@ if [ -n "$vhost_sock" ]; then
         -netdev vhost-user,id=vhu0net,chardev=vhu0
         -device "virtio-net-pci,netdev=vhu0net,disable-legacy=on,mac=$vhost_mac,addr=0xc${vhost_opts:+,$vhost_opts}")
 fi
+# The relays listen before QEMU connects.
+for ((i = 0; i < ${#relays[@]} * 2; i++)); do
+    for _ in $(seq 100); do [ -S "$run/wire$i.sock" ] && break; sleep 0.1; done
+    [ -S "$run/wire$i.sock" ] || fail "wire-relay.py did not listen on $run/wire$i.sock"
+done
 
 {
     echo "export SLUICE_GUEST_VHOST_MAC='$vhost_mac'"
@@ -262,6 +304,8 @@ fi
     echo "export SLUICE_GUEST_TAP_QUEUES='$tap_queues'"
     echo "export SLUICE_GUEST_CPUS='$cpus'"
     echo "export SLUICE_GUEST_NIC_OPTS='$nic_opts'"
+    echo "export SLUICE_GUEST_WIRE='$([ "$tap_queues" -gt 0 ] && echo tap || echo "$wire")'"
+    echo "export SLUICE_GUEST_IOMMU='$iommu'"
     echo "export SLUICE_GUEST_NVME='$([ "$nvme" = 1 ] && { [ "$hotplug" = 1 ] && echo 0000:01:00.0 || echo 0000:00:03.0; })'"
     echo "export SLUICE_GUEST_OUT='$out'"
     echo "export PATH='/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'"
@@ -273,8 +317,16 @@ fi
     echo
 } > "$run/cmd.sh"
 
-# no_timer_check: on a loaded host TCG can miss the IO-APIC timer check and panic.
-append="console=ttyS0 panic=-1 quiet loglevel=3 intel_iommu=on iommu=pt no_timer_check"
+# no_timer_check: under TCG on a loaded host the timer interrupt check at boot can fail
+# (then the kernel falls back to a broken timer path); skip it.
+append="console=ttyS0 panic=-1 quiet loglevel=3 no_timer_check"
+iommu_dev=()
+if [ "$iommu" = intel ]; then
+    append+=" intel_iommu=on iommu=pt"
+    iommu_dev=(-device intel-iommu,intremap=on,caching-mode=on,aw-bits=48)
+else
+    append+=" sluice.noiommu=1"
+fi
 append+=" hugepagesz=2M hugepages=$hugepages"
 append+=" sluice.run=$run/cmd.sh sluice.out=$out sluice.timeout=$cmd_timeout"
 
@@ -284,7 +336,7 @@ qemu=(qemu-system-x86_64
     -machine q35,kernel-irqchip=split -accel tcg,thread=multi -cpu max -smp "$cpus" "${mem_opts[@]}"
     -nodefaults -no-user-config -display none -vga none -monitor none -no-reboot
     -serial "file:$run/console.log"
-    -device intel-iommu,intremap=on,caching-mode=on,aw-bits=48
+    "${iommu_dev[@]}"
     -kernel "$vmlinuz" -initrd "$initrd" -append "$append"
     -fsdev local,id=hostroot,path=/,readonly=on,security_model=none,multidevs=remap
     -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot,addr=0x10

@@ -92,6 +92,9 @@
 //! tx = ["port1/q0", "port0/q0"]  # each tx queue used by one lcore; rtc: optional, must cover
 //!                             ## the destinations of the rx ports and nothing else; when
 //!                             ## absent, the rx queue's index on each rx port's destination
+//! tx_policy = "drop"          # "drop" (default): a burst its tx queue (or ring) refuses is
+//!                             ## held, and dropped after 100 µs without progress;
+//!                             ## "lossless": held as long as it takes (back-pressure only)
 //! [[lcores]]
 //! core = 2
 //! role = "rtc"
@@ -217,7 +220,7 @@ pub use addr::{MacAddr, PciAddr};
 pub use error::ConfigError;
 pub use model::{
     Config, ForwardMode, ForwardRule, Generator, Lcore, LcoreRole, Mempool, MempoolId, PageSize,
-    Pipeline, Port, PortDriver, PortId, QueueRef, Sink, XdpMode,
+    Pipeline, Port, PortDriver, PortId, QueueRef, Sink, TxPolicy, XdpMode,
 };
 
 /// The text of `config/examples/loopback.toml`, what `sluice-fwd` runs with no `--config`:

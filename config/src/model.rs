@@ -184,6 +184,21 @@ pub enum LcoreRole {
     Tx,
 }
 
+/// What an lcore does with a burst its outlet (a tx queue or a pipeline ring) keeps refusing
+/// (`tx_policy`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TxPolicy {
+    /// `"drop"` (the default): hold the refused burst and back-pressure, but drop it (counted
+    /// in the outlet's `drops`) once the outlet has taken nothing for 100 µs, so that a dead
+    /// link costs frames, not an ever-growing delay.
+    #[default]
+    Drop,
+    /// `"lossless"`: hold and back-pressure for as long as it takes; nothing is dropped while
+    /// the lcore runs (exact-count tests, peers that drain slowly).
+    Lossless,
+}
+
 /// A polling thread pinned to one CPU (`[[lcores]]`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lcore {
@@ -197,6 +212,8 @@ pub struct Lcore {
     /// For a run-to-completion lcore without `tx` in the file, one per rx queue: the same queue
     /// index on that rx port's forwarding destination.
     pub tx: Vec<QueueRef>,
+    /// What it does with bursts its outlets keep refusing.
+    pub tx_policy: TxPolicy,
 }
 
 /// What a forwarding rule does to a frame.

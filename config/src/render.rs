@@ -43,6 +43,7 @@ impl Config {
                     role: l.role,
                     rx: l.rx.iter().map(queue).collect(),
                     tx: (!l.tx.is_empty()).then(|| l.tx.iter().map(queue).collect()),
+                    tx_policy: Some(l.tx_policy),
                 })
                 .collect(),
             forward: self

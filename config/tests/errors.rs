@@ -1172,3 +1172,27 @@ fn telemetry_prometheus_is_an_address_and_round_trips() {
         &["socket"],
     );
 }
+
+// ---- transmit policy ----
+
+#[test]
+fn tx_policy_defaults_to_drop_and_takes_lossless() {
+    use sluice_config::TxPolicy;
+    assert_eq!(ok(BASE).lcores()[0].tx_policy, TxPolicy::Drop);
+    let text = edit(&[("role = \"rtc\"", "role = \"rtc\"\ntx_policy = \"lossless\"")]);
+    let config = ok(&text);
+    assert_eq!(config.lcores()[0].tx_policy, TxPolicy::Lossless);
+    // It survives rendering.
+    let again = parse(&config.to_toml()).unwrap();
+    assert_eq!(again.lcores()[0].tx_policy, TxPolicy::Lossless);
+}
+
+#[test]
+fn unknown_tx_policy_names_the_key_and_the_choices() {
+    let text = edit(&[("role = \"rtc\"", "role = \"rtc\"\ntx_policy = \"retry\"")]);
+    assert_rejected(
+        &text,
+        "fwd.toml: lcores[0].tx_policy: unknown variant `retry`",
+        &["drop", "lossless"],
+    );
+}

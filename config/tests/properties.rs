@@ -180,6 +180,9 @@ impl Spec {
             if self.explicit_tx {
                 writeln!(t, "tx = [{}]", sent[i].join(", ")).unwrap();
             }
+            if self.cores[i] % 2 == 1 {
+                writeln!(t, "tx_policy = \"lossless\"").unwrap();
+            }
         }
         t
     }

@@ -73,6 +73,9 @@ pub struct LcoreSpec {
     pub name: String,
     /// The CPU to pin to; `None`: unpinned.
     pub core: Option<usize>,
+    /// Never drop what its outlets refuse (lossless back-pressure), whatever the runtime's
+    /// [`RuntimeConfig::stall_timeout`].
+    pub lossless: bool,
 }
 
 impl LcoreSpec {
@@ -81,6 +84,7 @@ impl LcoreSpec {
         Self {
             name: name.into(),
             core: Some(core),
+            lossless: false,
         }
     }
 
@@ -89,7 +93,14 @@ impl LcoreSpec {
         Self {
             name: name.into(),
             core: None,
+            lossless: false,
         }
+    }
+
+    /// The same lcore with lossless back-pressure on (or off).
+    pub fn lossless(mut self, on: bool) -> Self {
+        self.lossless = on;
+        self
     }
 }
 
@@ -219,10 +230,12 @@ impl Runtime {
         with_burst!(self.cfg.burst, N => N)
     }
 
-    fn stall_ticks(&self) -> u64 {
-        self.cfg
-            .stall_timeout
-            .map_or(u64::MAX, |d| tsc::Clock::calibrate().ticks(d))
+    /// The drop timeout of `spec`'s outlets in TSC ticks (`u64::MAX`: never drop).
+    fn stall_ticks(&self, spec: &LcoreSpec) -> u64 {
+        match self.cfg.stall_timeout {
+            Some(d) if !spec.lossless => tsc::Clock::calibrate().ticks(d),
+            _ => u64::MAX,
+        }
     }
 
     /// Starts an lcore running `task` (the generator and sink use this).
@@ -252,7 +265,7 @@ impl Runtime {
                 layout.tx.len()
             )));
         }
-        let stall = self.stall_ticks();
+        let stall = self.stall_ticks(&layout.lcore);
         with_burst!(self.cfg.burst, N => {
             let task = RtcTask::<R, T, N>::new(layout.rx, layout.tx, stall);
             self.spawn(layout.lcore, task)
@@ -280,7 +293,6 @@ impl Runtime {
             ));
         }
         let burst = burst.clamp(1, PIPE_MAX);
-        let stall = self.stall_ticks();
         let ports = 1 + rules
             .iter()
             .map(|r| usize::from(r.0.max(r.1)))
@@ -338,6 +350,7 @@ impl Runtime {
         }
 
         for ((spec, queues), inlets) in tx.into_iter().zip(tx_in) {
+            let stall = self.stall_ticks(&spec);
             let mut by_port = vec![None; ports];
             let mut outs = Vec::new();
             for (i, (q, port)) in queues.into_iter().enumerate() {
@@ -357,6 +370,7 @@ impl Runtime {
             self.spawn(spec, stage)?;
         }
         for ((spec, inlets), outs) in workers.into_iter().zip(w_in).zip(w_out) {
+            let stall = self.stall_ticks(&spec);
             let stage = WorkerStage::<PIPE_MAX> {
                 inlets,
                 routes: routes.clone(),
@@ -370,6 +384,7 @@ impl Runtime {
         // Numbered across all rx lcores, so that one queue per rx lcore still spreads.
         let mut next_queue = 0usize;
         for ((spec, queues), outs) in rx.into_iter().zip(rx_out) {
+            let stall = self.stall_ticks(&spec);
             let rx_queues = queues
                 .into_iter()
                 .map(|(q, port)| {

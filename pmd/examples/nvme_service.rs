@@ -18,10 +18,11 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use sluice_mempool::{IovaMapper, Mempool, PoolConfig};
+use sluice_mempool::{HugePagePolicy, IovaMapper, Mempool, PoolConfig};
 use sluice_pmd::MmioRegion;
 use sluice_pmd::block::{BlockQueue, BlockRequest};
 use sluice_pmd::nvme::{ControllerConfig, IoQpair, VfioNvme};
+use sluice_pmd::pci::Sysfs;
 use sluice_pmd::vfio::IommuMode;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -48,7 +49,21 @@ fn run(args: &[String]) -> Result<()> {
         }
         _ => return Err(usage.into()),
     };
-    let mut dev = VfioNvme::open(addr, IommuMode::Type1v2, ControllerConfig::default())?;
+    // A device whose VFIO group is noiommu-N (VFIO's no-IOMMU mode) sees physical addresses:
+    // the container then maps with IOVA = PA, on hugepages.
+    let noiommu = Sysfs::system()
+        .iommu_group(addr)?
+        .is_some_and(|g| g.noiommu);
+    let (mode, huge_pages) = if noiommu {
+        (IommuMode::NoIommu, HugePagePolicy::Require)
+    } else {
+        (IommuMode::Type1v2, HugePagePolicy::Prefer)
+    };
+    let cfg = ControllerConfig {
+        huge_pages,
+        ..ControllerConfig::default()
+    };
+    let mut dev = VfioNvme::open(addr, mode, cfg)?;
     let ns = *dev.ctrl.namespaces().first().ok_or("no active namespace")?;
     let bs = u64::from(ns.block_size);
     if !offset.is_multiple_of(bs) {
@@ -57,6 +72,7 @@ fn run(args: &[String]) -> Result<()> {
     let mut q = dev.ctrl.create_io_qpair(ns.nsid)?;
     let mut cfg = PoolConfig::new("nvme-service", DEPTH as u32, CHUNK);
     cfg.obj_align = 4096;
+    cfg.huge_pages = huge_pages;
     let mapper: Arc<dyn IovaMapper> = dev.container().clone();
     let pool = Mempool::new(&cfg, mapper)?;
     let result = if write {

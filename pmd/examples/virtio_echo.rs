@@ -15,7 +15,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sluice_pmd::mempool::{HugePagePolicy, IovaMapper, PagemapMapper};
 use sluice_pmd::net::{MacAddr, NetPort, RxQueue, TxQueue};
+use sluice_pmd::pci::{PciAddr, Sysfs};
 use sluice_pmd::vfio::{Container, IommuMode};
 use sluice_pmd::virtio::{VirtioConfig, VirtioPort};
 use sluice_pmd::{Batch, IdentityMapper, PktBuf, PktPool, PktPoolConfig};
@@ -44,14 +46,29 @@ fn run(args: &[String]) -> Result<()> {
     };
     let ip: Ipv4Addr = ip.parse()?;
     let secs: u64 = args.get(2).map_or(Ok(u64::MAX / 2), |s| s.parse())?;
-    let container = Container::new(IommuMode::Type1v2)?;
-    let pool = PktPool::new(&PktPoolConfig::new("echo", 2048), Arc::new(IdentityMapper))?;
+    let addr: PciAddr = addr.parse()?;
+    // A device whose VFIO group is noiommu-N (VFIO's no-IOMMU mode) sees physical
+    // addresses: a no-IOMMU container, and a pool on hugepages with IOVA = PA.
+    let noiommu = Sysfs::system()
+        .iommu_group(addr)?
+        .is_some_and(|g| g.noiommu);
+    let mut pool_cfg = PktPoolConfig::new("echo", 2048);
+    let (container, mapper): (_, Arc<dyn IovaMapper>) = if noiommu {
+        pool_cfg.huge_pages = HugePagePolicy::Require;
+        (Container::new(IommuMode::NoIommu)?, Arc::new(PagemapMapper))
+    } else {
+        (
+            Container::new(IommuMode::Type1v2)?,
+            Arc::new(IdentityMapper),
+        )
+    };
+    let pool = PktPool::new(&pool_cfg, mapper)?;
     let cfg = VirtioConfig {
         name: "echo".into(),
         promiscuous: false,
         ..VirtioConfig::default()
     };
-    let mut port = VirtioPort::open(addr.parse()?, &cfg, &pool, &container)?;
+    let mut port = VirtioPort::open(addr, &cfg, &pool, &container)?;
     let mac = port.info().mac;
     println!(
         "virtio_echo: {addr} {mac} {ip}, link {}, {} rings",

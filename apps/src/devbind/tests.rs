@@ -153,6 +153,44 @@ fn bind_refuses_without_an_iommu_group() {
 }
 
 #[test]
+fn bind_takes_a_device_without_a_group_in_no_iommu_mode() {
+    // No IOMMU: the device has no group until vfio-pci, with VFIO's no-IOMMU mode on, makes
+    // one (`/dev/vfio/noiommu-N`). The bind must go ahead (the fake kernel then binds
+    // nothing, hence `NotTaken` after the writes).
+    let f = FakeSysfs::new();
+    f.add(&FakeDevice {
+        addr: "00:04.0",
+        vendor: 0x1af4,
+        device: 0x1041,
+        class: 0x020000,
+        driver: None,
+        group: None,
+    });
+    f.add_driver("vfio-pci");
+    let param = f.root().join("module/vfio/parameters");
+    std::fs::create_dir_all(&param).unwrap();
+    std::fs::write(param.join("enable_unsafe_noiommu_mode"), "Y\n").unwrap();
+    let d = Devbind::new(f.root());
+    let s = d.status().unwrap();
+    assert!(s.starts_with("VFIO no-IOMMU mode is on"), "{s}");
+    assert!(s.contains("vfio: yes (no-IOMMU mode)"), "{s}");
+    let e = d.bind(&[a("00:04.0")], VFIO_PCI, false).unwrap_err();
+    assert!(
+        matches!(e, DevbindError::NotTaken { .. }),
+        "refused before binding: {e}"
+    );
+    assert_eq!(
+        f.read("bus/pci/devices/0000:00:04.0/driver_override"),
+        "",
+        "the override was set, then cleared when nothing took it"
+    );
+    // With the mode off again, the same device is refused up front.
+    std::fs::write(param.join("enable_unsafe_noiommu_mode"), "N\n").unwrap();
+    let e = d.bind(&[a("00:04.0")], VFIO_PCI, false).unwrap_err();
+    assert!(e.to_string().contains("intel_iommu=on"), "{e}");
+}
+
+#[test]
 fn unbind_clears_override_and_unbinds() {
     let f = FakeSysfs::q35_guest();
     let r = Devbind::new(f.root()).unbind(&[a("00:05.0")]).unwrap();

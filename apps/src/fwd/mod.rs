@@ -98,8 +98,8 @@ impl LinkWatch {
 
 /// How long the sink must see nothing new before the rest stops (when drops are possible).
 const SETTLE_QUIET: Duration = Duration::from_millis(20);
-/// The most the stop waits for frames in flight to reach the sink without any arriving (a
-/// busy host slows the drain, it does not end it).
+/// The most the stop waits for frames in flight to reach the sink (lossless: the longest it
+/// waits for the next one).
 const SETTLE_MAX: Duration = Duration::from_secs(5);
 
 /// Runs the forwarder described by `config` until `opts.duration`, `interrupt` (set by the
@@ -272,11 +272,16 @@ pub(crate) fn drive_with(
         // Lossless policy: every frame sent arrives, wait for all while they keep coming
         // (bounded: SETTLE_MAX without one ends the wait). Otherwise frames
         // may have been dropped: also stop once the sink has been quiet for a while.
-        let lossless = opts.start.stall_timeout.is_none();
+        // Lossless, a slow peer (a loaded machine) only delays them: wait while they move.
+        let lossless = started.lossless;
+        let until = Instant::now() + SETTLE_MAX;
         let (mut last, mut quiet_since) = (s.received(), Instant::now());
         while s.received() < g.sent()
-            && quiet_since.elapsed() < SETTLE_MAX
-            && (lossless || quiet_since.elapsed() < SETTLE_QUIET)
+            && if lossless {
+                quiet_since.elapsed() < SETTLE_MAX
+            } else {
+                Instant::now() < until && quiet_since.elapsed() < SETTLE_QUIET
+            }
         {
             std::thread::sleep(Duration::from_millis(1));
             let now = s.received();

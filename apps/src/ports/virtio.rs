@@ -19,20 +19,91 @@ use crate::error::AppError;
 #[derive(Default)]
 pub(super) struct Vfio {
     container: Option<Arc<Container>>,
+    mode: Option<IommuMode>,
 }
 
 impl Vfio {
+    /// The container for `config`'s virtio ports, in the mode their groups are in.
+    pub(super) fn for_config(config: &Config) -> Result<Self, AppError> {
+        Ok(Vfio {
+            container: None,
+            mode: Some(iommu_mode(config)?),
+        })
+    }
+
     fn container(&mut self, port: &str) -> Result<Arc<Container>, AppError> {
         if let Some(c) = &self.container {
             return Ok(c.clone());
         }
-        let c = Container::new(IommuMode::Type1v2).map_err(|source| AppError::Port {
+        let mode = self.mode.unwrap_or(IommuMode::Type1v2);
+        let c = Container::new(mode).map_err(|source| AppError::Port {
             port: port.to_string(),
             source,
         })?;
         self.container = Some(c.clone());
         Ok(c)
     }
+}
+
+/// The IOMMU mode of `config`'s virtio (PCI) ports: no-IOMMU when their VFIO groups are
+/// `noiommu-N` (VFIO's unsafe no-IOMMU mode: the devices see physical addresses), type1
+/// otherwise (also for a device without a group, whose open then says why). All of them
+/// share one container, so they must agree.
+pub(super) fn iommu_mode(config: &Config) -> Result<IommuMode, AppError> {
+    let sysfs = sluice_pmd::pci::Sysfs::system();
+    let mut seen: Option<(IommuMode, &str)> = None;
+    for port in config.ports() {
+        let PortDriver::Virtio { pci } = &port.driver else {
+            continue;
+        };
+        let err = |source| AppError::Port {
+            port: port.name.clone(),
+            source,
+        };
+        let addr = pci
+            .to_string()
+            .parse::<sluice_pmd::pci::PciAddr>()
+            .map_err(err)?;
+        let noiommu = sysfs
+            .iommu_group(addr)
+            .map_err(err)?
+            .is_some_and(|g| g.noiommu);
+        let mode = if noiommu {
+            IommuMode::NoIommu
+        } else {
+            IommuMode::Type1v2
+        };
+        match seen {
+            Some((m, other)) if m != mode => {
+                return Err(AppError::Usage(format!(
+                    "port {}: its VFIO group is {}, port {other}'s is {}: virtio ports of one \
+                     run share one container, so all or none must be in no-IOMMU mode",
+                    port.name,
+                    mode_name(mode),
+                    mode_name(m)
+                )));
+            }
+            _ => seen = Some((mode, &port.name)),
+        }
+    }
+    Ok(seen.map_or(IommuMode::Type1v2, |s| s.0))
+}
+
+fn mode_name(mode: IommuMode) -> &'static str {
+    match mode {
+        IommuMode::NoIommu => "a no-IOMMU group",
+        IommuMode::Type1v2 => "an IOMMU group",
+    }
+}
+
+/// Whether mempool `id` feeds a virtio (PCI) port in no-IOMMU mode, whose device must see
+/// physical addresses (`mode` from [`iommu_mode`]).
+pub(super) fn needs_physical_iovas(config: &Config, id: usize, mode: IommuMode) -> bool {
+    mode == IommuMode::NoIommu
+        && config
+            .ports()
+            .iter()
+            .any(|p| matches!(p.driver, PortDriver::Virtio { .. }) && p.mempool.index() == id)
 }
 
 /// Whether mempool `id` is used by a `virtio-user` port, whose backend must map it.

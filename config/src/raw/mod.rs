@@ -8,7 +8,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 use toml::de::DeTable;
 
-use crate::model::{LcoreRole, PageSize};
+use crate::model::{LcoreRole, PageSize, TxPolicy};
 
 mod ports;
 
@@ -112,6 +112,8 @@ pub(crate) struct RawLcore {
     pub rx: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tx: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tx_policy: Option<TxPolicy>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -163,6 +163,7 @@ impl Validator<'_> {
                 role: l.role,
                 rx,
                 tx,
+                tx_policy: l.tx_policy.unwrap_or_default(),
             });
         }
         Ok(lcores)

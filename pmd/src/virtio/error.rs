@@ -223,7 +223,7 @@ pub enum VirtioError {
     #[error(
         "virtio {device}: a packet pool cannot be used: pool {pool}'s memory is mapped by \
          '{mapper}'; make it with the identity mapper or with this container as its mapper \
-         (required in no-IOMMU mode)"
+         (no-IOMMU mode: the container or the pagemap mapper)"
     )]
     PoolMapper {
         /// The device.

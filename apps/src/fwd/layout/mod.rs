@@ -16,7 +16,7 @@ pub mod seed;
 use std::sync::Arc;
 use std::time::Instant;
 
-use sluice_config::{Config, LcoreRole};
+use sluice_config::{Config, LcoreRole, TxPolicy};
 use sluice_dataplane::{Runtime, RuntimeConfig};
 use sluice_pmd::PktPool;
 use sluice_pmd::net::any::{AnyPort, AnyRxQueue, AnyTxQueue};
@@ -57,6 +57,9 @@ pub struct Started {
     pub burst: usize,
     /// When the first lcore was started (traffic may flow from then on).
     pub at: Instant,
+    /// Whether no lcore drops what its outlets refuse (no stall timeout, or every lcore's
+    /// `tx_policy = "lossless"`): then every frame sent reaches the sink.
+    pub lossless: bool,
 }
 
 /// What the steps of [`start`] share: the configuration, the opened ports and pools, the
@@ -135,6 +138,11 @@ pub fn start_with(
         sink: sink.or(shared_sink),
         mode: if pipeline { "pipeline" } else { "rtc" },
         at,
+        lossless: opts.stall_timeout.is_none()
+            || config
+                .lcores()
+                .iter()
+                .all(|l| l.tx_policy == TxPolicy::Lossless),
     })
 }
 

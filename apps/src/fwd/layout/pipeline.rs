@@ -1,7 +1,7 @@
 //! Pipeline lcores: rx lcores hand batches to workers, which apply the forwarding rules and
 //! hand them to tx lcores, over the rings the runtime makes.
 
-use sluice_config::LcoreRole;
+use sluice_config::{LcoreRole, TxPolicy};
 use sluice_dataplane::PipelineLayout;
 use sluice_pmd::net::any::{AnyRxQueue, AnyTxQueue};
 
@@ -46,21 +46,23 @@ impl Launch<'_> {
         let (config, pin) = (self.config, self.opts.pin);
         for l in config.lcores() {
             let name = format!("lcore {} ({})", l.core, role_name(l.role));
+            let lcore = spec(name.clone(), self.cpu(l.core), pin)
+                .lossless(l.tx_policy == TxPolicy::Lossless);
             match l.role {
                 LcoreRole::Rx => {
                     let qs =
                         l.rx.iter()
                             .map(|&q| Ok((self.rx_tapped(q)?, q.port.index() as u16)))
                             .collect::<Result<Vec<_>, AppError>>()?;
-                    layout.rx.push((spec(name, self.cpu(l.core), pin), qs));
+                    layout.rx.push((lcore, qs));
                 }
-                LcoreRole::Worker => layout.workers.push(spec(name, self.cpu(l.core), pin)),
+                LcoreRole::Worker => layout.workers.push(lcore),
                 LcoreRole::Tx => {
                     let qs =
                         l.tx.iter()
                             .map(|&q| Ok((self.tx_tapped(q)?, q.port.index() as u16)))
                             .collect::<Result<Vec<_>, AppError>>()?;
-                    layout.tx.push((spec(name, self.cpu(l.core), pin), qs));
+                    layout.tx.push((lcore, qs));
                 }
                 LcoreRole::RunToCompletion => {
                     return Err(AppError::Usage(format!(

@@ -1,6 +1,6 @@
 //! Run-to-completion lcores: each polls its rx queues and sends on its own tx queues.
 
-use sluice_config::QueueRef;
+use sluice_config::{QueueRef, TxPolicy};
 use sluice_dataplane::{RtcLayout, RxPath};
 use sluice_pmd::net::any::{AnyRxQueue, AnyTxQueue};
 
@@ -31,7 +31,8 @@ impl Launch<'_> {
                 }
             }
             self.rt.spawn_rtc(RtcLayout {
-                lcore: spec(name, self.cpu(l.core), self.opts.pin),
+                lcore: spec(name, self.cpu(l.core), self.opts.pin)
+                    .lossless(l.tx_policy == TxPolicy::Lossless),
                 rx,
                 tx,
             })?;

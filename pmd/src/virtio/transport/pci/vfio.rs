@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use sluice_mempool::{IdentityMapper, IovaMap, IovaMapper, PktPool};
+use sluice_mempool::{IdentityMapper, IovaMap, IovaMapper, PagemapMapper, PktPool};
 
 use super::PciTransport;
 use crate::error::Error;
@@ -18,7 +18,7 @@ impl VirtioPort<PciTransport> {
     /// and brings it up with `cfg`: receive buffers come from `pool`. A pool made with the
     /// identity mapper is registered with a type1 container at IOVA = VA here (once per
     /// container), until the device is reset at teardown; for a no-IOMMU container make the
-    /// pool with the container as mapper.
+    /// pool with the container or the pagemap mapper (IOVA = physical address).
     ///
     /// # Errors
     /// VFIO errors (not bound, no group, ...), [`VirtioError::NoCap`],
@@ -51,6 +51,21 @@ impl VirtioPort<PciTransport> {
     }
 }
 
+/// Whether a pool made by the mapper named `pool_mapper` must be registered with a
+/// container of `mode` named `container` (`Some(true)`), is usable as it is (`Some(false)`),
+/// or cannot be used by its devices (`None`): its buffers' IOVAs must be what the devices
+/// see. Type1: IOVA = VA (identity mapper), registered here; no-IOMMU: IOVA = physical
+/// address (the pagemap mapper), nothing to register; a pool the container made is mapped.
+fn pool_registration(mode: IommuMode, container: &str, pool_mapper: &str) -> Option<bool> {
+    if pool_mapper == container {
+        return Some(false);
+    }
+    match mode {
+        IommuMode::Type1v2 => (pool_mapper == IdentityMapper.name()).then_some(true),
+        IommuMode::NoIommu => (pool_mapper == PagemapMapper.name()).then_some(false),
+    }
+}
+
 /// A pool's memory registered with a type1 container (IOVA = VA, what the identity mapper
 /// gave the pool's buffers), unregistered when dropped.
 struct PoolMapping {
@@ -73,10 +88,11 @@ fn map_pool(
     addr: PciAddr,
 ) -> Result<Option<PoolMapping>, Error> {
     let region = pool.region();
-    if region.mapper_name() == container.name() {
+    let register = pool_registration(container.mode(), container.name(), region.mapper_name());
+    if register == Some(false) {
         return Ok(None);
     }
-    if container.mode() != IommuMode::Type1v2 || region.mapper_name() != IdentityMapper.name() {
+    if register.is_none() {
         return Err(VirtioError::PoolMapper {
             device: addr.to_string(),
             pool: pool.name().to_string(),
@@ -110,4 +126,35 @@ fn map_pool(
         pool: pool.clone(),
         map,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pools_are_registered_only_where_their_iovas_fit_the_mode() {
+        use IommuMode::{NoIommu, Type1v2};
+        let identity = IdentityMapper.name();
+        let pagemap = PagemapMapper.name();
+        assert_eq!(
+            pool_registration(Type1v2, "vfio-type1", identity),
+            Some(true)
+        );
+        assert_eq!(
+            pool_registration(Type1v2, "vfio-type1", "vfio-type1"),
+            Some(false)
+        );
+        assert_eq!(pool_registration(Type1v2, "vfio-type1", pagemap), None);
+        // No IOMMU: physical addresses are what the device sees; VAs would be garbage.
+        assert_eq!(
+            pool_registration(NoIommu, "vfio-noiommu", pagemap),
+            Some(false)
+        );
+        assert_eq!(
+            pool_registration(NoIommu, "vfio-noiommu", "vfio-noiommu"),
+            Some(false)
+        );
+        assert_eq!(pool_registration(NoIommu, "vfio-noiommu", identity), None);
+    }
 }
