@@ -13,12 +13,15 @@
 # Needs root (a network namespace, a veth, AF_XDP) and what run-in-guest.sh needs. Removes
 # what it made on exit.
 #
-# Status: not in CI, does not pass yet. With Debian's QEMU 7.2 the backend serves QEMU's
-# bring-up (features, protocol features, queue count, owner, call/err fds; QEMU's early
-# SET_VRING_ENABLEs, sent before SET_FEATURES, are ignored) and then QEMU segfaults (a NULL
-# dereference, "segfault at 28" in dmesg) before it sends SET_FEATURES, as the guest's driver
-# starts the device. With --vhost-user-opts ctrl_vq=off QEMU survives but the guest shows no
-# interface. Not diagnosed further (no QEMU symbols on this host).
+# Status: not in CI, does not pass yet. With Debian's QEMU 7.2 under TCG, a vhost-user NIC with
+# MSI-X crashed QEMU when the guest's driver started it (a NULL dereference in
+# vhost_net_start's vector notifiers, "segfault at 28" in dmesg; DPDK's net_vhost as the
+# backend crashes it the same way); run-in-guest.sh now gives that NIC no MSI-X (vectors=0),
+# and QEMU survives: the guest's kernel brings eth0 up. Then nothing moves: every
+# SET_VRING_ENABLE QEMU sends reaches the backend while PROTOCOL_FEATURES is not yet
+# acknowledged, rust-vmm's handler refuses them ("inactive feature"), so the rings stay
+# disabled and the guest's pings go nowhere. Next: keep the requested enable state of each
+# ring and apply it when SET_FEATURES acknowledges PROTOCOL_FEATURES.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/../.."
