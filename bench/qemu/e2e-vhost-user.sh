@@ -16,12 +16,14 @@
 # Status: not in CI, does not pass yet. With Debian's QEMU 7.2 under TCG, a vhost-user NIC with
 # MSI-X crashed QEMU when the guest's driver started it (a NULL dereference in
 # vhost_net_start's vector notifiers, "segfault at 28" in dmesg; DPDK's net_vhost as the
-# backend crashes it the same way); run-in-guest.sh now gives that NIC no MSI-X (vectors=0),
-# and QEMU survives: the guest's kernel brings eth0 up. Then nothing moves: every
-# SET_VRING_ENABLE QEMU sends reaches the backend while PROTOCOL_FEATURES is not yet
-# acknowledged, rust-vmm's handler refuses them ("inactive feature"), so the rings stay
-# disabled and the guest's pings go nowhere. Next: keep the requested enable state of each
-# ring and apply it when SET_FEATURES acknowledges PROTOCOL_FEATURES.
+# backend crashes it the same way): run-in-guest.sh gives that NIC no MSI-X (vectors=0).
+# QEMU 7.2 then sends its SET_VRING_ENABLEs before SET_FEATURES only, which rust-vmm's handler
+# refuses: the backend now starts a kicked ring enabled until it hears an enable after
+# SET_FEATURES. With both, the guest's ping passes through sluice-fwd and the veth (5/5); the
+# TCP transfer does not: the guest's wget cannot connect (the port moved 16 frames from the
+# guest and 21 to it, then nothing), the stall the first attempt saw too. Not diagnosed yet:
+# suspects are the guest's transmit ring (used entries or the call it waits for with
+# EVENT_IDX and INTx) and offloads the guest assumes.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/../.."

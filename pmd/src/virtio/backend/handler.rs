@@ -56,6 +56,9 @@ struct Mapping {
 pub(crate) struct Device {
     shared: Arc<Shared>,
     features: u64,
+    /// A `SET_VRING_ENABLE` was accepted since `SET_FEATURES`: from then on the frontend's
+    /// requests alone enable rings (see [`Device::set_vring_kick`]).
+    enables_heard: bool,
     protocol: u64,
     mem: Option<Arc<Mem>>,
     maps: Vec<Mapping>,
@@ -77,6 +80,7 @@ impl Device {
         Self {
             shared,
             features: 0,
+            enables_heard: false,
             protocol: 0,
             mem: None,
             maps: Vec::new(),
@@ -215,6 +219,7 @@ impl VhostUserBackendReqHandlerMut for Device {
             ));
         }
         self.features = features;
+        self.enables_heard = false;
         Ok(())
     }
 
@@ -298,8 +303,16 @@ impl VhostUserBackendReqHandlerMut for Device {
     fn set_vring_kick(&mut self, index: u8, _fd: Option<File>) -> Result<()> {
         let mut v = self.ring(index.into())?;
         v.kicked = true;
-        if self.features & VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits() == 0 {
-            v.enabled = true; // without PROTOCOL_FEATURES a ring starts enabled
+        // Without PROTOCOL_FEATURES a ring starts enabled (vhost-user spec, "Ring states").
+        // With it, it waits for SET_VRING_ENABLE; but QEMU 7.2's virtio-net sends its
+        // enables before SET_FEATURES, which rust-vmm's handler refuses before they reach
+        // this device ("inactive feature"), and none after: the rings would never start. So
+        // until an enable is heard after SET_FEATURES, a kicked ring starts enabled, as it
+        // does with DPDK's vhost library, which takes those early enables.
+        if self.features & VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits() == 0
+            || !self.enables_heard
+        {
+            v.enabled = true;
         }
         self.start(&mut v)
     }
@@ -330,6 +343,7 @@ impl VhostUserBackendReqHandlerMut for Device {
     }
 
     fn set_vring_enable(&mut self, index: u32, enable: bool) -> Result<()> {
+        self.enables_heard = true;
         self.ring(index)?.enabled = enable;
         Ok(())
     }
