@@ -31,4 +31,14 @@ echo "guest: down.bin $($bb wc -c < /tmp/down.bin) bytes, md5 $got (host's $want
 echo "guest: TCP guest -> host"
 $bb timeout 300 $bb nc 10.77.0.1 5002 < "$work/up.bin"
 echo "guest: sent up.bin ($($bb wc -c < "$work/up.bin") bytes)"
-$bb ip -s link show "$dev"
+# nc returns once the data is in the socket's buffer: the kernel still has to send it, so
+# stay up until the host's copy (seen read-only through the shared root) is complete.
+want=$($bb wc -c < "$work/up.bin")
+i=0
+until [ "$($bb wc -c < "$work/got-up.bin" 2>/dev/null || echo 0)" -ge "$want" ]; do
+    i=$((i + 1))
+    [ $i -le 3000 ] || { echo "guest: FAIL: the host has not received up.bin after 300 s"; exit 1; }
+    $bb sleep 0.1
+done
+echo "guest: the host has all of up.bin"
+$bb cat /proc/net/dev
