@@ -25,8 +25,6 @@ pub struct BlockQueueCounters {
     bytes: AtomicU64,
     errors: AtomicU64,
     in_flight: AtomicU64,
-    /// Sum of the completion latencies, for averages over an interval.
-    lat_sum_ns: AtomicU64,
     /// Largest completion latency since the last [`BlockQueueCounters::take_max_ns`].
     lat_max_ns: AtomicU64,
     /// Completion latency.
@@ -45,7 +43,6 @@ impl BlockQueueCounters {
         // The latency first, and the count released after it: a reader that sees `ios`
         // completions sees at least as many latencies.
         self.latency.record(ns);
-        bump(&self.lat_sum_ns, ns);
         if ns > self.lat_max_ns.load(Ordering::Relaxed) {
             self.lat_max_ns.store(ns, Ordering::Relaxed);
         }
@@ -75,7 +72,7 @@ impl BlockQueueCounters {
 
     /// The sum of all completion latencies so far, in nanoseconds.
     pub fn latency_sum_ns(&self) -> u64 {
-        self.lat_sum_ns.load(Ordering::Relaxed)
+        self.latency.sum_ns()
     }
 
     /// The largest completion latency since the last call, reset to 0 (for one reader, the

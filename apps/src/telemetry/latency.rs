@@ -71,6 +71,11 @@ impl LatencyBuckets {
         }
     }
 
+    /// The sum of every latency recorded, in nanoseconds.
+    pub fn sum_ns(&self) -> u64 {
+        self.sum_ns.load(Ordering::Relaxed)
+    }
+
     /// The counts now.
     pub fn snapshot(&self) -> LatencySnapshot {
         LatencySnapshot {
