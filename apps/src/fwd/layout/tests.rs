@@ -14,6 +14,52 @@ use crate::ports::{open_pools, open_ports};
 const FRAMES: u64 = 20_000;
 
 /// Unpinned (tests share the machine's cores) and lossless, with a frame count.
+/// Runs `config` (its pools and ports opened) until the generator's `frames` are delivered,
+/// lossless, unpinned, and checks that every frame arrived intact and every buffer came home.
+pub(super) fn drive_exact(
+    config: &Config,
+    pools: Vec<sluice_pmd::PktPool>,
+    mut ports: Vec<sluice_pmd::net::any::AnyPort>,
+    frames: u64,
+) -> crate::fwd::FwdSummary {
+    let opts = RunOptions {
+        duration: Some(Duration::from_secs(120)),
+        print_stats: false,
+        json: false,
+        start: StartOptions {
+            pin: false,
+            stall_timeout: None,
+            gen_count: Some(frames),
+            tx_first: 0,
+        },
+        telemetry: Default::default(),
+    };
+    let started = start(config, &mut ports, &pools, &opts.start).unwrap();
+    let run = Run {
+        name: config.name(),
+        frame_size: Some(64),
+        stats_interval: None,
+    };
+    let summary = drive(
+        &run,
+        pools,
+        ports,
+        started,
+        &opts,
+        Arc::new(AtomicBool::new(false)),
+    )
+    .unwrap();
+    assert_eq!(
+        (summary.sent, summary.received, summary.lost, summary.drops),
+        (frames, frames, 0, 0),
+        "{}",
+        summary.render()
+    );
+    assert_eq!(summary.corrupted, 0);
+    assert!(summary.no_leak(), "{:?}", summary.pools);
+    summary
+}
+
 fn options() -> RunOptions {
     RunOptions {
         duration: Some(Duration::from_secs(60)),

@@ -3,14 +3,8 @@
 //! generator → `fwd0` → `vu0` → `vh0` → back out of `vh0` (mac-swap) → `vu0` → `fwd1` → sink, every
 //! frame counted, every buffer back, both of Sluice's vhost-user sides in one run.
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::Duration;
-
 use sluice_config::Config;
 
-use super::*;
-use crate::fwd::{Run, RunOptions, drive};
 use crate::ports::{open_pools, open_ports};
 
 const FRAMES: u64 = 5_000;
@@ -97,42 +91,8 @@ fn through_both_sides(packed: bool) {
     let path = dir.join("vh0.sock");
     let config = config(&path, packed);
     let pools = open_pools(&config).unwrap();
-    let mut ports = open_ports(&config, &pools).unwrap();
-    let opts = RunOptions {
-        duration: Some(Duration::from_secs(120)),
-        print_stats: false,
-        json: false,
-        start: StartOptions {
-            pin: false,
-            stall_timeout: None,
-            gen_count: Some(FRAMES),
-            tx_first: 0,
-        },
-        telemetry: Default::default(),
-    };
-    let started = start(&config, &mut ports, &pools, &opts.start).unwrap();
-    let run = Run {
-        name: config.name(),
-        frame_size: Some(64),
-        stats_interval: None,
-    };
-    let summary = drive(
-        &run,
-        pools,
-        ports,
-        started,
-        &opts,
-        Arc::new(AtomicBool::new(false)),
-    )
-    .unwrap();
-    assert_eq!(
-        (summary.sent, summary.received, summary.lost, summary.drops),
-        (FRAMES, FRAMES, 0, 0),
-        "{}",
-        summary.render()
-    );
-    assert_eq!(summary.corrupted, 0);
-    assert!(summary.no_leak(), "{:?}", summary.pools);
+    let ports = open_ports(&config, &pools).unwrap();
+    super::tests::drive_exact(&config, pools, ports, FRAMES);
     assert!(!path.exists(), "the socket is removed when the port closes");
     let _ = std::fs::remove_dir_all(&dir);
 }

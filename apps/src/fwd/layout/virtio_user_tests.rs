@@ -2,15 +2,9 @@
 //! (`TestNetBackend`, echo): generator → `fwd0` → `vu0` → backend → `vu0` → `fwd1` → sink,
 //! every frame counted, every buffer back; and a port whose backend is not started.
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::Duration;
-
 use sluice_config::Config;
 use sluice_pmd::virtio::vhost_user::backend::{NetBackendConfig, TestNetBackend};
 
-use super::*;
-use crate::fwd::{Run, RunOptions, drive};
 use crate::ports::{open_pools, open_ports};
 
 /// Fewer than the frames the test backend holds per receive ring: the echo can never drop.
@@ -110,42 +104,8 @@ fn the_forwarder_moves_every_frame_through_a_vhost_user_backend() {
     let config = config(&path);
     let pools = open_pools(&config).unwrap();
     assert!(pools[0].region().fd_region().is_some(), "made shareable");
-    let mut ports = open_ports(&config, &pools).unwrap();
-    let opts = RunOptions {
-        duration: Some(Duration::from_secs(60)),
-        print_stats: false,
-        json: false,
-        start: StartOptions {
-            pin: false,
-            stall_timeout: None,
-            gen_count: Some(FRAMES),
-            tx_first: 0,
-        },
-        telemetry: Default::default(),
-    };
-    let started = start(&config, &mut ports, &pools, &opts.start).unwrap();
-    let run = Run {
-        name: config.name(),
-        frame_size: Some(64),
-        stats_interval: None,
-    };
-    let summary = drive(
-        &run,
-        pools,
-        ports,
-        started,
-        &opts,
-        Arc::new(AtomicBool::new(false)),
-    )
-    .unwrap();
-    assert_eq!(
-        (summary.sent, summary.received, summary.lost, summary.drops),
-        (FRAMES, FRAMES, 0, 0),
-        "{}",
-        summary.render()
-    );
-    assert_eq!(summary.corrupted, 0);
-    assert!(summary.no_leak(), "{:?}", summary.pools);
+    let ports = open_ports(&config, &pools).unwrap();
+    super::tests::drive_exact(&config, pools, ports, FRAMES);
     let st = backend.stats();
     assert_eq!(
         (st.tx_frames, st.rx_frames, st.dropped),
