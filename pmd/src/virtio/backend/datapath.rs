@@ -13,6 +13,7 @@
 //! stops the ring until the frontend sets it up again, its fault kept for
 //! [`VhostUserBackendPort::take_fault`](super::VhostUserBackendPort::take_fault).
 
+use std::sync::atomic::{Ordering, fence};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use sluice_mempool::{Batch, PktBuf, PktPool};
@@ -164,6 +165,11 @@ fn finish(
         fault.get_or_insert(f);
         return;
     }
+    // The used index (or flags) just stored must be visible before the driver's event index
+    // is read: the driver stores that index, then fences and re-reads ours, so a store-load
+    // reordering here loses the call it waits for (Linux's vhost_notify and DPDK's
+    // vhost_vring_call_split fence here too).
+    fence(Ordering::SeqCst);
     if ring.needs_call(mem) {
         signal(call);
     }
