@@ -2,7 +2,7 @@
 # A QEMU guest's kernel networking through sluice-fwd (issue #12, 4c), on the host, as root:
 #
 #   guest virtio-net (kernel) -> vhost-user SOCK -> [sluice-fwd vm0 -io-> xdp0] -> veth ->
-#   namespace 10.77.0.1 (busybox httpd and nc)  ... and back
+#   namespace 10.77.0.1 (busybox httpd, tcp-sink.py)  ... and back
 #
 # The guest (run-in-guest.sh --vhost-user, TCG) pings the namespace and moves a file each way
 # over TCP (bench/qemu/guest-vhost-user.sh); the host checks the file the guest sent, the
@@ -13,18 +13,20 @@
 # Needs root (a network namespace, a veth, AF_XDP) and what run-in-guest.sh needs. Removes
 # what it made on exit.
 #
-# Status: not in CI, does not pass yet. With Debian's QEMU 7.2 under TCG, a vhost-user NIC with
-# MSI-X crashed QEMU when the guest's driver started it (a NULL dereference in
-# vhost_net_start's vector notifiers, "segfault at 28" in dmesg; DPDK's net_vhost as the
-# backend crashes it the same way): run-in-guest.sh gives that NIC no MSI-X (vectors=0).
-# QEMU 7.2 then sends its SET_VRING_ENABLEs before SET_FEATURES only, which rust-vmm's handler
-# refuses: the backend now starts a kicked ring enabled until it hears an enable after
-# SET_FEATURES. With both, and the namespace's veth sending whole checksums (ethtool -K tx
-# off: AF_XDP hands partial ones over as they are), the guest's ping passes (5/5) and 4 MB
-# from the namespace reach the guest over TCP with matching md5. Guest to host does not:
-# the guest's transmit stalls after a few frames (the host gets about 1 KB of 4 MB; the guest
-# now waits up to 300 s for the host's copy and fails). Suspect: the guest's transmit
-# completions (calls under EVENT_IDX with INTx, and byte queue limits holding the queue).
+# In CI (.ci/run), about 4 minutes for both ring layouts. Three things this needs, found
+# getting here, with Debian's QEMU 7.2 under TCG:
+# - A vhost-user NIC with MSI-X crashes QEMU when the guest's driver starts it (a NULL
+#   dereference in vhost_net_start's vector notifiers, "segfault at 28" in dmesg; DPDK's
+#   net_vhost as the backend crashes it the same way): run-in-guest.sh gives that NIC no
+#   MSI-X (vectors=0), so the calls reach the guest as INTx through QEMU's main loop.
+# - QEMU 7.2 sends its SET_VRING_ENABLEs before SET_FEATURES only, which rust-vmm's handler
+#   refuses: the backend starts a kicked ring enabled until it hears an enable after
+#   SET_FEATURES (pmd/src/virtio/backend/handler.rs).
+# - The namespace's veth must send whole checksums (ethtool -K tx off): AF_XDP hands partial
+#   ones over as they are, and the guest, offered no checksum offload, drops them.
+# The receiver of the guest's upload is tcp-sink.py: busybox's `nc -l` stops after its first
+# read when its own stdin is empty (it did so here with no guest at all), which looked like a
+# transmit stall.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/../.."
@@ -138,7 +140,7 @@ for ring in $rings; do
     done
     ip netns exec "$ns" busybox httpd -f -p 10.77.0.1:8080 -h "$work/www" &
     pids+=("$!")
-    ip netns exec "$ns" timeout 900 busybox nc -l -p 5002 > "$work/got-up.bin" &
+    ip netns exec "$ns" timeout 900 "$here/tcp-sink.py" 10.77.0.1 5002 "$work/got-up.bin" &
     nc=$!
     pids+=("$nc")
     rc=0

@@ -3,7 +3,7 @@
 # the guest's kernel virtio-net on the vhost-user NIC, through sluice-fwd, to a veth in a
 # namespace on the host (10.77.0.1). Ping, then TCP both ways with a checksum check:
 # the host's file $1/down.bin fetched over HTTP (busybox wget from busybox httpd), and $1/up.bin
-# sent to the host's listener (busybox nc), which the host checks.
+# sent to the host's listener (tcp-sink.py), which the host checks.
 #
 #   guest-vhost-user.sh WORKDIR
 set -eu
@@ -37,7 +37,11 @@ want=$($bb wc -c < "$work/up.bin")
 i=0
 until [ "$($bb wc -c < "$work/got-up.bin" 2>/dev/null || echo 0)" -ge "$want" ]; do
     i=$((i + 1))
-    [ $i -le 3000 ] || { echo "guest: FAIL: the host has not received up.bin after 300 s"; exit 1; }
+    if [ $i -gt 3000 ]; then
+        echo "guest: FAIL: the host has not received up.bin after 300 s"
+        cat /proc/net/tcp /proc/net/dev /proc/interrupts
+        exit 1
+    fi
     $bb sleep 0.1
 done
 echo "guest: the host has all of up.bin"
