@@ -200,9 +200,16 @@ impl Server {
                 // A well-formed request before the feature it needs was acknowledged: QEMU
                 // sends SET_VRING_ENABLE before SET_FEATURES (and again after starting the
                 // rings). Ignored, counted, the connection kept.
-                Err(
-                    e @ (ProtocolError::InactiveFeature(_) | ProtocolError::InactiveOperation(_)),
-                ) => {
+                Err(ProtocolError::InactiveFeature(f)) => {
+                    ControlCounters::bump(&counters.refused);
+                    eprintln!(
+                        "sluice: vhost-user port {}: request ignored: it came before feature \
+                         {:#x} was acknowledged",
+                        self.port,
+                        f.bits()
+                    );
+                }
+                Err(e @ ProtocolError::InactiveOperation(_)) => {
                     ControlCounters::bump(&counters.refused);
                     eprintln!(
                         "sluice: vhost-user port {}: request ignored: {e}",
