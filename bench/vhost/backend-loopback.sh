@@ -6,20 +6,25 @@
 #   vhost side, core 1:  dpdk-testpmd --vdev net_vhost0,iface=SOCK         (fwd mac)
 #                   or   sluice-fwd on a vhost-user port to itself          (mac-swap)
 #
-# 1024 frames circulate. For each ring layout and frame size, rounds alternate DPDK / Sluice
+# With --switch, the switch shape: two virtio-user ports on the frontend (testpmd pairs them:
+# what port 0 receives it sends on port 1, and back), two vhost-user ports on the vhost side,
+# forwarded into each other (DPDK: testpmd's io forwarding of net_vhost0 and net_vhost1;
+# Sluice: sluice-fwd A -> B and B -> A, io), both on core 1; the Mpps are both ports' sum.
+#
+# 1024 frames circulate (per port). For each ring layout and frame size, rounds alternate DPDK / Sluice
 # on the vhost side; each round reads the virtio testpmd's port counters over a fixed window
 # ("show port stats": its Rx-pps) and the vhost process's CPU time over the same window. One
 # line per round, then medians and ranges. Nothing is asserted.
 #
 #   bench/vhost/backend-loopback.sh [--rounds N] [--window S] [--warmup S]
-#       [--rings "split packed"] [--frames "64 1518"] [--ring-size 1024] [--bin DIR]
+#       [--rings "split packed"] [--frames "64 1518"] [--ring-size 1024] [--switch] [--bin DIR]
 #
 # Pages: 4 KiB on both sides (DPDK --no-huge, Sluice hugepages = "none"). Everything it
 # starts is stopped and its files removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-rounds=3 window=5 warmup=2 rings="split packed" frames="64 1518" qsize=1024
+rounds=3 window=5 warmup=2 rings="split packed" frames="64 1518" qsize=1024 ports=1
 bin=${CARGO_TARGET_DIR:-target}/release
 while [ $# -gt 0 ]; do
     case $1 in
@@ -29,6 +34,7 @@ while [ $# -gt 0 ]; do
     --rings) rings=$2; shift 2 ;;
     --frames) frames=$2; shift 2 ;;
     --ring-size) qsize=$2; shift 2 ;;
+    --switch) ports=2; shift ;;
     --bin) bin=$2; shift 2 ;;
     *) echo "backend-loopback.sh: unknown argument '$1'" >&2; exit 2 ;;
     esac
@@ -79,8 +85,13 @@ cpu_ns() {
     done
     echo "$sum"
 }
-stat_field() { grep -oE "$2: *[0-9]+" "$1" | sed -n "$3p" | grep -oE '[0-9]+$'; }
+# The sum over the ports of the $3-th "show port stats all" of field $2.
+stat_sum() {
+    grep -oE "$2: *[0-9]+" "$1" | grep -oE '[0-9]+$' |
+        awk -v from=$((($3 - 1) * ports + 1)) -v to=$(($3 * ports)) 'NR >= from && NR <= to { s += $1 } END { print s + 0 }'
+}
 
+# sluice-fwd's configuration: one port forwarding to itself, or two into each other.
 sluice_config() {
     cat <<EOT
 burst = 32
@@ -91,37 +102,45 @@ buffers = 8191
 buffer_size = 2048
 cache_size = 256
 hugepages = "none"
-
-[[ports]]
-name = "vh0"
-driver = "vhost-user"
-path = "$1"
-
-[[lcores]]
-core = 1
-role = "rtc"
-rx = ["vh0/q0"]
-
-[[forward]]
-from = "vh0"
-to = "vh0"
-mode = "mac-swap"
-
-[stats]
-interval_ms = 0
 EOT
+    local p rx=()
+    for p in $(seq 0 $((ports - 1))); do
+        printf '\n[[ports]]\nname = "vh%s"\ndriver = "vhost-user"\npath = "%s"\n' "$p" "${socks[$p]}"
+        rx+=("\"vh$p/q0\"")
+    done
+    printf '\n[[lcores]]\ncore = 1\nrole = "rtc"\nrx = [%s]\n' "$(IFS=,; echo "${rx[*]}")"
+    if [ "$ports" = 1 ]; then
+        printf '\n[[forward]]\nfrom = "vh0"\nto = "vh0"\nmode = "mac-swap"\n'
+    else
+        printf '\n[[forward]]\nfrom = "vh0"\nto = "vh1"\nmode = "io"\n'
+        printf '\n[[forward]]\nfrom = "vh1"\nto = "vh0"\nmode = "io"\n'
+    fi
+    printf '\n[stats]\ninterval_ms = 0\n'
 }
 
-# One round: vhost side $1 (dpdk|sluice), ring $2, frame size $3.
+# The --vdev arguments of one side: net_vhostN,iface=... or net_virtio_userN,path=...
+vdevs() {
+    local kind=$1 extra=${2:-} p
+    for p in $(seq 0 $((ports - 1))); do
+        if [ "$kind" = vhost ]; then
+            printf -- '--vdev net_vhost%s,iface=%s,queues=1 ' "$p" "${socks[$p]}"
+        else
+            printf -- '--vdev net_virtio_user%s,path=%s,queues=1,%s ' "$p" "${socks[$p]}" "$extra"
+        fi
+    done
+}
+
 round() {
-    local side=$1 ring=$2 size=$3 sock="$work/vhost.sock" hpid vpid packed=0
+    local side=$1 ring=$2 size=$3 hpid vpid packed=0 fwd=mac
+    socks=("$work/vhost0.sock" "$work/vhost1.sock")
+    [ "$ports" = 2 ] && fwd=io
     [ "$ring" = packed ] && packed=1
-    rm -f "$sock" "$work"/*.log "$work"/*.in
+    rm -f "$work"/*.sock "$work"/*.log "$work"/*.in
     if [ "$side" = dpdk ]; then
         mkfifo "$work/vhost.in"
         stdbuf -oL dpdk-testpmd --lcores '0@1,1@1' --no-pci --no-huge -m 512 \
-            --file-prefix "$prefix-vhost" --vdev "net_vhost0,iface=$sock,queues=1" -- \
-            -i --nb-cores=1 --total-num-mbufs 8192 --forward-mode=mac \
+            --file-prefix "$prefix-vhost" $(vdevs vhost) -- \
+            -i --nb-cores=1 --total-num-mbufs 8192 --forward-mode=$fwd \
             < "$work/vhost.in" > "$work/vhost.log" 2>&1 &
         hpid=$!
         pids+=("$hpid")
@@ -129,19 +148,19 @@ round() {
         wait_count "$work/vhost.log" 'testpmd> ' 1 "$hpid"
         echo start >&"$hfd"
     else
-        sluice_config "$sock" > "$work/sluice.toml"
+        sluice_config > "$work/sluice.toml"
         taskset -c 1 "$bin/sluice-fwd" --config "$work/sluice.toml" > "$work/vhost.log" 2>&1 &
         hpid=$!
         pids+=("$hpid")
         local i=0
-        until [ -S "$sock" ]; do
+        until [ -S "${socks[$((ports - 1))]}" ]; do
             i=$((i + 1)); [ $i -gt 300 ] && { tail "$work/vhost.log" >&2; return 1; }; sleep 0.1
         done
     fi
     mkfifo "$work/virtio.in"
     stdbuf -oL dpdk-testpmd --lcores '0@0,1@0' --no-pci --no-huge -m 512 --single-file-segments \
         --file-prefix "$prefix-virtio" \
-        --vdev "net_virtio_user0,path=$sock,queues=1,queue_size=$qsize,packed_vq=$packed" -- \
+        $(vdevs virtio "queue_size=$qsize,packed_vq=$packed") -- \
         -i --nb-cores=1 --total-num-mbufs 8192 --rxd="$qsize" --txd="$qsize" \
         < "$work/virtio.in" > "$work/virtio.log" 2>&1 &
     vpid=$!
@@ -159,10 +178,10 @@ round() {
     sleep "$window"
     echo "show port stats all" >&"$vfd"
     c1=$(cpu_ns "$hpid")
-    wait_count "$work/virtio.log" 'Rx-pps:' 2 "$vpid"
-    p0=$(stat_field "$work/virtio.log" RX-packets 1)
-    p1=$(stat_field "$work/virtio.log" RX-packets 2)
-    pps=$(stat_field "$work/virtio.log" Rx-pps 2)
+    wait_count "$work/virtio.log" 'Rx-pps:' $((2 * ports)) "$vpid"
+    p0=$(stat_sum "$work/virtio.log" RX-packets 1)
+    p1=$(stat_sum "$work/virtio.log" RX-packets 2)
+    pps=$(stat_sum "$work/virtio.log" Rx-pps 2)
     echo "stop" >&"$vfd"; echo "quit" >&"$vfd"
     exec {vfd}>&-
     stop_pid "$vpid"
@@ -176,7 +195,7 @@ round() {
 
 out=$work/rounds.txt
 : > "$out"
-echo "# vhost-side ring frame Mpps vhost-ns/pkt load1   (ring $qsize, window ${window} s, warmup ${warmup} s)"
+echo "# vhost-side ring frame Mpps vhost-ns/pkt load1   ($([ "$ports" = 2 ] && echo "switch, two ports" || echo loopback), ring $qsize, window ${window} s, warmup ${warmup} s)"
 for ring in $rings; do
     for size in $frames; do
         for r in $(seq 1 "$rounds"); do
