@@ -6,6 +6,9 @@
 //! virtio_echo ADDR IPV4 [SECONDS]     # e.g. virtio_echo 00:02.0 10.0.0.2 30
 //! ```
 //!
+//! It runs until SIGINT or SIGTERM (or for SECONDS), then prints what it answered. The line
+//! `virtio_echo: ADDR MAC IPV4, link ..., ... rings` says the port is open and polled.
+//!
 //! The call sequence is the crate's (`sluice_pmd::virtio` docs): a VFIO container, a packet
 //! pool, `VirtioPort::open`, `take_queues`, then `rx_burst`/`tx_burst` on the queue handles.
 //! Frames are answered in place (zero copy): the received buffer is rewritten and sent back.
@@ -13,6 +16,7 @@
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use sluice_pmd::mempool::{HugePagePolicy, IovaMapper, PagemapMapper};
@@ -45,7 +49,7 @@ fn run(args: &[String]) -> Result<()> {
         return Err("usage: virtio_echo ADDR IPV4 [SECONDS]".into());
     };
     let ip: Ipv4Addr = ip.parse()?;
-    let secs: u64 = args.get(2).map_or(Ok(u64::MAX / 2), |s| s.parse())?;
+    let secs: Option<u64> = args.get(2).map(|s| s.parse()).transpose()?;
     let addr: PciAddr = addr.parse()?;
     // A device whose VFIO group is noiommu-N (VFIO's no-IOMMU mode) sees physical
     // addresses: a no-IOMMU container, and a pool on hugepages with IOVA = PA.
@@ -68,6 +72,10 @@ fn run(args: &[String]) -> Result<()> {
         promiscuous: false,
         ..VirtioConfig::default()
     };
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
     let mut port = VirtioPort::open(addr, &cfg, &pool, &container)?;
     let mac = port.info().mac;
     println!(
@@ -77,10 +85,11 @@ fn run(args: &[String]) -> Result<()> {
     );
     let mut q = port.take_queues().ok_or("queues already taken")?;
     let (rx, tx) = (&mut q.rx[0], &mut q.tx[0]);
-    let end = Instant::now() + Duration::from_secs(secs);
+    // No end, or one too far to represent: until a signal.
+    let end = secs.and_then(|s| Instant::now().checked_add(Duration::from_secs(s)));
     let (mut answered, mut ignored) = (0u64, 0u64);
     let mut burst: Batch<PktBuf> = Batch::new();
-    while Instant::now() < end {
+    while !stop.load(Ordering::Relaxed) && end.is_none_or(|e| Instant::now() < e) {
         if rx.rx_burst(&mut burst) == 0 {
             std::hint::spin_loop();
             continue;
