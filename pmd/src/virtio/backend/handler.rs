@@ -28,7 +28,8 @@ use vhost::vhost_user::{
 use vm_memory::{GuestAddress, GuestMemoryMmap, GuestMemoryRegion, GuestRegionMmap};
 
 use super::error::RingFault;
-use super::ring::{GuestRing, Mem, RingAddrs};
+use super::guest::{GuestMap, Mem};
+use super::ring::{GuestRing, RingAddrs};
 use super::vring::{ControlCounters, Live, Shared, Vring};
 use crate::virtio::feature;
 
@@ -122,11 +123,12 @@ impl Device {
             Some(l) => l.ring.base(),
             None => v.base,
         };
+        let map = GuestMap::new(mem.clone());
         let ring = if self.features & feature::RING_PACKED != 0 {
-            GuestRing::packed(mem, v.size, addrs, base)?
+            GuestRing::packed(&map, v.size, addrs, base)?
         } else {
             GuestRing::split(
-                mem,
+                &map,
                 v.size,
                 addrs,
                 base,
@@ -135,7 +137,7 @@ impl Device {
         };
         v.live = Some(Live {
             ring,
-            mem: mem.clone(),
+            map,
             mrg_rxbuf: self.features & feature::MRG_RXBUF != 0,
             broken: false,
         });

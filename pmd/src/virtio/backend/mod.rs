@@ -45,7 +45,10 @@
 mod control;
 mod datapath;
 mod error;
+#[allow(unsafe_code)]
+mod guest;
 mod handler;
+mod packed;
 mod ring;
 mod vring;
 
