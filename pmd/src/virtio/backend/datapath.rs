@@ -61,6 +61,7 @@ impl std::fmt::Debug for VhostBackendRxQueue {
 }
 
 /// Copies one readable buffer into `pkt`, past the `skip` header bytes still to skip.
+#[inline]
 fn copy_in(
     map: &GuestMap,
     pkt: &mut PktBuf,
@@ -250,8 +251,11 @@ impl VhostBackendTxQueue {
     ) -> Sent {
         let (start, cursor) = (used.len(), ring.cursor());
         let most = if merge { MAX_MERGE } else { 1 };
+        // num_buffers 1, as most packets take one buffer; patched below when not.
+        let mut hdr = [0; NET_HDR_LEN];
+        hdr[10] = 1;
         let mut out = Outgoing {
-            hdr: [0; NET_HDR_LEN],
+            hdr,
             data,
             off: 0,
             num_buffers: [0; 2],
@@ -285,8 +289,11 @@ impl VhostBackendTxQueue {
                 }
             }
         }
-        let count = ((used.len() - start) as u16).to_le_bytes();
-        for (addr, b) in out.num_buffers.into_iter().zip(count) {
+        let count = (used.len() - start) as u16;
+        if count == 1 {
+            return Sent::Done;
+        }
+        for (addr, b) in out.num_buffers.into_iter().zip(count.to_le_bytes()) {
             if !map.write(addr, &[b]) {
                 used[start..].iter_mut().for_each(|u| u.len = 0);
                 return Sent::Dropped(ChainFault::Memory { addr, len: 1 });

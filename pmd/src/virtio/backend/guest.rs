@@ -171,6 +171,13 @@ impl HostRange {
         p.cast::<T>().is_aligned().then_some(p.cast())
     }
 
+    /// Asks the CPU to fetch the cache line at `off` ahead of its use (a hint).
+    pub(crate) fn prefetch(&self, off: usize) {
+        if off < self.len {
+            prefetch(self.ptr.as_ptr().wrapping_add(off));
+        }
+    }
+
     /// A little-endian `u16` index or flags word, loaded atomically.
     pub(crate) fn load_u16(&self, off: usize, order: Ordering) -> Option<u16> {
         let p = self.at::<u16>(off)?;
@@ -222,6 +229,19 @@ impl HostRange {
         unsafe { p.write_volatile(v.to_le()) };
         Some(())
     }
+}
+
+/// A prefetch hint for the cache line at `p`.
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint: it reads nothing into the program and never faults,
+    // whatever the address; `p` is inside a live mapping besides.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ const AVAIL_F_NO_INTERRUPT: u16 = 1;
 pub enum ChainFault {
     /// Longer than [`MAX_CHAIN`] descriptors (a loop, or a driver that lies).
     TooLong,
-    /// A `next` index outside the ring, or a descriptor that could not be read.
+    /// A `next` index outside the ring, or a chain longer than the ring (a loop).
     Broken,
     /// A device-writable descriptor in a chain to read, or a readable one in a chain to
     /// write.
@@ -264,6 +264,7 @@ impl GuestRing {
 }
 
 /// Hands one descriptor's buffer to the visitor, checking its direction.
+#[inline]
 pub(crate) fn visit_one(
     fault: &mut Option<ChainFault>,
     writable: bool,
@@ -306,6 +307,18 @@ impl SplitRing {
         self.avail_idx != self.next_avail || self.refresh().unwrap_or(true)
     }
 
+    /// Starts fetching the next chain's head descriptor (the driver wrote it on another core)
+    /// while this one is copied.
+    fn prefetch_next(&self) {
+        if self.next_avail == self.avail_idx {
+            return;
+        }
+        let slot = 4 + 2 * usize::from(self.next_avail & (self.size - 1));
+        if let Some(h) = self.avail.load_u16(slot, Ordering::Relaxed) {
+            self.desc.prefetch(16 * usize::from(h));
+        }
+    }
+
     /// Descriptor `i`: address, length, flags, next.
     fn desc(&self, i: u16) -> Result<(u64, u32, u16, u16), RingFault> {
         let (addr, w) = self
@@ -332,6 +345,7 @@ impl SplitRing {
         if head >= self.size {
             return Err(RingFault::BadHead { head });
         }
+        self.prefetch_next();
         let popped = Popped { id: head, descs: 1 };
         let (mut i, mut n, mut fault) = (head, 0u16, None);
         loop {
