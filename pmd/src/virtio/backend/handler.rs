@@ -34,12 +34,15 @@ use super::vring::{ControlCounters, Live, Shared, Vring};
 use crate::virtio::feature;
 
 /// Virtio features offered: no offloads (this port neither computes nor checks
-/// checksums, nor segments), no indirect descriptors.
+/// checksums, nor segments), no indirect descriptors; `IN_ORDER` (buffers are always used in
+/// the order they were made available; a packed ring's batch of buffers read goes back as
+/// one used descriptor).
 pub const OFFERED_FEATURES: u64 = feature::VERSION_1
     | feature::MRG_RXBUF
     | feature::EVENT_IDX
     | feature::MQ
     | feature::RING_PACKED
+    | feature::IN_ORDER
     | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits();
 
 /// Largest ring accepted (the split-ring maximum).
@@ -125,7 +128,8 @@ impl Device {
         };
         let map = GuestMap::new(mem.clone());
         let ring = if self.features & feature::RING_PACKED != 0 {
-            GuestRing::packed(&map, v.size, addrs, base)?
+            let in_order = self.features & feature::IN_ORDER != 0;
+            GuestRing::packed(&map, v.size, addrs, base, in_order)?
         } else {
             GuestRing::split(
                 &map,

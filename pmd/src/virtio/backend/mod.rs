@@ -43,9 +43,11 @@
 //! process's memory is ever handed to the frontend.
 //!
 //! # Features
-//! [`OFFERED_FEATURES`]: `VERSION_1`, `MRG_RXBUF`, `EVENT_IDX`, `MQ`, `RING_PACKED`, and no
-//! offloads (no checksum or segmentation features: packets are whole and checksummed by
-//! whoever made them). Protocol features: `MQ`, `REPLY_ACK`.
+//! [`OFFERED_FEATURES`]: `VERSION_1`, `MRG_RXBUF`, `EVENT_IDX`, `MQ`, `RING_PACKED`,
+//! `IN_ORDER` (as DPDK's vhost: on a packed ring, a burst of transmitted buffers goes back
+//! as one used descriptor; see docs/devices.md), and no offloads (no checksum or
+//! segmentation features: packets are whole and checksummed by whoever made them). Protocol
+//! features: `MQ`, `REPLY_ACK`.
 
 mod control;
 mod datapath;

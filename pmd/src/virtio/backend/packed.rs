@@ -29,6 +29,8 @@ pub(crate) struct PackedRing {
     next_used: u16,
     used_wrap: bool,
     signalled: u16,
+    /// `IN_ORDER`: a batch of buffers read (used length 0) is given back as one.
+    in_order: bool,
 }
 
 impl PackedRing {
@@ -39,6 +41,7 @@ impl PackedRing {
         size: u16,
         addrs: RingAddrs,
         base: u16,
+        in_order: bool,
     ) -> Result<Self, RingFault> {
         if size == 0
             || size > 32768
@@ -72,6 +75,7 @@ impl PackedRing {
             next_used: next,
             used_wrap: wrap,
             signalled: next,
+            in_order,
         })
     }
 
@@ -149,6 +153,9 @@ impl PackedRing {
     }
 
     pub(crate) fn publish(&mut self, used: &[Used]) -> Result<(), RingFault> {
+        if self.in_order && used.iter().all(|u| u.len == 0) {
+            return self.publish_batch(used);
+        }
         let fault = || unreadable("packed used descriptor", self.addrs.desc);
         let (mut at, mut wrap) = (self.next_used, self.used_wrap);
         let mut first = None;
@@ -176,6 +183,33 @@ impl PackedRing {
             self.desc
                 .store_u16(slot + 14, flags, Ordering::Release)
                 .ok_or_else(fault)?;
+        }
+        (self.next_used, self.used_wrap) = (at, wrap);
+        Ok(())
+    }
+
+    /// §2.8.20: with `IN_ORDER`, one used descriptor at the batch's first slot, carrying
+    /// the last buffer's id, gives the whole batch back; the driver skips forward by the
+    /// batch's slots (as DPDK's vhost does for the buffers it reads).
+    fn publish_batch(&mut self, used: &[Used]) -> Result<(), RingFault> {
+        let fault = || unreadable("packed used descriptor", self.addrs.desc);
+        let Some(last) = used.last() else {
+            return Ok(());
+        };
+        let slot = 16 * usize::from(self.next_used);
+        self.desc.write_u32(slot + 8, 0).ok_or_else(fault)?;
+        self.desc
+            .write_u16(slot + 12, last.chain.id)
+            .ok_or_else(fault)?;
+        let flags = if self.used_wrap { F_AVAIL | F_USED } else { 0 };
+        self.desc
+            .store_u16(slot + 14, flags, Ordering::Release)
+            .ok_or_else(fault)?;
+        let (mut at, mut wrap) = (self.next_used, self.used_wrap);
+        for u in used {
+            for _ in 0..u.chain.descs.max(1) {
+                Self::step(&mut at, &mut wrap, self.size);
+            }
         }
         (self.next_used, self.used_wrap) = (at, wrap);
         Ok(())

@@ -192,8 +192,9 @@ impl GuestRing {
         size: u16,
         addrs: RingAddrs,
         base: u16,
+        in_order: bool,
     ) -> Result<Self, RingFault> {
-        PackedRing::new(map, size, addrs, base).map(|p| Self::Packed(Box::new(p)))
+        PackedRing::new(map, size, addrs, base, in_order).map(|p| Self::Packed(Box::new(p)))
     }
 
     /// What `GET_VRING_BASE` answers.
