@@ -128,7 +128,7 @@ impl RxQueue for VhostBackendRxQueue {
                 }
             }
         }
-        finish(ring, call, &self.used, &mut fault);
+        finish(ring, call, (&self.used, true), &mut fault);
         v.chain_fault = bad.or(v.chain_fault);
         if let Some(f) = fault {
             v.fail(f);
@@ -148,17 +148,18 @@ impl RxQueue for VhostBackendRxQueue {
     }
 }
 
-/// Publishes a burst's used entries and calls the frontend if it asked.
+/// Publishes a burst's used entries (of buffers the device `read`, or wrote) and calls the
+/// frontend if it asked.
 fn finish(
     ring: &mut GuestRing,
     call: &mut Option<std::fs::File>,
-    used: &[Used],
+    (used, read): (&[Used], bool),
     fault: &mut Option<RingFault>,
 ) {
     if used.is_empty() {
         return;
     }
-    if let Err(f) = ring.publish(used) {
+    if let Err(f) = ring.publish(used, read) {
         fault.get_or_insert(f);
         return;
     }
@@ -344,7 +345,7 @@ impl TxQueue for VhostBackendTxQueue {
             }
             taken += 1;
         }
-        finish(ring, call, &self.used, &mut fault);
+        finish(ring, call, (&self.used, false), &mut fault);
         v.chain_fault = bad.or(v.chain_fault);
         if let Some(f) = fault {
             v.fail(f);

@@ -29,7 +29,7 @@ pub(crate) struct PackedRing {
     next_used: u16,
     used_wrap: bool,
     signalled: u16,
-    /// `IN_ORDER`: a batch of buffers read (used length 0) is given back as one.
+    /// `IN_ORDER`: a batch of buffers the device read is given back as one.
     in_order: bool,
 }
 
@@ -152,8 +152,10 @@ impl PackedRing {
         })
     }
 
-    pub(crate) fn publish(&mut self, used: &[Used]) -> Result<(), RingFault> {
-        if self.in_order && used.iter().all(|u| u.len == 0) {
+    pub(crate) fn publish(&mut self, used: &[Used], read: bool) -> Result<(), RingFault> {
+        // Not for receive buffers: a driver reads each one's length (DPDK's virtio and Linux
+        // walk a receive ring slot by slot).
+        if self.in_order && read {
             return self.publish_batch(used);
         }
         let fault = || unreadable("packed used descriptor", self.addrs.desc);
@@ -237,5 +239,80 @@ impl PackedRing {
             }
             _ => true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use vm_memory::{Address, Bytes, GuestAddress};
+
+    use super::*;
+    use crate::virtio::backend::guest::Mem;
+
+    const DESC: u64 = 0x1000;
+
+    /// A ring of 8 in fresh memory, `n` one-descriptor buffers (ids 10, 11, ...) available.
+    fn ring(n: u16, in_order: bool) -> (Arc<Mem>, PackedRing) {
+        let mem = Arc::new(Mem::from_ranges(&[(GuestAddress(0), 0x4000)]).unwrap());
+        let addrs = RingAddrs {
+            desc: DESC,
+            driver: 0x2000,
+            device: 0x2004,
+        };
+        for i in 0..n {
+            let at = GuestAddress(DESC + 16 * u64::from(i));
+            mem.write_obj(0x3000u64, at).unwrap();
+            mem.write_obj(64u32, at.unchecked_add(8)).unwrap();
+            mem.write_obj(10 + i, at.unchecked_add(12)).unwrap();
+            mem.write_obj(F_AVAIL, at.unchecked_add(14)).unwrap();
+        }
+        let map = GuestMap::new(mem.clone());
+        let ring = PackedRing::new(&map, 8, addrs, 0x8000, in_order).unwrap();
+        (mem, ring)
+    }
+
+    fn slot(mem: &Mem, i: u64) -> (u16, u16) {
+        let at = GuestAddress(DESC + 16 * i);
+        let id: u16 = mem.read_obj(at.unchecked_add(12)).unwrap();
+        let flags: u16 = mem.read_obj(at.unchecked_add(14)).unwrap();
+        (id, flags)
+    }
+
+    fn pop_all(r: &mut PackedRing) -> Vec<Used> {
+        let mut used = Vec::new();
+        while let Ok(Pop::Chain(chain)) = r.pop(false, |_, _| Ok(())) {
+            used.push(Used { chain, len: 0 });
+        }
+        used
+    }
+
+    #[test]
+    fn in_order_gives_a_read_batch_back_as_one_descriptor_and_receive_buffers_each() {
+        let (mem, mut r) = ring(3, true);
+        let used = pop_all(&mut r);
+        assert_eq!(used.len(), 3);
+        r.publish(&used, true).unwrap();
+        let done = F_AVAIL | F_USED;
+        assert_eq!(
+            slot(&mem, 0),
+            (12, done),
+            "one used descriptor, the last id"
+        );
+        assert_eq!(slot(&mem, 1), (11, F_AVAIL), "skipped");
+        assert_eq!(slot(&mem, 2), (12, F_AVAIL), "skipped");
+        assert_eq!((r.next_used, r.used_wrap), (3, true));
+
+        let (mem, mut r) = ring(3, true);
+        let used = pop_all(&mut r);
+        r.publish(&used, false).unwrap();
+        for i in 0..3 {
+            assert_eq!(slot(&mem, i), (10 + i as u16, done), "written buffer {i}");
+        }
+        let (mem, mut r) = ring(2, false);
+        let used = pop_all(&mut r);
+        r.publish(&used, true).unwrap();
+        assert_eq!(slot(&mem, 1), (11, done), "without IN_ORDER, each");
     }
 }

@@ -241,14 +241,15 @@ impl GuestRing {
         }
     }
 
-    /// Makes `used` visible to the driver, all at once.
-    pub(crate) fn publish(&mut self, used: &[Used]) -> Result<(), RingFault> {
+    /// Makes `used` visible to the driver, all at once; `read`: buffers the device read
+    /// (the driver's transmit ring), which an `IN_ORDER` packed ring gives back as one.
+    pub(crate) fn publish(&mut self, used: &[Used], read: bool) -> Result<(), RingFault> {
         if used.is_empty() {
             return Ok(());
         }
         match self {
             Self::Split(s) => s.publish(used),
-            Self::Packed(p) => p.publish(used),
+            Self::Packed(p) => p.publish(used, read),
         }
     }
 
