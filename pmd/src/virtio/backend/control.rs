@@ -227,16 +227,18 @@ impl Server {
                 }
             }
         };
-        // Everything is forgotten before the socket closes: a frontend that sees the end of
-        // the connection finds the port down.
+        // Everything is forgotten before the socket closes (`conn` holds it open): a frontend
+        // that sees the end of the connection finds the port down; and the handler (its
+        // memory table) goes before `connected` says so: whoever sees the port disconnected
+        // finds the frontend's memory unmapped.
         self.shared.reset_all();
+        drop(handler);
         self.shared.connected.store(false, Ordering::Release);
         ControlCounters::bump(&counters.disconnects);
         eprintln!(
             "sluice: vhost-user port {}: the frontend is gone, port down",
             self.port
         );
-        drop(handler);
         *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = None;
         wake
     }

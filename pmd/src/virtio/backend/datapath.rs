@@ -16,14 +16,13 @@
 use std::sync::atomic::{Ordering, fence};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
-use sluice_mempool::{Batch, PktBuf, PktPool};
-use vm_memory::{Bytes, GuestAddress};
-
 use super::error::RingFault;
-use super::ring::{ChainFault, GuestRing, Mem, Pop, Used};
+use super::guest::GuestMap;
+use super::ring::{ChainFault, GuestRing, Pop, Used};
 use super::vring::{Shared, Vring, signal};
 use crate::net::{QueueCounters, RxQueue, TxQueue};
 use crate::virtio::NET_HDR_LEN;
+use sluice_mempool::{Batch, PktBuf, PktPool};
 
 /// Most buffers one packet is merged over (`MRG_RXBUF`); a packet that needs more is dropped.
 pub const MAX_MERGE: usize = 32;
@@ -62,29 +61,28 @@ impl std::fmt::Debug for VhostBackendRxQueue {
 }
 
 /// Copies one readable buffer into `pkt`, past the `skip` header bytes still to skip.
+#[inline]
 fn copy_in(
-    mem: &Mem,
+    map: &GuestMap,
     pkt: &mut PktBuf,
     skip: &mut usize,
-    addr: GuestAddress,
+    addr: u64,
     len: u32,
 ) -> Result<(), ChainFault> {
+    let fault = ChainFault::Memory { addr, len };
     let len = len as usize;
     let s = (*skip).min(len);
     *skip -= s;
     if s == len {
         return Ok(());
     }
-    let at = addr.0.checked_add(s as u64).ok_or(ChainFault::Memory {
-        addr: addr.0,
-        len: len as u32,
-    })?;
+    let at = addr.checked_add(s as u64).ok_or(fault)?;
     let dst = pkt.append(len - s).ok_or(ChainFault::TooBig)?;
-    mem.read_slice(dst, GuestAddress(at))
-        .map_err(|_| ChainFault::Memory {
-            addr: addr.0,
-            len: len as u32,
-        })
+    if map.read(at, dst) {
+        Ok(())
+    } else {
+        Err(fault)
+    }
 }
 
 impl RxQueue for VhostBackendRxQueue {
@@ -93,11 +91,11 @@ impl RxQueue for VhostBackendRxQueue {
             return 0;
         };
         let v = &mut *guard;
-        let Some((ring, mem, call)) = v.walkable() else {
+        let Some((ring, map, call)) = v.walkable() else {
             return 0;
         };
         // An empty poll costs one load, no buffer.
-        if !ring.has_avail(mem) {
+        if !ring.has_avail() {
             return 0;
         }
         self.used.clear();
@@ -109,7 +107,7 @@ impl RxQueue for VhostBackendRxQueue {
                 break;
             };
             let mut skip = NET_HDR_LEN;
-            match ring.pop(mem, false, |a, l| copy_in(mem, &mut pkt, &mut skip, a, l)) {
+            match ring.pop(false, |a, l| copy_in(map, &mut pkt, &mut skip, a, l)) {
                 Ok(Pop::Empty) => break,
                 Ok(Pop::Chain(chain)) => {
                     self.used.push(Used { chain, len: 0 });
@@ -130,7 +128,7 @@ impl RxQueue for VhostBackendRxQueue {
                 }
             }
         }
-        finish(ring, mem, call, &self.used, &mut fault);
+        finish(ring, call, (&self.used, true), &mut fault);
         v.chain_fault = bad.or(v.chain_fault);
         if let Some(f) = fault {
             v.fail(f);
@@ -150,18 +148,18 @@ impl RxQueue for VhostBackendRxQueue {
     }
 }
 
-/// Publishes a burst's used entries and calls the frontend if it asked.
+/// Publishes a burst's used entries (of buffers the device `read`, or wrote) and calls the
+/// frontend if it asked.
 fn finish(
     ring: &mut GuestRing,
-    mem: &Mem,
     call: &mut Option<std::fs::File>,
-    used: &[Used],
+    (used, read): (&[Used], bool),
     fault: &mut Option<RingFault>,
 ) {
     if used.is_empty() {
         return;
     }
-    if let Err(f) = ring.publish(mem, used) {
+    if let Err(f) = ring.publish(used, read) {
         fault.get_or_insert(f);
         return;
     }
@@ -170,7 +168,7 @@ fn finish(
     // reordering here loses the call it waits for (Linux's vhost_notify and DPDK's
     // vhost_vring_call_split fence here too).
     fence(Ordering::SeqCst);
-    if ring.needs_call(mem) {
+    if ring.needs_call() {
         signal(call);
     }
 }
@@ -207,9 +205,9 @@ impl Outgoing<'_> {
     }
 
     /// Writes what fits of the rest into one writable buffer.
-    fn write(&mut self, mem: &Mem, addr: GuestAddress, len: u32) -> Result<(), ChainFault> {
-        let fault = ChainFault::Memory { addr: addr.0, len };
-        let (mut at, mut room) = (addr.0, len as usize);
+    fn write(&mut self, map: &GuestMap, addr: u64, len: u32) -> Result<(), ChainFault> {
+        let fault = ChainFault::Memory { addr, len };
+        let (mut at, mut room) = (addr, len as usize);
         while room > 0 && self.off < self.total() {
             let src = if self.off < NET_HDR_LEN {
                 &self.hdr[self.off..]
@@ -222,8 +220,9 @@ impl Outgoing<'_> {
                     self.num_buffers[k] = at.wrapping_add((b - self.off) as u64);
                 }
             }
-            mem.write_slice(&src[..n], GuestAddress(at))
-                .map_err(|_| fault)?;
+            if !map.write(at, &src[..n]) {
+                return Err(fault);
+            }
             self.off += n;
             room -= n;
             at = at.checked_add(n as u64).ok_or(fault)?;
@@ -246,15 +245,18 @@ impl VhostBackendTxQueue {
     /// Copies `data` into as many receive buffers as it needs (one without `MRG_RXBUF`).
     fn send(
         ring: &mut GuestRing,
-        mem: &Mem,
+        map: &GuestMap,
         used: &mut Vec<Used>,
         data: &[u8],
         merge: bool,
     ) -> Sent {
         let (start, cursor) = (used.len(), ring.cursor());
         let most = if merge { MAX_MERGE } else { 1 };
+        // num_buffers 1, as most packets take one buffer; patched below when not.
+        let mut hdr = [0; NET_HDR_LEN];
+        hdr[10] = 1;
         let mut out = Outgoing {
-            hdr: [0; NET_HDR_LEN],
+            hdr,
             data,
             off: 0,
             num_buffers: [0; 2],
@@ -266,7 +268,7 @@ impl VhostBackendTxQueue {
                 return Sent::Dropped(ChainFault::TooBig);
             }
             let before = out.off;
-            match ring.pop(mem, true, |a, l| out.write(mem, a, l)) {
+            match ring.pop(true, |a, l| out.write(map, a, l)) {
                 Ok(Pop::Empty) => {
                     ring.rewind(cursor);
                     used.truncate(start);
@@ -288,9 +290,12 @@ impl VhostBackendTxQueue {
                 }
             }
         }
-        let count = ((used.len() - start) as u16).to_le_bytes();
-        for (addr, b) in out.num_buffers.into_iter().zip(count) {
-            if mem.write_obj(b, GuestAddress(addr)).is_err() {
+        let count = (used.len() - start) as u16;
+        if count == 1 {
+            return Sent::Done;
+        }
+        for (addr, b) in out.num_buffers.into_iter().zip(count.to_le_bytes()) {
+            if !map.write(addr, &[b]) {
                 used[start..].iter_mut().for_each(|u| u.len = 0);
                 return Sent::Dropped(ChainFault::Memory { addr, len: 1 });
             }
@@ -309,7 +314,7 @@ impl TxQueue for VhostBackendTxQueue {
         };
         let v = &mut *guard;
         let merge = v.live.as_ref().is_some_and(|l| l.mrg_rxbuf);
-        let Some((ring, mem, call)) = v.walkable() else {
+        let Some((ring, map, call)) = v.walkable() else {
             // Nobody to send to (no frontend, ring stopped): dropped, as a link that is down.
             let n = pkts.len();
             pkts.clear();
@@ -323,7 +328,7 @@ impl TxQueue for VhostBackendTxQueue {
             if self.used.len() + MAX_MERGE > USED_BATCH {
                 break;
             }
-            match Self::send(ring, mem, &mut self.used, pkt.data(), merge) {
+            match Self::send(ring, map, &mut self.used, pkt.data(), merge) {
                 Sent::Done => {
                     sent += 1;
                     bytes += pkt.len() as u64;
@@ -340,7 +345,7 @@ impl TxQueue for VhostBackendTxQueue {
             }
             taken += 1;
         }
-        finish(ring, mem, call, &self.used, &mut fault);
+        finish(ring, call, (&self.used, false), &mut fault);
         v.chain_fault = bad.or(v.chain_fault);
         if let Some(f) = fault {
             v.fail(f);

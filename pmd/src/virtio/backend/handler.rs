@@ -28,17 +28,21 @@ use vhost::vhost_user::{
 use vm_memory::{GuestAddress, GuestMemoryMmap, GuestMemoryRegion, GuestRegionMmap};
 
 use super::error::RingFault;
-use super::ring::{GuestRing, Mem, RingAddrs};
+use super::guest::{GuestMap, Mem};
+use super::ring::{GuestRing, RingAddrs};
 use super::vring::{ControlCounters, Live, Shared, Vring};
 use crate::virtio::feature;
 
 /// Virtio features offered: no offloads (this port neither computes nor checks
-/// checksums, nor segments), no indirect descriptors.
+/// checksums, nor segments), no indirect descriptors; `IN_ORDER` (buffers are always used in
+/// the order they were made available; a packed ring's batch of buffers read goes back as
+/// one used descriptor).
 pub const OFFERED_FEATURES: u64 = feature::VERSION_1
     | feature::MRG_RXBUF
     | feature::EVENT_IDX
     | feature::MQ
     | feature::RING_PACKED
+    | feature::IN_ORDER
     | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits();
 
 /// Largest ring accepted (the split-ring maximum).
@@ -122,11 +126,13 @@ impl Device {
             Some(l) => l.ring.base(),
             None => v.base,
         };
+        let map = GuestMap::new(mem.clone());
         let ring = if self.features & feature::RING_PACKED != 0 {
-            GuestRing::packed(mem, v.size, addrs, base)?
+            let in_order = self.features & feature::IN_ORDER != 0;
+            GuestRing::packed(&map, v.size, addrs, base, in_order)?
         } else {
             GuestRing::split(
-                mem,
+                &map,
                 v.size,
                 addrs,
                 base,
@@ -135,7 +141,7 @@ impl Device {
         };
         v.live = Some(Live {
             ring,
-            mem: mem.clone(),
+            map,
             mrg_rxbuf: self.features & feature::MRG_RXBUF != 0,
             broken: false,
         });

@@ -7,9 +7,11 @@
 //!   rust-vmm's `vhost` crate (backend side: `BackendReqHandler` framing and validating every
 //!   message, `handler`'s `VhostUserBackendReqHandlerMut` keeping the device state), maps the
 //!   frontend's memory table with `vm-memory` (`GuestMemoryMmap`), and sets the rings up.
-//! - `ring`: the device side of a ring in the frontend's memory, every access checked
-//!   against the memory table: split rings through `virtio-queue`'s `Queue`, packed rings
-//!   through a small walker.
+//! - `ring`, `packed`: the device side of a ring in the frontend's memory (split and packed
+//!   layouts), its parts translated once when it is set up; `guest`: the memory table as the
+//!   lcores use it (address translation, copies, ring-field loads and stores), the one
+//!   module with `unsafe`. Split ring layouts are validated with `virtio-queue`'s `Queue`;
+//!   the per-packet walk is this crate's own (see `ring` for why and what it measured).
 //! - `datapath`: [`VhostBackendRxQueue`] (the frontend's transmit ring, copied into
 //!   [`PktBuf`](sluice_mempool::PktBuf)s) and [`VhostBackendTxQueue`] (packets copied into the
 //!   frontend's receive buffers, `MRG_RXBUF`), polled by the lcores.
@@ -27,25 +29,33 @@
 //! frontend tests, `vhost_user::backend`, does use the daemon: there, events are the point.)
 //!
 //! # The frontend is untrusted
-//! Ring addresses are translated through the memory table and must lie wholly inside it;
-//! every descriptor's buffer is read or written through `vm-memory`'s checked accesses (an
-//! address outside the table or a length past a region is refused, never followed); chains
-//! are bounded ([`MAX_CHAIN`]) and must point the right way; an available index that jumps by
-//! more than the ring size stops the ring. What breaks a chain costs that chain (given back
+//! Ring addresses are translated through the memory table and each part of a ring must lie
+//! inside one region; every descriptor's buffer is translated and bounds-checked against the
+//! table before it is read or written (an address outside the table or a length past the
+//! regions that hold it is refused, never followed; a buffer crossing from one region into
+//! the next is copied in two parts); chains are bounded ([`MAX_CHAIN`], and no longer than
+//! the ring: a loop), indirect descriptors refused (`INDIRECT_DESC` is not offered), and must
+//! point the right way; an available index that jumps by more than the ring size stops the
+//! ring. What breaks a chain costs that chain (given back
 //! unused) and is counted as a queue error; what breaks a ring stops it until the frontend
 //! sets it up again ([`VhostUserBackendPort::take_fault`]); what breaks the protocol closes
 //! the connection (counted in [`ControlStats`]). Packet buffers are copies: none of this
 //! process's memory is ever handed to the frontend.
 //!
 //! # Features
-//! [`OFFERED_FEATURES`]: `VERSION_1`, `MRG_RXBUF`, `EVENT_IDX`, `MQ`, `RING_PACKED`, and no
-//! offloads (no checksum or segmentation features: packets are whole and checksummed by
-//! whoever made them). Protocol features: `MQ`, `REPLY_ACK`.
+//! [`OFFERED_FEATURES`]: `VERSION_1`, `MRG_RXBUF`, `EVENT_IDX`, `MQ`, `RING_PACKED`,
+//! `IN_ORDER` (as DPDK's vhost: on a packed ring, a burst of transmitted buffers goes back
+//! as one used descriptor; see docs/devices.md), and no offloads (no checksum or
+//! segmentation features: packets are whole and checksummed by whoever made them). Protocol
+//! features: `MQ`, `REPLY_ACK`.
 
 mod control;
 mod datapath;
 mod error;
+#[allow(unsafe_code)]
+mod guest;
 mod handler;
+mod packed;
 mod ring;
 mod vring;
 

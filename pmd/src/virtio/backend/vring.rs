@@ -8,10 +8,11 @@
 use std::fs::File;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use super::error::RingFault;
-use super::ring::{ChainFault, GuestRing, Mem, RingAddrs};
+use super::guest::GuestMap;
+use super::ring::{ChainFault, GuestRing, RingAddrs};
 
 /// A ring as the frontend has described it so far, and, once started, the live ring.
 #[derive(Default)]
@@ -39,7 +40,8 @@ pub(crate) struct Vring {
 /// A started ring.
 pub(crate) struct Live {
     pub ring: GuestRing,
-    pub mem: Arc<Mem>,
+    /// The memory table the ring was translated with (its mappings live as long as this).
+    pub map: GuestMap,
     /// `MRG_RXBUF` was negotiated: a packet may take several receive buffers.
     pub mrg_rxbuf: bool,
     /// Stopped by a fault: skipped until the frontend sets the ring up again.
@@ -48,12 +50,12 @@ pub(crate) struct Live {
 
 impl Vring {
     /// The ring to walk, when it is started, enabled and not broken.
-    pub(crate) fn walkable(&mut self) -> Option<(&mut GuestRing, &Mem, &mut Option<File>)> {
+    pub(crate) fn walkable(&mut self) -> Option<(&mut GuestRing, &GuestMap, &mut Option<File>)> {
         if !self.enabled {
             return None;
         }
         match &mut self.live {
-            Some(l) if !l.broken => Some((&mut l.ring, &l.mem, &mut self.call)),
+            Some(l) if !l.broken => Some((&mut l.ring, &l.map, &mut self.call)),
             _ => None,
         }
     }

@@ -30,6 +30,7 @@ const BUFS: u64 = GPA + 0x8000;
 
 const F_NEXT: u16 = 1;
 const F_WRITE: u16 = 2;
+const F_INDIRECT: u16 = 4;
 
 struct Liar {
     dev: VhostUserDevice,
@@ -168,7 +169,7 @@ fn bad_chains_are_given_back_and_counted_the_ring_goes_on() {
     let mut liar = Liar::connect(&port, dir.as_path(), 0);
     assert_eq!(port.live_rings(), 2);
     let mut q = port.take_queues().unwrap();
-    let lies: [(&str, &Lie, ChainFault); 4] = [
+    let lies: [(&str, &Lie, ChainFault); 5] = [
         (
             "outside the table",
             &|l| l.desc(1, 0, 0x10, 64, 0, 0),
@@ -197,6 +198,11 @@ fn bad_chains_are_given_back_and_counted_the_ring_goes_on() {
                 l.desc(1, 1, BUFS, 64, F_NEXT, 0);
             },
             ChainFault::Broken,
+        ),
+        (
+            "an indirect table (not offered)",
+            &|l| l.desc(1, 0, BUFS, 64, F_INDIRECT, 0),
+            ChainFault::Indirect,
         ),
     ];
     for (k, (what, lie, fault)) in lies.iter().enumerate() {
