@@ -56,8 +56,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 wait_count() { # LOG REGEX N PID: bounded wait for N matching lines
-    local i=0
-    until [ "$(grep -cE "$2" "$1" 2>/dev/null)" -ge "$3" ]; do
+    local i=0 n
+    # grep -c prints nothing for a log not yet there.
+    until n=$(grep -cE "$2" "$1" 2>/dev/null); [ "${n:-0}" -ge "$3" ]; do
         i=$((i + 1))
         if [ $i -gt 300 ] || ! kill -0 "$4" 2>/dev/null; then
             echo "backend-loopback.sh: no '$2' in $1:" >&2
