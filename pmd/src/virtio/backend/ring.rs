@@ -26,7 +26,7 @@ use vm_memory::GuestAddress;
 
 use super::error::RingFault;
 use super::guest::{GuestMap, HostRange};
-pub(crate) use super::packed::PackedRing;
+pub(crate) use super::packed::{BATCH, One, PackedRing};
 
 /// Most descriptors in one chain: more is a lying driver (a loop, or a chain no net driver
 /// makes; Linux without `INDIRECT_DESC` and without offloads uses one or two).
@@ -37,7 +37,7 @@ pub(crate) const F_NEXT: u16 = 1;
 /// `VIRTQ_DESC_F_WRITE`.
 pub(crate) const F_WRITE: u16 = 2;
 /// `VIRTQ_DESC_F_INDIRECT`.
-const F_INDIRECT: u16 = 4;
+pub(crate) const F_INDIRECT: u16 = 4;
 /// `VRING_AVAIL_F_NO_INTERRUPT` (split, without `EVENT_IDX`).
 const AVAIL_F_NO_INTERRUPT: u16 = 1;
 
@@ -238,6 +238,15 @@ impl GuestRing {
         match self {
             Self::Split(s) => s.pop(writable, visit),
             Self::Packed(p) => p.pop(writable, visit),
+        }
+    }
+
+    /// Takes a batch of single-descriptor buffers at once where the ring allows it (packed
+    /// rings; see [`PackedRing::pop_batch`]); `None`: [`pop`](Self::pop) them one by one.
+    pub(crate) fn pop_batch(&mut self, writable: bool) -> Result<Option<[One; BATCH]>, RingFault> {
+        match self {
+            Self::Split(_) => Ok(None),
+            Self::Packed(p) => p.pop_batch(writable),
         }
     }
 
