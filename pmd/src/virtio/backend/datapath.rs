@@ -13,7 +13,6 @@
 //! stops the ring until the frontend sets it up again, its fault kept for
 //! [`VhostUserBackendPort::take_fault`](super::VhostUserBackendPort::take_fault).
 
-use std::sync::atomic::{Ordering, fence};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use super::error::RingFault;
@@ -255,11 +254,7 @@ fn finish(
         fault.get_or_insert(f);
         return;
     }
-    // The used index (or flags) just stored must be visible before the driver's event index
-    // is read: the driver stores that index, then fences and re-reads ours, so a store-load
-    // reordering here loses the call it waits for (Linux's vhost_notify and DPDK's
-    // vhost_vring_call_split fence here too).
-    fence(Ordering::SeqCst);
+    // `needs_call` fences before it reads the driver's event fields: one fence per burst.
     if ring.needs_call() {
         signal(call);
     }
@@ -300,6 +295,16 @@ impl Outgoing<'_> {
     fn write(&mut self, map: &GuestMap, addr: u64, len: u32) -> Result<(), ChainFault> {
         let fault = ChainFault::Memory { addr, len };
         let (mut at, mut room) = (addr, len as usize);
+        if self.off == 0 && room >= self.total() {
+            // The whole packet in this buffer: header and frame in one translation.
+            self.num_buffers = [addr.wrapping_add(10), addr.wrapping_add(11)];
+            self.off = self.total();
+            return if map.write2(addr, &self.hdr, self.data) {
+                Ok(())
+            } else {
+                Err(fault)
+            };
+        }
         while room > 0 && self.off < self.total() {
             let src = if self.off < NET_HDR_LEN {
                 &self.hdr[self.off..]
@@ -425,8 +430,7 @@ impl VhostBackendTxQueue {
         let mut sent = [None; BATCH];
         for ((d, p), s) in descs.iter().zip(pkts).zip(&mut sent) {
             let total = NET_HDR_LEN + p.len();
-            let ok = map.write(d.addr, &hdr)
-                && (d.addr.checked_add(NET_HDR_LEN as u64)).is_some_and(|a| map.write(a, p.data()));
+            let ok = map.write2(d.addr, &hdr, p.data());
             let len = if ok { total as u32 } else { 0 };
             used.push(Used {
                 chain: d.chain,

@@ -265,7 +265,10 @@ impl GuestRing {
     /// Whether the driver asked to be called for what was published since the last call
     /// to this (its event index or flags).
     pub(crate) fn needs_call(&mut self) -> bool {
-        // The used entries must be visible before the driver's event fields are read.
+        // The used index (or flags) just stored must be visible before the driver's event
+        // fields are read: the driver stores its event index, then fences and re-reads ours,
+        // so a store-load reordering here loses the call it waits for (Linux's vhost_notify
+        // and DPDK's vhost_vring_call_split fence here too).
         fence(Ordering::SeqCst);
         match self {
             Self::Split(s) => s.needs_call(),
