@@ -1,6 +1,12 @@
 //! The device side of a packed ring (virtio 1.2 §2.8): `virtio-queue` 0.18 has none. The
 //! descriptor ring and both event suppression structures are translated once, when the ring
 //! is set up ([`GuestMap::range`]), each inside one region of the memory table.
+//!
+//! Four descriptors fill one 64-byte cache line of the ring, the line the driver is writing
+//! while the device reads it: where the next four are all available single buffers, they are
+//! taken as one batch ([`PackedRing::pop_batch`]: four flags read, one acquire fence, four
+//! descriptors), as DPDK's vhost library does (`virtio_dev_rx_batch_packed`,
+//! `virtio_dev_tx_batch_packed`); anything else goes one descriptor at a time.
 
 use std::sync::atomic::{Ordering, fence};
 
