@@ -13,12 +13,11 @@
 //! stops the ring until the frontend sets it up again, its fault kept for
 //! [`VhostUserBackendPort::take_fault`](super::VhostUserBackendPort::take_fault).
 
-use std::sync::atomic::{Ordering, fence};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use super::error::RingFault;
 use super::guest::GuestMap;
-use super::ring::{ChainFault, GuestRing, Pop, Used};
+use super::ring::{BATCH, ChainFault, GuestRing, One, Pop, Popped, Used};
 use super::vring::{Shared, Vring, signal};
 use crate::net::{QueueCounters, RxQueue, TxQueue};
 use crate::virtio::NET_HDR_LEN;
@@ -85,9 +84,90 @@ fn copy_in(
     }
 }
 
+/// A receive burst: where its chains and packets go, and what it took so far.
+struct Rx<'a> {
+    used: &'a mut Vec<Used>,
+    pool: &'a PktPool,
+    counters: &'a QueueCounters,
+    port: u16,
+    queue: u16,
+    n: u64,
+    bytes: u64,
+    errors: u64,
+    bad: Option<ChainFault>,
+}
+
+/// Why a receive burst stops early.
+enum Stop {
+    NoBuffers,
+    Fault(RingFault),
+}
+
+impl Rx<'_> {
+    /// Hands a chain back (used) and its packet on, or counts the chain's fault.
+    #[inline]
+    fn take<const N: usize>(
+        &mut self,
+        chain: Popped,
+        pkt: Result<PktBuf, ChainFault>,
+        out: &mut Batch<PktBuf, N>,
+    ) {
+        self.used.push(Used { chain, len: 0 });
+        match pkt {
+            Ok(mut pkt) => {
+                let meta = pkt.meta_mut();
+                (meta.port, meta.queue) = (self.port, self.queue);
+                self.bytes += pkt.len() as u64;
+                self.n += 1;
+                let _ = out.push(pkt);
+            }
+            Err(f) => {
+                self.bad = Some(f);
+                self.errors += 1;
+            }
+        }
+    }
+
+    /// Takes a batch of single-descriptor buffers ([`GuestRing::pop_batch`]); `false`: none
+    /// (the single path goes on).
+    fn rx_batch<const N: usize>(
+        &mut self,
+        ring: &mut GuestRing,
+        map: &GuestMap,
+        out: &mut Batch<PktBuf, N>,
+    ) -> Result<bool, Stop> {
+        let cursor = ring.cursor();
+        let Some(descs) = ring.pop_batch(false).map_err(Stop::Fault)? else {
+            return Ok(false);
+        };
+        let pkts: [Option<PktBuf>; BATCH] = std::array::from_fn(|_| self.pool.alloc());
+        if pkts.iter().any(Option::is_none) {
+            // Nothing of the batch was used yet: it is taken again next time.
+            ring.rewind(cursor);
+            self.counters.add_rx_nombuf(1);
+            return Err(Stop::NoBuffers);
+        }
+        for (d, mut pkt) in descs.into_iter().zip(pkts.into_iter().flatten()) {
+            let mut skip = NET_HDR_LEN;
+            let got = copy_in(map, &mut pkt, &mut skip, d.addr, d.len).map(|()| pkt);
+            self.take(d.chain, got, out);
+        }
+        Ok(true)
+    }
+}
+
 impl RxQueue for VhostBackendRxQueue {
     fn rx_burst<const N: usize>(&mut self, out: &mut Batch<PktBuf, N>) -> usize {
-        let Some(mut guard) = try_ring(&self.shared.rings[self.ring]) else {
+        let Self {
+            shared,
+            ring: at,
+            pool,
+            counters,
+            port,
+            queue,
+            used,
+        } = self;
+        let Some(mut guard) = try_ring(&shared.rings[*at]) else {
             return 0;
         };
         let v = &mut *guard;
@@ -98,37 +178,48 @@ impl RxQueue for VhostBackendRxQueue {
         if !ring.has_avail() {
             return 0;
         }
-        self.used.clear();
-        let (mut n, mut bytes, mut errors) = (0u64, 0u64, 0u64);
-        let (mut fault, mut bad) = (None, None);
-        while out.remaining() > 0 && self.used.len() < USED_BATCH {
-            let Some(mut pkt) = self.pool.alloc() else {
-                self.counters.add_rx_nombuf(1);
+        used.clear();
+        let mut t = Rx {
+            used,
+            pool,
+            counters,
+            port: *port,
+            queue: *queue,
+            n: 0,
+            bytes: 0,
+            errors: 0,
+            bad: None,
+        };
+        let mut fault = None;
+        while out.remaining() > 0 && t.used.len() < USED_BATCH {
+            if out.remaining() >= BATCH && t.used.len() + BATCH <= USED_BATCH {
+                match t.rx_batch(ring, map, out) {
+                    Ok(true) => continue,
+                    Ok(false) => {}
+                    Err(Stop::NoBuffers) => break,
+                    Err(Stop::Fault(f)) => {
+                        fault = Some(f);
+                        break;
+                    }
+                }
+            }
+            let Some(mut pkt) = t.pool.alloc() else {
+                t.counters.add_rx_nombuf(1);
                 break;
             };
             let mut skip = NET_HDR_LEN;
             match ring.pop(false, |a, l| copy_in(map, &mut pkt, &mut skip, a, l)) {
                 Ok(Pop::Empty) => break,
-                Ok(Pop::Chain(chain)) => {
-                    self.used.push(Used { chain, len: 0 });
-                    let meta = pkt.meta_mut();
-                    (meta.port, meta.queue) = (self.port, self.queue);
-                    bytes += pkt.len() as u64;
-                    n += 1;
-                    let _ = out.push(pkt);
-                }
-                Ok(Pop::Bad(chain, f)) => {
-                    self.used.push(Used { chain, len: 0 });
-                    bad = Some(f);
-                    errors += 1;
-                }
+                Ok(Pop::Chain(chain)) => t.take(chain, Ok(pkt), out),
+                Ok(Pop::Bad(chain, f)) => t.take(chain, Err(f), out),
                 Err(f) => {
                     fault = Some(f);
                     break;
                 }
             }
         }
-        finish(ring, call, (&self.used, true), &mut fault);
+        let (n, bytes, mut errors, bad) = (t.n, t.bytes, t.errors, t.bad);
+        finish(ring, call, (t.used, true), &mut fault);
         v.chain_fault = bad.or(v.chain_fault);
         if let Some(f) = fault {
             v.fail(f);
@@ -163,11 +254,7 @@ fn finish(
         fault.get_or_insert(f);
         return;
     }
-    // The used index (or flags) just stored must be visible before the driver's event index
-    // is read: the driver stores that index, then fences and re-reads ours, so a store-load
-    // reordering here loses the call it waits for (Linux's vhost_notify and DPDK's
-    // vhost_vring_call_split fence here too).
-    fence(Ordering::SeqCst);
+    // `needs_call` fences before it reads the driver's event fields: one fence per burst.
     if ring.needs_call() {
         signal(call);
     }
@@ -208,6 +295,16 @@ impl Outgoing<'_> {
     fn write(&mut self, map: &GuestMap, addr: u64, len: u32) -> Result<(), ChainFault> {
         let fault = ChainFault::Memory { addr, len };
         let (mut at, mut room) = (addr, len as usize);
+        if self.off == 0 && room >= self.total() {
+            // The whole packet in this buffer: header and frame in one translation.
+            self.num_buffers = [addr.wrapping_add(10), addr.wrapping_add(11)];
+            self.off = self.total();
+            return if map.write2(addr, &self.hdr, self.data) {
+                Ok(())
+            } else {
+                Err(fault)
+            };
+        }
         while room > 0 && self.off < self.total() {
             let src = if self.off < NET_HDR_LEN {
                 &self.hdr[self.off..]
@@ -304,6 +401,52 @@ impl VhostBackendTxQueue {
     }
 }
 
+/// A batch of packets sent ([`VhostBackendTxQueue::send_batch`]): each packet's fault, if
+/// its buffer was bad.
+type SentBatch = [Option<ChainFault>; BATCH];
+
+impl VhostBackendTxQueue {
+    /// Copies `pkts` into a batch of single-descriptor receive buffers
+    /// ([`GuestRing::pop_batch`]) when each packet fits its buffer whole; `None` (nothing
+    /// taken): [`send`](Self::send) them one by one.
+    fn send_batch(
+        ring: &mut GuestRing,
+        map: &GuestMap,
+        used: &mut Vec<Used>,
+        pkts: &[PktBuf; BATCH],
+    ) -> Result<Option<SentBatch>, RingFault> {
+        let cursor = ring.cursor();
+        let Some(descs) = ring.pop_batch(true)? else {
+            return Ok(None);
+        };
+        let fits = |(d, p): (&One, &PktBuf)| NET_HDR_LEN + p.len() <= d.len as usize;
+        if !descs.iter().zip(pkts).all(fits) {
+            ring.rewind(cursor);
+            return Ok(None);
+        }
+        // num_buffers 1: each packet takes one buffer.
+        let mut hdr = [0; NET_HDR_LEN];
+        hdr[10] = 1;
+        let mut sent = [None; BATCH];
+        for ((d, p), s) in descs.iter().zip(pkts).zip(&mut sent) {
+            let total = NET_HDR_LEN + p.len();
+            let ok = map.write2(d.addr, &hdr, p.data());
+            let len = if ok { total as u32 } else { 0 };
+            used.push(Used {
+                chain: d.chain,
+                len,
+            });
+            if !ok {
+                *s = Some(ChainFault::Memory {
+                    addr: d.addr,
+                    len: d.len,
+                });
+            }
+        }
+        Ok(Some(sent))
+    }
+}
+
 impl TxQueue for VhostBackendTxQueue {
     fn tx_burst<const N: usize>(&mut self, pkts: &mut Batch<PktBuf, N>) -> usize {
         if pkts.is_empty() {
@@ -324,9 +467,33 @@ impl TxQueue for VhostBackendTxQueue {
         self.used.clear();
         let (mut taken, mut sent, mut bytes, mut dropped) = (0usize, 0u64, 0u64, 0u64);
         let (mut fault, mut bad) = (None, None);
-        for pkt in pkts.as_slice() {
+        while let Some(pkt) = pkts.as_slice().get(taken) {
             if self.used.len() + MAX_MERGE > USED_BATCH {
                 break;
+            }
+            let four = pkts.as_slice()[taken..].first_chunk::<BATCH>();
+            match four.map(|b| Self::send_batch(ring, map, &mut self.used, b)) {
+                Some(Ok(Some(done))) => {
+                    for (p, f) in four.into_iter().flatten().zip(done) {
+                        match f {
+                            None => {
+                                sent += 1;
+                                bytes += p.len() as u64;
+                            }
+                            Some(f) => {
+                                bad = Some(f);
+                                dropped += 1;
+                            }
+                        }
+                    }
+                    taken += BATCH;
+                    continue;
+                }
+                Some(Err(f)) => {
+                    fault = Some(f);
+                    break;
+                }
+                Some(Ok(None)) | None => {}
             }
             match Self::send(ring, map, &mut self.used, pkt.data(), merge) {
                 Sent::Done => {

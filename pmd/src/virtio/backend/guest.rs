@@ -131,6 +131,31 @@ impl GuestMap {
         true
     }
 
+    /// Copies `head`, then `tail` right after it, into guest memory at `addr`: one
+    /// translation where both lie in one region (a header and its frame); false (after
+    /// writing what fits) if any of it is outside the table.
+    pub(crate) fn write2(&self, addr: u64, head: &[u8], tail: &[u8]) -> bool {
+        let total = head.len() + tail.len();
+        match self.span(addr, total) {
+            Some((p, n)) if n == total => {
+                // SAFETY: as in `read`: `p..p + total` lies inside one mapped region.
+                let dst = unsafe { VolatileSlice::new(p, total) };
+                dst.copy_from(head);
+                if let Ok(rest) = dst.offset(head.len()) {
+                    rest.copy_from(tail);
+                }
+                true
+            }
+            Some(_) => {
+                self.write(addr, head)
+                    && addr
+                        .checked_add(head.len() as u64)
+                        .is_some_and(|a| self.write(a, tail))
+            }
+            None => false,
+        }
+    }
+
     /// The table itself (ring setup validates layouts against it).
     pub(crate) fn mem(&self) -> &Mem {
         &self.mem
@@ -270,6 +295,23 @@ mod tests {
         assert!(!m.read(0x800, &mut back), "before the first");
         assert!(!m.read(u64::MAX - 8, &mut back), "wraps");
         assert!(m.read(0x800, &mut []), "nothing to copy");
+        assert!(
+            m.write2(0x2000 - 8, &data[..4], &data[4..]),
+            "across the regions"
+        );
+        assert!(m.write2(0x1800, &data[..12], &data[12..]), "in one");
+        assert!(m.read(0x2000 - 8, &mut back));
+        assert_eq!(&back[..], &data[..]);
+        assert!(m.read(0x1800, &mut back));
+        assert_eq!(&back[..], &data[..]);
+        assert!(
+            !m.write2(0x3000 - 32, &data[..12], &data[12..]),
+            "past the end"
+        );
+        assert!(
+            !m.write2(0x800, &data[..12], &data[12..]),
+            "before the first"
+        );
     }
 
     #[test]

@@ -26,7 +26,7 @@ use vm_memory::GuestAddress;
 
 use super::error::RingFault;
 use super::guest::{GuestMap, HostRange};
-pub(crate) use super::packed::PackedRing;
+pub(crate) use super::packed::{BATCH, One, PackedRing};
 
 /// Most descriptors in one chain: more is a lying driver (a loop, or a chain no net driver
 /// makes; Linux without `INDIRECT_DESC` and without offloads uses one or two).
@@ -37,7 +37,7 @@ pub(crate) const F_NEXT: u16 = 1;
 /// `VIRTQ_DESC_F_WRITE`.
 pub(crate) const F_WRITE: u16 = 2;
 /// `VIRTQ_DESC_F_INDIRECT`.
-const F_INDIRECT: u16 = 4;
+pub(crate) const F_INDIRECT: u16 = 4;
 /// `VRING_AVAIL_F_NO_INTERRUPT` (split, without `EVENT_IDX`).
 const AVAIL_F_NO_INTERRUPT: u16 = 1;
 
@@ -241,6 +241,15 @@ impl GuestRing {
         }
     }
 
+    /// Takes a batch of single-descriptor buffers at once where the ring allows it (packed
+    /// rings; see [`PackedRing::pop_batch`]); `None`: [`pop`](Self::pop) them one by one.
+    pub(crate) fn pop_batch(&mut self, writable: bool) -> Result<Option<[One; BATCH]>, RingFault> {
+        match self {
+            Self::Split(_) => Ok(None),
+            Self::Packed(p) => p.pop_batch(writable),
+        }
+    }
+
     /// Makes `used` visible to the driver, all at once; `read`: buffers the device read
     /// (the driver's transmit ring), which an `IN_ORDER` packed ring gives back as one.
     pub(crate) fn publish(&mut self, used: &[Used], read: bool) -> Result<(), RingFault> {
@@ -256,7 +265,10 @@ impl GuestRing {
     /// Whether the driver asked to be called for what was published since the last call
     /// to this (its event index or flags).
     pub(crate) fn needs_call(&mut self) -> bool {
-        // The used entries must be visible before the driver's event fields are read.
+        // The used index (or flags) just stored must be visible before the driver's event
+        // fields are read: the driver stores its event index, then fences and re-reads ours,
+        // so a store-load reordering here loses the call it waits for (Linux's vhost_notify
+        // and DPDK's vhost_vring_call_split fence here too).
         fence(Ordering::SeqCst);
         match self {
             Self::Split(s) => s.needs_call(),

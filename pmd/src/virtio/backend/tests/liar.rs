@@ -26,21 +26,21 @@ const MEM: u64 = 1 << 16;
 /// Ring entries.
 const SIZE: u16 = 8;
 /// Where its packet buffers start.
-const BUFS: u64 = GPA + 0x8000;
+pub(super) const BUFS: u64 = GPA + 0x8000;
 
-const F_NEXT: u16 = 1;
-const F_WRITE: u16 = 2;
+pub(super) const F_NEXT: u16 = 1;
+pub(super) const F_WRITE: u16 = 2;
 const F_INDIRECT: u16 = 4;
 
-struct Liar {
+pub(super) struct Liar {
     dev: VhostUserDevice,
     file: File,
-    mem: GuestMemoryMmap<()>,
+    pub(super) mem: GuestMemoryMmap<()>,
     /// Per ring: next available index written.
     avail: [u16; 2],
 }
 
-fn ring_at(r: u16) -> VringSetup {
+pub(super) fn ring_at(r: u16) -> VringSetup {
     let base = GPA + 0x1000 * u64::from(r);
     VringSetup {
         kind: RingKind::Split,
@@ -53,8 +53,8 @@ fn ring_at(r: u16) -> VringSetup {
 
 impl Liar {
     /// Connects, negotiates `features` (VERSION_1 and what else is offered of them), sends
-    /// the memory table and sets rings 0 and 1 up as split rings of 8.
-    fn connect(port: &VhostUserBackendPort, dir: &Path, features: u64) -> Self {
+    /// the memory table and sets rings 0 and 1 up as rings of 8 (packed with `RING_PACKED`).
+    pub(super) fn connect(port: &VhostUserBackendPort, dir: &Path, features: u64) -> Self {
         let path = dir.join("liar-mem");
         let file = File::options()
             .read(true)
@@ -83,7 +83,11 @@ impl Liar {
         };
         liar.table(MEM, GPA).unwrap();
         for r in 0..2 {
-            liar.dev.setup_vring(r, &ring_at(r)).unwrap();
+            let mut ring = ring_at(r);
+            if features & feature::RING_PACKED != 0 {
+                ring.kind = RingKind::Packed;
+            }
+            liar.dev.setup_vring(r, &ring).unwrap();
         }
         liar
     }
@@ -155,7 +159,7 @@ impl Liar {
 /// Writes a lie into the liar's rings.
 type Lie = dyn Fn(&Liar);
 
-fn rx_once(q: &mut super::super::VhostBackendRxQueue) -> Vec<Vec<u8>> {
+pub(super) fn rx_once(q: &mut super::super::VhostBackendRxQueue) -> Vec<Vec<u8>> {
     let mut b: Batch<PktBuf> = Batch::new();
     q.rx_burst(&mut b);
     b.iter().map(|p| p.data().to_vec()).collect()

@@ -2,6 +2,7 @@
 //! pages, a real unix socket), and against a frontend that lies (`liar`): rings written by
 //! hand in shared memory, raw messages on the socket.
 
+mod batch;
 mod datapath;
 mod liar;
 mod lifecycle;
