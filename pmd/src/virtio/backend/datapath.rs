@@ -26,6 +26,14 @@ use sluice_mempool::{Batch, PktBuf, PktPool};
 /// Most buffers one packet is merged over (`MRG_RXBUF`); a packet that needs more is dropped.
 pub const MAX_MERGE: usize = 32;
 
+/// `virtio_net_hdr_v1` of a packet in one receive buffer: no offloads, `num_buffers` 1 (also
+/// what a device without `MRG_RXBUF` writes there).
+const HDR_ONE_BUFFER: [u8; NET_HDR_LEN] = {
+    let mut h = [0; NET_HDR_LEN];
+    h[10] = 1;
+    h
+};
+
 /// Used entries a queue gathers in one burst.
 pub(crate) const USED_BATCH: usize = 512;
 
@@ -140,14 +148,14 @@ impl Rx<'_> {
         let Some(descs) = ring.pop_batch(false).map_err(Stop::Fault)? else {
             return Ok(false);
         };
-        let pkts: [Option<PktBuf>; BATCH] = std::array::from_fn(|_| self.pool.alloc());
-        if pkts.iter().any(Option::is_none) {
+        let mut pkts: Batch<PktBuf, BATCH> = Batch::new();
+        if !self.pool.alloc_bulk(&mut pkts, BATCH) {
             // Nothing of the batch was used yet: it is taken again next time.
             ring.rewind(cursor);
             self.counters.add_rx_nombuf(1);
             return Err(Stop::NoBuffers);
         }
-        for (d, mut pkt) in descs.into_iter().zip(pkts.into_iter().flatten()) {
+        for (d, mut pkt) in descs.into_iter().zip(pkts.drain()) {
             let mut skip = NET_HDR_LEN;
             let got = copy_in(map, &mut pkt, &mut skip, d.addr, d.len).map(|()| pkt);
             self.take(d.chain, got, out);
@@ -277,9 +285,8 @@ impl std::fmt::Debug for VhostBackendTxQueue {
     }
 }
 
-/// Where the bytes of one outgoing packet (`virtio_net_hdr_v1`, then the frame) stand.
+/// Where the bytes of one outgoing packet ([`HDR_ONE_BUFFER`], then the frame) stand.
 struct Outgoing<'a> {
-    hdr: [u8; NET_HDR_LEN],
     data: &'a [u8],
     off: usize,
     /// Guest addresses of the header's `num_buffers` bytes, once written.
@@ -299,7 +306,7 @@ impl Outgoing<'_> {
             // The whole packet in this buffer: header and frame in one translation.
             self.num_buffers = [addr.wrapping_add(10), addr.wrapping_add(11)];
             self.off = self.total();
-            return if map.write2(addr, &self.hdr, self.data) {
+            return if map.write2(addr, &HDR_ONE_BUFFER, self.data) {
                 Ok(())
             } else {
                 Err(fault)
@@ -307,7 +314,7 @@ impl Outgoing<'_> {
         }
         while room > 0 && self.off < self.total() {
             let src = if self.off < NET_HDR_LEN {
-                &self.hdr[self.off..]
+                &HDR_ONE_BUFFER[self.off..]
             } else {
                 &self.data[self.off - NET_HDR_LEN..]
             };
@@ -349,11 +356,9 @@ impl VhostBackendTxQueue {
     ) -> Sent {
         let (start, cursor) = (used.len(), ring.cursor());
         let most = if merge { MAX_MERGE } else { 1 };
-        // num_buffers 1, as most packets take one buffer; patched below when not.
-        let mut hdr = [0; NET_HDR_LEN];
-        hdr[10] = 1;
+        // The header says num_buffers 1, as most packets take one buffer; patched below
+        // when not.
         let mut out = Outgoing {
-            hdr,
             data,
             off: 0,
             num_buffers: [0; 2],
@@ -424,13 +429,10 @@ impl VhostBackendTxQueue {
             ring.rewind(cursor);
             return Ok(None);
         }
-        // num_buffers 1: each packet takes one buffer.
-        let mut hdr = [0; NET_HDR_LEN];
-        hdr[10] = 1;
         let mut sent = [None; BATCH];
         for ((d, p), s) in descs.iter().zip(pkts).zip(&mut sent) {
             let total = NET_HDR_LEN + p.len();
-            let ok = map.write2(d.addr, &hdr, p.data());
+            let ok = map.write2(d.addr, &HDR_ONE_BUFFER, p.data());
             let len = if ok { total as u32 } else { 0 };
             used.push(Used {
                 chain: d.chain,
