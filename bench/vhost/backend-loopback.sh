@@ -42,6 +42,7 @@ done
 command -v dpdk-testpmd >/dev/null || { echo "backend-loopback.sh: dpdk-testpmd is missing" >&2; exit 1; }
 [ -x "$bin/sluice-fwd" ] || { echo "backend-loopback.sh: $bin/sluice-fwd is missing" >&2; exit 1; }
 
+. bench/vhost/lib.sh
 work=$(mktemp -d /tmp/sluice-vhost-backend-lb.XXXXXX)
 prefix=sluice-vblb-$$
 pids=()
@@ -55,19 +56,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-wait_count() { # LOG REGEX N PID: bounded wait for N matching lines
-    local i=0 n
-    # grep -c prints nothing for a log not yet there.
-    until n=$(grep -cE "$2" "$1" 2>/dev/null); [ "${n:-0}" -ge "$3" ]; do
-        i=$((i + 1))
-        if [ $i -gt 300 ] || ! kill -0 "$4" 2>/dev/null; then
-            echo "backend-loopback.sh: no '$2' in $1:" >&2
-            tail -20 "$1" >&2
-            return 1
-        fi
-        sleep 0.1
-    done
-}
 stop_pid() {
     local p=$1 i=0
     kill -INT "$p" 2>/dev/null || true
@@ -77,14 +65,6 @@ stop_pid() {
     local keep=() q
     for q in "${pids[@]}"; do [ "$q" = "$p" ] || keep+=("$q"); done
     pids=("${keep[@]}")
-}
-cpu_ns() {
-    local sum=0 t v
-    for t in /proc/"$1"/task/*/schedstat; do
-        read -r v _ < "$t" 2>/dev/null || continue
-        sum=$((sum + v))
-    done
-    echo "$sum"
 }
 # The sum over the ports of the $3-th "show port stats all" of field $2.
 stat_sum() {
@@ -146,7 +126,7 @@ round() {
         hpid=$!
         pids+=("$hpid")
         exec {hfd}> "$work/vhost.in"
-        wait_count "$work/vhost.log" 'testpmd> ' 1 "$hpid"
+        wait_for "$work/vhost.log" 'testpmd> ' 1 "$hpid"
         echo start >&"$hfd"
     else
         sluice_config > "$work/sluice.toml"
@@ -167,7 +147,7 @@ round() {
     vpid=$!
     pids+=("$vpid")
     exec {vfd}> "$work/virtio.in"
-    wait_count "$work/virtio.log" 'testpmd> ' 1 "$vpid"
+    wait_for "$work/virtio.log" 'testpmd> ' 1 "$vpid"
     echo "set fwd mac" >&"$vfd"
     [ "$size" != 64 ] && echo "set txpkts $size" >&"$vfd"
     echo "start tx_first 32" >&"$vfd"
@@ -179,7 +159,7 @@ round() {
     sleep "$window"
     echo "show port stats all" >&"$vfd"
     c1=$(cpu_ns "$hpid")
-    wait_count "$work/virtio.log" 'Rx-pps:' $((2 * ports)) "$vpid"
+    wait_for "$work/virtio.log" 'Rx-pps:' $((2 * ports)) "$vpid"
     p0=$(stat_sum "$work/virtio.log" RX-packets 1)
     p1=$(stat_sum "$work/virtio.log" RX-packets 2)
     pps=$(stat_sum "$work/virtio.log" Rx-pps 2)

@@ -1,4 +1,5 @@
-# Shared by interop-testpmd.sh and latency.sh (sourced, not run): DPDK's testpmd with vhost
+# Shared by interop-testpmd.sh and latency.sh (sourced, not run; the loopback benches take
+# wait_for and cpu_ns from it): DPDK's testpmd with vhost
 # ports in io forwarding, driven through a fifo, and sluice-pktgen's configuration with two
 # virtio-user ports on them. The caller sets `work` (a directory it removes), `prefix` (the
 # DPDK file prefix) and `queues`, and calls `vhost_cleanup` on exit.
@@ -35,8 +36,9 @@ vhost_cleanup() {
 # Bounded wait until file $1 has at least $3 lines matching $2 while pid $4 lives (the bound,
 # 2 min, only ends a hang: a busy host slows these steps, it does not fail them).
 wait_for() {
-    local file=$1 re=$2 n=$3 pid=$4 i=0
-    until [ "$(grep -cE "$re" "$file" 2>/dev/null)" -ge "$n" ]; do
+    local file=$1 re=$2 n=$3 pid=$4 i=0 c
+    # grep -c prints nothing for a log not yet there.
+    until c=$(grep -cE "$re" "$file" 2>/dev/null); [ "${c:-0}" -ge "$n" ]; do
         i=$((i + 1))
         if [ $i -gt 1200 ] || ! kill -0 "$pid" 2>/dev/null; then
             tail -40 "$file" >&2
@@ -44,6 +46,16 @@ wait_for() {
         fi
         sleep 0.1
     done
+}
+
+# On-CPU nanoseconds of every thread of pid $1 (schedstat's first field).
+cpu_ns() {
+    local sum=0 t v
+    for t in /proc/"$1"/task/*/schedstat; do
+        read -r v _ < "$t" 2>/dev/null || continue
+        sum=$((sum + v))
+    done
+    echo "$sum"
 }
 
 # Starts dpdk-testpmd in io forwarding (pid in $tp, commands on fd 3) with EAL arguments up

@@ -47,6 +47,7 @@ if [[ " $sides " == *" sluice "* ]] && [ ! -x "$bin/sluice-fwd" ]; then
 fi
 [ "$(nproc)" -ge 2 ] || { echo "loopback.sh: needs 2 cores (has $(nproc))" >&2; exit 1; }
 
+. bench/vhost/lib.sh
 work=$(mktemp -d /tmp/sluice-vhost-loopback.XXXXXX)
 prefix=sluice-vlb-$$
 pids=()
@@ -138,16 +139,6 @@ quit_interactive() {
     eval "exec ${!fd_var}>&-"
     stop_pid "$pid"
     rm -f "$work/$name.in"
-}
-
-# On-CPU nanoseconds of every thread of pid $1 (schedstat's first field).
-cpu_ns() {
-    local sum=0 t v
-    for t in /proc/"$1"/task/*/schedstat; do
-        read -r v _ < "$t" 2>/dev/null || continue
-        sum=$((sum + v))
-    done
-    echo "$sum"
 }
 
 # The values of "$2:" in the N-th (1-based, $3) port stats block of $1.log.
