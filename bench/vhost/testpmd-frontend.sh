@@ -23,6 +23,8 @@ cd "$(dirname "$0")/../.."
 bin=${1:-${CARGO_TARGET_DIR:-target}/release}
 bursts=${SLUICE_FRONTEND_BURSTS:-8}
 sizes=${SLUICE_FRONTEND_SIZES:-64 1518}
+# wait_for from lib.sh; this script's fail and step print its own two logs.
+. bench/vhost/lib.sh
 cur_log="" sl_log=""
 fail() {
     for f in "$cur_log" "$sl_log"; do
@@ -57,18 +59,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# Bounded wait until file $1 has at least $3 lines matching $2 while pid $4 lives.
-wait_for() {
-    local file=$1 re=$2 n=$3 pid=$4 i=0
-    until [ "$(grep -cE "$re" "$file" 2>/dev/null)" -ge "$n" ]; do
-        i=$((i + 1))
-        if [ $i -gt 600 ] || ! kill -0 "$pid" 2>/dev/null; then
-            return 1
-        fi
-        sleep 0.1
-    done
-}
 
 # sluice-fwd's configuration: two vhost-user ports switched to each other.
 config() {
